@@ -98,9 +98,7 @@ def extract_backbone_state_dict(obj: Any) -> dict[str, torch.Tensor]:
         for key in _NESTED_KEYS:
             if key in obj and isinstance(obj[key], Mapping):
                 return extract_backbone_state_dict(obj[key])
-        raise CheckpointError(
-            f"no backbone state_dict found in checkpoint with top-level keys {sorted(obj)[:10]}"
-        )
+        raise CheckpointError(f"no backbone state_dict found in checkpoint with top-level keys {sorted(obj)[:10]}")
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"expected a state_dict (a mapping of tensors), got {type(obj).__name__}")
     has_backbone_prefix = any(k.startswith(("backbone.", "teacher.backbone.")) for k in obj)
@@ -194,9 +192,7 @@ def load_backbone_weights(
 ) -> None:
     """Strictly load a backbone ``state_dict``; on any mismatch raise :class:`CheckpointError` with a report."""
     own = model.state_dict()
-    ok = set(own) == set(state_dict) and all(
-        tuple(own[k].shape) == tuple(state_dict[k].shape) for k in own
-    )
+    ok = set(own) == set(state_dict) and all(tuple(own[k].shape) == tuple(state_dict[k].shape) for k in own)
     if not ok:
         raise CheckpointError(describe_mismatch(model, state_dict, source, fits))
     model.load_state_dict(state_dict, strict=True)

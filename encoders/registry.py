@@ -183,10 +183,18 @@ def models_fitting(state_dict: dict[str, torch.Tensor]) -> list[str]:
 # --------------------------------------------------------------------------------------- presets
 def _official(arch: str, size: str, embed_dim: int, depth: int, num_heads: int, ffn_layer: str, reg: bool) -> None:
     kwargs = dict(
-        img_size=518, patch_size=14, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=4.0,
-        init_values=1.0, ffn_layer=ffn_layer, num_register_tokens=4 if reg else 0,
-        interpolate_antialias=reg, interpolate_offset=0.0 if reg else 0.1,
-    )  # fmt: skip
+        img_size=518,
+        patch_size=14,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=4.0,
+        init_values=1.0,
+        ffn_layer=ffn_layer,
+        num_register_tokens=4 if reg else 0,
+        interpolate_antialias=reg,
+        interpolate_offset=0.0 if reg else 0.1,
+    )
     name = f"dinov2_{arch}14" + ("_reg" if reg else "")
     url = f"{DINOV2_BASE_URL}/dinov2_{arch}14/dinov2_{arch}14{'_reg4' if reg else ''}_pretrain.pth"
     register_model(
@@ -218,9 +226,15 @@ for _patch in (14, 16):
             ModelSpec(
                 name=f"vit_{_name}_patch{_patch}",
                 kwargs=dict(
-                    img_size=224, patch_size=_patch, embed_dim=_dim, depth=_depth, num_heads=_heads,
-                    mlp_ratio=4.0, init_values=1e-5, ffn_layer="mlp",
-                ),  # fmt: skip
+                    img_size=224,
+                    patch_size=_patch,
+                    embed_dim=_dim,
+                    depth=_depth,
+                    num_heads=_heads,
+                    mlp_ratio=4.0,
+                    init_values=1e-5,
+                    ffn_layer="mlp",
+                ),
                 description=f"{_desc}, patch {_patch}",
                 aliases=(f"{_name}{_patch}",),
             )
