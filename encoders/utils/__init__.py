@@ -1,0 +1,1 @@
+"""Run infrastructure shared by every CLI: typed configs, logging, progress, TensorBoard, seeding."""
