@@ -1,0 +1,92 @@
+"""Run infrastructure: dataclass CLI configs, progress lines, RNG capture."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.utils.config import config_to_dict, field_docs, load_config, parse_config, save_config
+from encoders.utils.progress import Progress
+from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
+
+
+@dataclass
+class _Optim:
+    lr: float = 1e-3
+    """peak learning rate"""
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class _Config:
+    """A config used by the tests."""
+
+    name: str = "run"
+    """the run name"""
+    steps: int = 10
+    mode: Literal["fast", "exact"] = "fast"
+    """how to run"""
+    output: Path | None = None
+    compile: bool = False
+    optim: _Optim = field(default_factory=_Optim)
+
+
+PRESETS = {"long": {"steps": 1000, "optim.lr": 0.5}}
+
+
+def test_flags_presets_and_nested_sections():
+    cfg = parse_config(
+        _Config, ["--preset", "long", "--mode", "exact", "--compile", "--optim.betas", "0.1", "0.2"], PRESETS
+    )
+    assert cfg == _Config(steps=1000, mode="exact", compile=True, optim=_Optim(lr=0.5, betas=(0.1, 0.2)))
+    cfg = parse_config(_Config, ["--preset", "long", "--steps", "3", "--output", "none"], PRESETS)
+    assert cfg.steps == 3 and cfg.optim.lr == 0.5 and cfg.output is None
+
+
+def test_invalid_choices_are_rejected(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(_Config, ["--mode", "slow"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_config(_Config, ["--preset", "nope"], PRESETS)
+
+
+def test_help_text_comes_from_field_docstrings(capsys):
+    assert field_docs(_Config)["mode"] == "how to run"
+    with pytest.raises(SystemExit):
+        parse_config(_Config, ["--help"], PRESETS)
+    out = capsys.readouterr().out
+    assert "how to run" in out and "peak learning rate" in out and "--optim.lr" in out
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = _Config(output=tmp_path / "x", optim=_Optim(lr=2.0, betas=(0.5, 0.6)))
+    save_config(cfg, tmp_path)
+    assert load_config(_Config, tmp_path) == cfg
+    assert config_to_dict(cfg)["output"] == str(tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="run directory"):
+        load_config(_Config, tmp_path / "missing")
+
+
+def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    seed_everything(5)
+    torch.save(get_rng_state(), tmp_path / "rng.pt")
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_progress_logs_lines_with_rate_and_eta_when_not_a_tty(caplog):
+    with caplog.at_level(logging.INFO, logger="encoders.utils.progress"):
+        bar = Progress(total=4, desc="train", log_every_s=0.0)
+        for _ in range(4):
+            bar.update(1, loss=0.5)
+        bar.close()
+    assert "train: 4/4 (100%)" in caplog.text and "loss=0.5" in caplog.text and "it/s" in caplog.text
