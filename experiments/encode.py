@@ -1,0 +1,95 @@
+"""Encode one image: print the feature shapes and write a PCA-of-patch-features PNG next to it.
+
+    python -m experiments.encode --encoder vits14 --image photo.jpg
+    python -m experiments.encode --encoder vit_tiny_patch14 --weights runs/pretrain/backbone.pth --image photo.jpg
+    python -m experiments.encode --encoder vits14 --weights official --image photo.jpg   # needs network or hub cache
+    python -m experiments.encode --encoder vits14 --demo-scene out/scene.png            # a procedural scene
+
+The image is resized so its longer side is ``--size`` and both sides are multiples of the patch size.
+The PNG shows the image and the first 3 principal components of its patch features as RGB
+(``<image>_pca.png``; with ``--foreground-threshold`` the background is masked, as in the DINOv2 paper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import encoders
+from encoders.eval.pca import pca_rgb, upsample_map
+from encoders.preprocessing import images_to_tensor, read_image_rgb, resize_to_multiple
+from encoders.utils.logging import setup_logging
+
+logger = logging.getLogger("experiments.encode")
+
+
+def load_encoder(name: str, weights: str | None, device: str) -> encoders.DinoVisionTransformer:
+    """``--encoder`` + ``--weights`` (None: random init, ``official``: hub download, else a file)."""
+    pretrained: bool | str = False if weights is None else (True if weights == "official" else weights)
+    return encoders.create_model(name, pretrained=pretrained).to(device).eval()
+
+
+def write_demo_scene(path: Path, size: int) -> Path:
+    """Render a procedural scene (``envs.scenes``) to ``path`` for a no-download demo."""
+    from envs.scenes import SceneGenerator
+
+    scene = SceneGenerator(image_size=size).generate(0, split="test")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="image file (jpg/png/webp/bmp/...)")
+    source.add_argument("--demo-scene", type=Path, metavar="PATH", help="render a procedural scene to PATH and use it")
+    parser.add_argument(
+        "--encoder", default="vits14", help=f"registry name; one of {', '.join(encoders.list_models())}"
+    )
+    parser.add_argument(
+        "--weights", default=None, help="checkpoint path, 'official' (download), or omit for random init"
+    )
+    parser.add_argument("--size", type=int, default=448, help="longer side in pixels before patch alignment")
+    parser.add_argument("--output", type=Path, default=None, help="PNG path (default: <image>_pca.png)")
+    parser.add_argument("--foreground-threshold", type=float, default=None, help="mask the background (e.g. 0.5)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    try:
+        model = load_encoder(args.encoder, args.weights, args.device)
+        image_path = args.image if args.image is not None else write_demo_scene(args.demo_scene, args.size)
+        image = read_image_rgb(image_path)
+    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    image = resize_to_multiple(image, model.patch_size, mode="resize", max_side=args.size)
+    h, w = image.shape[0] // model.patch_size, image.shape[1] // model.patch_size
+    with torch.inference_mode():
+        feats = model.forward_features(images_to_tensor(image, device=args.device))
+    if args.weights is None:
+        logger.warning("random-init %s: pass --weights for meaningful features", args.encoder)
+
+    print(f"encoder {args.encoder}: embed_dim={model.embed_dim}, patch={model.patch_size}, blocks={model.n_blocks}")
+    print(f"image {image_path}: resized to {image.shape[0]}x{image.shape[1]} -> {h}x{w} patches")
+    for key, value in feats.items():
+        print(f"  {key:20s} {tuple(value.shape) if value is not None else None}")
+
+    patch = feats["x_norm_patchtokens"].reshape(1, h, w, -1).cpu()
+    pca = upsample_map(pca_rgb(patch, args.foreground_threshold)[0], image.shape[0], image.shape[1])
+    panel = np.concatenate([image, pca], axis=1)
+    out = args.output or image_path.with_name(f"{image_path.stem}_pca.png")
+    cv2.imwrite(str(out), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
