@@ -138,7 +138,7 @@ class _ImageFiles(Dataset):
         if self._bad[index]:
             return
         self._bad[index] = 1
-        logger.warning("skipping unreadable image %s: %s", self.samples[index], error)
+        logger.warning("skipping unreadable image: %s", error)
 
     def load_image(self, index: int) -> tuple[np.ndarray, int]:
         """Decode sample ``index`` (or the next readable one, see module docstring) -> (``(H, W, 3)`` uint8, index)."""
