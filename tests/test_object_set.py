@@ -1,0 +1,75 @@
+"""Labelled object set: determinism, disjoint splits, colour control, on-disk layout and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from envs.scenes import OBJECT_CLASSES, PLAIN_BACKGROUND
+from envs.scenes.object_set import fixed_class_colour, main, make_object_set, sample_object
+
+
+def test_sample_is_deterministic_and_splits_differ():
+    a = sample_object("car", 3, "train")
+    b = sample_object("car", 3, "train")
+    assert a.image.tobytes() == b.image.tobytes() and a.to_dict() == b.to_dict()
+    assert a.image.shape == (112, 112, 3) and a.image.dtype == np.uint8
+    train = {sample_object("tree", i, "train").image.tobytes() for i in range(20)}
+    val = {sample_object("tree", i, "val").image.tobytes() for i in range(20)}
+    assert len(train) == 20 and not train & val
+    assert sample_object("car", 3, "train", seed=1).image.tobytes() != a.image.tobytes()
+
+
+def test_colour_override_changes_only_the_colour():
+    a = sample_object("bicycle", 7, "val", backgrounds=("plain",))
+    b = sample_object("bicycle", 7, "val", backgrounds=("plain",), colour=(10, 200, 30))
+    assert (a.size, a.angle, a.offset, a.background) == (b.size, b.angle, b.offset, b.background)
+    assert b.colour == (10, 200, 30) and a.colour != b.colour
+    plain = np.asarray(PLAIN_BACKGROUND, np.uint8)
+    # same silhouette: the set of pixels that differ from the plain background is the same
+    assert np.array_equal(np.any(a.image != plain, -1), np.any(b.image != plain, -1))
+    assert not np.array_equal(a.image, b.image)
+
+
+def test_objects_stay_inside_the_image():
+    for c in OBJECT_CLASSES:
+        for i in range(3):
+            s = sample_object(c, i, "test", backgrounds=("plain",), size_range=(0.8, 0.8), max_offset=0.3)
+            touched = np.any(s.image != np.asarray(PLAIN_BACKGROUND, np.uint8), -1)
+            assert not (touched[0].any() or touched[-1].any() or touched[:, 0].any() or touched[:, -1].any()), c
+
+
+def test_fixed_colour_mode_and_make_object_set():
+    images, labels, samples = make_object_set(2, "train", classes=("car", "boat"), colour_mode="fixed")
+    assert images.shape == (4, 112, 112, 3) and labels.tolist() == [0, 0, 1, 1]
+    assert [s.colour for s in samples] == [fixed_class_colour("car")] * 2 + [fixed_class_colour("boat")] * 2
+    assert fixed_class_colour("car") != fixed_class_colour("boat")
+    with pytest.raises(ValueError, match="unknown object class"):
+        sample_object("yeti", 0)
+    with pytest.raises(ValueError, match="unknown split"):
+        sample_object("car", 0, "holdout")
+
+
+def test_object_set_cli(tmp_path):
+    out = tmp_path / "objects"
+    argv = ["--out", str(out), "--per-class", "2", "--split", "val", "--image-size", "56"]
+    assert main([*argv, "--classes", "car", "person", "flower"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["car", "flower", "person"]
+    assert sorted(p.name for p in (out / "car").iterdir()) == ["car_00000.png", "car_00001.png"]
+    labels = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 6 and {d["split"] for d in labels} == {"val"}
+    assert labels[0]["file"] == "car/car_00000.png" and labels[0]["colour"] == list(sample_object(
+        "car", 0, "val", image_size=56).colour)  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["per_class"] == 2
+
+    from encoders.data.image_folder import LabelledImageFolder
+
+    dataset = LabelledImageFolder(out)
+    assert dataset.classes == ["car", "flower", "person"] and len(dataset) == 6
+    image, label = dataset[0]
+    assert image.shape == (56, 56, 3) and label == 0
+    assert np.array_equal(image, sample_object("car", 0, "val", image_size=56).image)
+    assert main(["--per-class", "1"]) == 2  # missing --out
+    assert main(["--out", str(out), "--classes", "dragon"]) == 2
