@@ -60,8 +60,8 @@ def test_object_set_cli(tmp_path):
     assert sorted(p.name for p in (out / "car").iterdir()) == ["car_00000.png", "car_00001.png"]
     labels = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
     assert len(labels) == 6 and {d["split"] for d in labels} == {"val"}
-    assert labels[0]["file"] == "car/car_00000.png" and labels[0]["colour"] == list(sample_object(
-        "car", 0, "val", image_size=56).colour)  # fmt: skip
+    assert labels[0]["file"] == "car/car_00000.png"
+    assert labels[0]["colour"] == list(sample_object("car", 0, "val", image_size=56).colour)
     assert json.loads((out / "config.json").read_text())["per_class"] == 2
 
     from encoders.data.image_folder import LabelledImageFolder

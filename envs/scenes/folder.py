@@ -122,8 +122,8 @@ class FolderSceneSource:
             raise IndexError(f"index {index} out of range for {len(self)} photos")
         index %= len(self)
         image = fit_photo(read_image_rgb(self.files[index]), self.image_size, self.patch_size, self.mode)
-        return Scene(image=image, objects=[], background="photo", split="folder", scene_id=index, layout=None,
-                     source=str(self.files[index]))  # fmt: skip
+        source = str(self.files[index])
+        return Scene(image, [], background="photo", split="folder", scene_id=index, layout=None, source=source)
 
     def __getitem__(self, index: int) -> Scene:
         return self.load(index)

@@ -162,9 +162,7 @@ class SceneGenerator:
             lo_y, hi_y = h / 2 + 4, self.image_size - 1 - h / 2 - 4
             center = (float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y)))
             region = region_for(center, obj_size, extent, angle)
-            x0, y0, x1, y1 = region
-            if all(x1 + gap <= o.region[0] or o.region[2] + gap <= x0 or y1 + gap <= o.region[1]
-                   or o.region[3] + gap <= y0 for o in placed):  # fmt: skip
+            if not any(_too_close(region, o.region, gap) for o in placed):
                 return ObjectLayout(class_name, center, obj_size, angle, colour, style_seed, region)
         return None
 
@@ -223,6 +221,11 @@ class SceneGenerator:
         style details (default ``np.random.default_rng(0)``). Parts that leave the image are clipped.
         """
         return render_object(class_name, colour, size, image_size, background, angle, rng, offset, self.outline)
+
+
+def _too_close(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int) -> bool:
+    """Whether boxes ``a`` and ``b`` (exclusive ends) are closer than ``gap`` pixels along both axes."""
+    return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
 
 
 def render_object(

@@ -116,8 +116,7 @@ def render_layout(layout: SceneLayout, split: str, scene_id: int) -> Scene:
         if bbox is None:  # pragma: no cover - layouts keep regions inside the image
             raise RuntimeError(f"object {obj.class_name} at {obj.center} lies outside the image")
         objects.append(_annotation(obj, bbox, obj.colour))
-    return Scene(image=image, objects=objects, background=layout.background, split=split, scene_id=scene_id,
-                 layout=layout)  # fmt: skip
+    return Scene(image, objects, background=layout.background, split=split, scene_id=scene_id, layout=layout)
 
 
 def redraw(scene: Scene, colour_sets: Sequence[Mapping[int, Colour]]) -> list[Scene]:

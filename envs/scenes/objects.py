@@ -172,8 +172,8 @@ def draw_bicycle(p: Painter, rng: np.random.Generator) -> None:
         p.ring(cx, cy, 0.2, 0.16, dark)
         for k in range(4):
             a = math.radians(45 * k + 20)
-            p.line(cx - 0.16 * math.cos(a), cy - 0.16 * math.sin(a), cx + 0.16 * math.cos(a), cy + 0.16 * math.sin(a),
-                   0.012, fixed(pal.HUB))  # fmt: skip
+            dx, dy = 0.16 * math.cos(a), 0.16 * math.sin(a)
+            p.line(cx - dx, cy - dy, cx + dx, cy + dy, 0.012, fixed(pal.HUB))
     w = 0.04
     for a, b in ((rear, seat), (seat, bracket), (bracket, rear), (seat, head), (bracket, head), (head, front)):
         p.line(a[0], a[1], b[0], b[1], w, frame)
