@@ -9,10 +9,10 @@ from encoders.data.augmentations import (
     DataAugmentationDINO,
     center_crop_transform,
 )
+from encoders.data.collate import MaskedMultiCropCollate, collate_data_and_cast, pack_masks
 from encoders.data.image_folder import IMAGE_EXTENSIONS, ImageFolderDataset, LabelledImageFolder, scan_image_files
+from encoders.data.masking import MaskingGenerator
 from encoders.data.samplers import ShardedInfiniteSampler
-
-# Masking and collate re-exports (owned by the masking/collate modules) go below this line.
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -23,7 +23,11 @@ __all__ = [
     "DataAugmentationDINO",
     "ImageFolderDataset",
     "LabelledImageFolder",
+    "MaskedMultiCropCollate",
+    "MaskingGenerator",
     "ShardedInfiniteSampler",
     "center_crop_transform",
+    "collate_data_and_cast",
+    "pack_masks",
     "scan_image_files",
 ]
