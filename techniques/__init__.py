@@ -1,0 +1,1 @@
+"""Techniques that compose encoders and environments; see :mod:`techniques.rl_navigation`."""

@@ -1,0 +1,106 @@
+"""Evaluate a two-phase run's policy on held-out scenes: metrics table (JSON + text) and a PNG of trajectories.
+
+    python -m experiments.evaluate runs/ImageNav-v0__demo__1__1712345678 --episodes 100 --split test
+    python -m experiments.evaluate RUN_DIR --checkpoints phase1_end final --deterministic
+
+Each checkpoint's policy runs with its own encoder (re-encoding the held-out scenes), next to a random walk, on
+the same episodes (same environment seed). Reports success, SPL, soft-SPL, coverage, path length and return as
+mean ± 95% CI, writes ``<output>/<split>.json``, ``<split>.txt`` and ``<split>_trajectories.png``
+(default output: ``RUN_DIR/eval``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import encoders
+from encoders.utils.config import parse_config
+from encoders.utils.logging import setup_logging
+
+
+@dataclass
+class EvaluateConfig:
+    """Evaluate checkpoints of a two_phase run on held-out scenes."""
+
+    episodes: int = 100
+    """episodes per policy"""
+    split: Literal["train", "val", "test"] = "test"
+    """scene split (test and val scenes are never trained on)"""
+    checkpoints: tuple[str, ...] = ("final",)
+    """checkpoint names (folders in RUN_DIR/checkpoints, or 'latest')"""
+    n_scenes: int | None = None
+    """number of scenes of the split (default: the run's n_eval_scenes, n_train_scenes for train)"""
+    n_envs: int | None = None
+    """parallel agents (default: the run's n_envs, at most --episodes)"""
+    seed: int | None = None
+    """environment seed (default: the run's seed + 10000; same episodes for every policy)"""
+    deterministic: bool = False
+    """act greedily instead of sampling (a memoryless policy may then loop)"""
+    baseline: bool = True
+    """also evaluate a uniform random walk"""
+    device: str = "cpu"
+    """device of the encoder"""
+    output: Path | None = None
+    """output folder (default: RUN_DIR/eval)"""
+
+
+def _add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run folder written by experiments.two_phase")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, ns = parse_config(EvaluateConfig, argv, description=__doc__.split("\n\n")[0], extra_arguments=_add_run_dir)
+    setup_logging()
+    from techniques.rl_navigation.evaluation import (
+        evaluate_run,
+        format_table,
+        summarize,
+        trajectory_grid,
+        write_png,
+        write_report,
+    )
+
+    try:
+        if cfg.episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
+        results = evaluate_run(
+            ns.run_dir,
+            cfg.checkpoints,
+            split=cfg.split,
+            episodes=cfg.episodes,
+            n_scenes=cfg.n_scenes,
+            n_envs=cfg.n_envs,
+            seed=cfg.seed,
+            deterministic=cfg.deterministic,
+            random_baseline=cfg.baseline,
+            device=cfg.device,
+        )
+    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summaries = {label: summarize(r) for label, r in results.items()}
+    out_dir = cfg.output or (ns.run_dir / "eval")
+    meta = {
+        "run_dir": str(ns.run_dir),
+        "split": cfg.split,
+        "episodes": cfg.episodes,
+        "checkpoints": list(cfg.checkpoints),
+        "deterministic": cfg.deterministic,
+        "seed": cfg.seed,
+    }
+    json_path, txt_path = write_report(summaries, out_dir, cfg.split, meta)
+    frames = [f for label, r in results.items() if label != "random walk" for f in r.frames[:8]]
+    png = write_png(trajectory_grid(frames), out_dir / f"{cfg.split}_trajectories.png") if frames else None
+    print(f"evaluation of {ns.run_dir} on {cfg.episodes} {cfg.split} episodes per policy (mean ± 95% CI)")
+    print(format_table(summaries))
+    print(f"  wrote {json_path}, {txt_path}" + (f", {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Two-phase curiosity training: PPO on detached semantic features + a forward-model intrinsic reward.
+
+    python -m experiments.two_phase --preset demo                 # ~15 min on 2 CPU cores, no downloads
+    python -m experiments.two_phase --preset smoke                # seconds
+    python -m experiments.two_phase --preset paper --encoder-weights official --device cuda
+    python -m experiments.two_phase --resume runs/ImageNav-v0__demo__1__1712345678
+    tensorboard --logdir runs/
+
+Phase 1 trains PPO with the encoder frozen (features looked up from a cache), phase 2 fine-tunes the top
+``--unfreeze-layers`` blocks through the forward-model loss only. Without ``--encoder-weights`` the demo preset
+first pretrains its small encoder from scratch on procedural training scenes (``experiments.pretrain``).
+At the end the phase-1 and final checkpoints and a random walk are evaluated on held-out scenes.
+Every field of :class:`techniques.rl_navigation.config.TwoPhaseConfig` is a flag (``--help``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import encoders
+from encoders.utils.config import config_to_dict, parse_config
+from encoders.utils.logging import setup_logging
+from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device
+
+logger = logging.getLogger("experiments.two_phase")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TwoPhaseConfig:
+    return parse_config(TwoPhaseConfig, argv, presets=PRESETS, description=__doc__.split("\n\n")[0])
+
+
+def explicit_fields(argv: Sequence[str] | None) -> set[str]:
+    """Config fields given explicitly on the command line (``--phase1-episodes 5`` -> ``phase1_episodes``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = set()
+    for token in argv:
+        if token.startswith("--"):
+            flag = token[2:].split("=", 1)[0]
+            flag = flag[3:] if flag.startswith("no-") else flag
+            names.add(flag.replace("-", "_"))
+    return names
+
+
+def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
+    """Pretrain ``cfg.encoder`` from scratch with the DINOv2 stack on procedural training scenes.
+
+    Renders ``cfg.pretrain_images`` train-split scenes (test scenes are never seen) to ``out_dir/images``, runs
+    ``experiments.pretrain`` (preset ``cfg.pretrain_preset``) into ``out_dir/run`` and returns the exported
+    teacher backbone (official key format).
+    """
+    import cv2
+
+    from envs.scenes import SceneGenerator
+    from experiments import pretrain
+    from techniques.rl_navigation.config import scene_generator_kwargs
+
+    spec = encoders.get_model_spec(cfg.encoder)
+    images_dir = out_dir / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    generator = SceneGenerator(**scene_generator_kwargs(cfg.image_size, spec.kwargs["patch_size"], cfg.scene_seed))
+    existing = len(list(images_dir.glob("*.png")))
+    for scene_id in range(existing, cfg.pretrain_images):
+        image = generator.generate(scene_id, "train").image
+        cv2.imwrite(str(images_dir / f"scene_{scene_id:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    run = out_dir / "run"
+    device = resolve_device(cfg.device).type
+    argv = [
+        "--preset",
+        cfg.pretrain_preset,
+        "--student.arch",
+        spec.name,
+        "--data",
+        str(images_dir),
+        "--output",
+        str(run),
+        "--train.device",
+        device,
+        "--train.seed",
+        str(cfg.seed),
+    ]
+    if cfg.pretrain_iterations > 0:
+        argv += ["--train.max-iterations", str(cfg.pretrain_iterations)]
+    if (run / "checkpoint.pth").exists():
+        argv.append("--resume")
+    logger.info("pretraining %s on %d procedural scenes: experiments.pretrain %s", spec.name, cfg.pretrain_images, argv)
+    t0 = time.perf_counter()
+    rc = pretrain.main(argv)
+    setup_logging()  # the pretraining CLI configured logging for itself
+    weights = run / "teacher_backbone.pth"
+    if rc != 0 or not weights.exists():
+        raise RuntimeError(f"pretraining failed (exit code {rc}); see {run}; or pass --encoder-weights PATH")
+    logger.info("pretrained encoder in %.0f s: %s", time.perf_counter() - t0, weights)
+    return weights
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    setup_logging()
+    from techniques.rl_navigation.checkpointing import list_checkpoints
+    from techniques.rl_navigation.evaluation import (
+        evaluate_run,
+        format_table,
+        summarize,
+        trajectory_grid,
+        write_png,
+        write_report,
+    )
+    from techniques.rl_navigation.trainer import RESUME_OVERRIDABLE, TwoPhaseTrainer, run_name
+
+    t0 = time.perf_counter()
+    pretrain_s = 0.0
+    try:
+        if cfg.resume is not None:
+            given = explicit_fields(argv) & set(RESUME_OVERRIDABLE)
+            overrides = {k: getattr(cfg, k) for k in given if k != "resume"}
+            trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
+            cfg = trainer.cfg
+        else:
+            check_config(cfg)
+            run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))
+            cfg.run_dir = run_dir
+            if cfg.pretrain and not cfg.encoder_weights:
+                t_pre = time.perf_counter()
+                cfg.encoder_weights = str(pretrain_demo_encoder(cfg, run_dir / "pretrain"))
+                pretrain_s = time.perf_counter() - t_pre
+            elif not cfg.encoder_weights:
+                logger.warning("random-init %s: pass --encoder-weights (or --pretrain) for real features", cfg.encoder)
+            trainer = TwoPhaseTrainer(cfg, run_dir)
+    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    run_dir = trainer.run_dir
+    t_train = time.perf_counter()
+    result = trainer.train()
+    train_s = time.perf_counter() - t_train
+    trainer.close()
+    c = result.counters
+    lines = [
+        f"two_phase: {run_dir}",
+        f"  episodes {c.episodes} (phase 1: {cfg.phase1_episodes}, phase 2: {cfg.phase2_episodes}), steps {c.steps}, "
+        f"rollouts {c.rollouts}, phase {c.phase}" + (" (interrupted: continue with --resume)" * result.interrupted),
+        f"  checkpoints: {', '.join(f'{k}={v}' for k, v in result.checkpoints.items())}",
+    ]
+    if not result.interrupted and cfg.eval_episodes > 0:
+        names = [n for n in ("phase1_end", "final") if n in list_checkpoints(run_dir)]
+        t_eval = time.perf_counter()
+        results = evaluate_run(run_dir, names, split=cfg.eval_split, episodes=cfg.eval_episodes, device=cfg.device)
+        summaries = {label: summarize(r) for label, r in results.items()}
+        out_dir = run_dir / "eval"
+        write_report(summaries, out_dir, f"summary_{cfg.eval_split}", {"config": config_to_dict(cfg)})
+        frames = [f for label, r in results.items() if label != "random walk" for f in r.frames[:8]]
+        if frames:
+            write_png(trajectory_grid(frames), out_dir / f"trajectories_{cfg.eval_split}.png")
+        eval_s = time.perf_counter() - t_eval
+        lines += [
+            f"  held-out evaluation ({cfg.eval_split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} episodes "
+            f"per policy; mean ± 95% CI) -> {out_dir}",
+            format_table(summaries, metrics=("success", "spl", "soft_spl", "coverage")),
+        ]
+    else:
+        eval_s = 0.0
+    total = time.perf_counter() - t0
+    lines.append(
+        f"  wall time {total:.0f} s (pretraining {pretrain_s:.0f} s, RL {train_s:.0f} s, evaluation {eval_s:.0f} s)"
+    )
+    lines.append(f"  TensorBoard: tensorboard --logdir {run_dir.parent}")
+    print("\n".join(lines))
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

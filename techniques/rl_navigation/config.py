@@ -1,0 +1,367 @@
+"""Configuration of two-phase curiosity training: one dataclass (a field per CLI flag) and the named presets.
+
+``python -m experiments.two_phase --preset demo --phase1-episodes 800`` builds a :class:`TwoPhaseConfig` with
+:func:`encoders.utils.config.parse_config`: every field below is a flag (``--field-name``; nested sections as
+``--ppo.n-steps``), its docstring is the help text. Derived values (device, environment keyword arguments, the
+scene generator) are computed by the functions at the end of this module, nowhere else.
+
+Presets:
+
+- ``smoke``: seconds on a CPU (a random-init 2-block ViT, 2 scenes of 8x8 cells, a few episodes per phase);
+  the tests use it.
+- ``demo``: about 15 minutes on a 2-core CPU with no downloads: pretrains ``vit_mini_patch14`` from scratch on
+  procedural training scenes (the pretraining stack), then both phases on 16x16-cell scenes, then evaluates on
+  held-out test scenes against a random walk.
+- ``paper``: the defaults of the method: DINOv2 ViT-S/14, 32x32-cell scenes, 10,000 + 5,000 episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from techniques.rl_navigation.forward_model import ForwardLoss
+from techniques.rl_navigation.target_encoder import TargetMode
+
+CuriositySpace = Literal["semantic", "pixels", "none"]
+
+#: Task names accepted by ``--task``: the registered Gymnasium ids and their environment keyword arguments.
+TASKS: dict[str, dict[str, Any]] = {
+    "ImageNav-v0": {"task": "imagenav"},
+    "ObjectNav-v0": {"task": "objectnav"},
+    "ImageNavPixels-v0": {"task": "imagenav", "observation": "pixels"},
+    "ObjectNavPixels-v0": {"task": "objectnav", "observation": "pixels"},
+    "ImageNavFlicker-v0": {"task": "imagenav", "flicker_objects": 2},
+    "ObjectNavFlicker-v0": {"task": "objectnav", "flicker_objects": 2},
+}
+_TASK_ALIASES = {"imagenav": "ImageNav-v0", "objectnav": "ObjectNav-v0"}
+
+
+@dataclass
+class PPOConfig:
+    """Stable-Baselines3 PPO settings (``--ppo.*``)."""
+
+    n_steps: int = 128
+    """environment steps per agent per rollout (a rollout has n_steps * n_envs transitions)"""
+    batch_size: int = 512
+    """PPO minibatch size"""
+    n_epochs: int = 4
+    """PPO epochs over each rollout"""
+    learning_rate: float = 3e-4
+    """Adam learning rate of the policy and value networks"""
+    gamma: float = 0.99
+    """discount of the extrinsic return"""
+    gae_lambda: float = 0.95
+    """GAE lambda"""
+    clip_range: float = 0.2
+    """PPO clipping range"""
+    ent_coef: float = 0.01
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """gradient clipping of the policy update"""
+    net_arch: tuple[int, ...] = (128, 128)
+    """hidden layers of the policy and value MLPs (after the features extractor)"""
+
+
+@dataclass
+class CuriosityConfig:
+    """Forward model, intrinsic reward and phase-2 safeguards (``--curiosity.*``)."""
+
+    space: CuriositySpace = "semantic"
+    """what the forward model predicts: 'semantic' (window-mean encoder features), 'pixels' (downsampled pixel
+    crops; a baseline) or 'none' (extrinsic-only PPO; no forward model, phase 2 has nothing to train)"""
+    forward_hidden: int = 256
+    """hidden width of the forward model"""
+    forward_layers: int = 2
+    """hidden layers of the forward model"""
+    forward_loss: ForwardLoss = "mse_ln"
+    """forward loss in a normalised space: 'mse_ln' (MSE to layer-normed targets) or 'cosine'"""
+    forward_lr: float = 1e-3
+    """Adam learning rate of the forward model (its own optimiser)"""
+    forward_epochs: int = 2
+    """passes of the forward model over each rollout's transitions"""
+    forward_batch_size: int = 512
+    """forward-model minibatch size (in phase 2 each minibatch re-runs the top blocks on its scenes)"""
+    forward_max_grad_norm: float = 1.0
+    """gradient clipping of the forward model (and of the encoder in phase 2)"""
+    episodic: bool = False
+    """episodic intrinsic returns (cut at episode ends); default non-episodic, as RND (see intrinsic_reward.py)"""
+    gamma: float = 0.99
+    """discount of the intrinsic return (reward filter and intrinsic GAE)"""
+    gae_lambda: float = 0.95
+    """GAE lambda of the intrinsic advantages"""
+    warmup_rollouts: int = 1
+    """rollouts that only warm up the intrinsic-return statistics (at the start and after the phase switch)"""
+    critic_hidden: int = 128
+    """hidden width of the intrinsic value head (non-episodic mode)"""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the intrinsic value head"""
+    critic_epochs: int = 2
+    """passes of the intrinsic value head over each rollout"""
+    target_mode: TargetMode = "ema"
+    """phase-2 prediction targets: 'ema' (stop-gradient EMA of the top blocks), 'frozen' (phase-1 copy) or
+    'online' (the fine-tuned encoder under stop-gradient)"""
+    target_momentum: float = 0.95
+    """EMA momentum of the target blocks, applied once per rollout"""
+    collapse_fraction: float = 0.5
+    """warn when the encoder's feature std or effective rank falls below this fraction of its phase-1 value"""
+    pixel_size: int = 6
+    """side of the downsampled crop that pixel-space curiosity predicts (space='pixels')"""
+
+
+@dataclass
+class TwoPhaseConfig:
+    """Two-phase curiosity training: PPO on detached semantic features with a forward-model intrinsic reward."""
+
+    exp_name: str = "two_phase"
+    """experiment name (the run folder is {task}__{exp_name}__{seed}__{time})"""
+    task: str = "ImageNav-v0"
+    """environment id: ImageNav-v0, ObjectNav-v0, ImageNavPixels-v0, ObjectNavPixels-v0, ImageNavFlicker-v0,
+    ObjectNavFlicker-v0 (or imagenav / objectnav)"""
+    actions: Literal["grid", "egocentric"] = "grid"
+    """action set: 'grid' (up/down/left/right) or 'egocentric' (forward/turn left/turn right)"""
+    stop_action: bool = False
+    """add a STOP action (success then needs STOP within the success radius)"""
+    observation: Literal["mean", "window"] = "mean"
+    """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window (pixel tasks ignore this)"""
+    encoder: str = "dinov2_vits14"
+    """encoder registry name (dinov2_vit{s,b,l,g}14[_reg], vit_{tiny,mini,pico}_patch{14,16}, ...)"""
+    encoder_weights: str | None = None
+    """encoder checkpoint path, 'official' (DINOv2 hub download), or none (demo: pretrain one; else random)"""
+    image_size: int = 448
+    """scene side in pixels (multiple of the patch size): 448 with patch 14 gives 32x32 cells"""
+    n_train_scenes: int = 64
+    """procedural training scenes"""
+    n_eval_scenes: int = 16
+    """held-out scenes used by the final evaluation"""
+    scene_seed: int = 0
+    """base seed of the procedural scene generator"""
+    colour_variants: int = 1
+    """colour variants per scene (k > 1: a random one per episode)"""
+    patch_radius: int = 1
+    """observed window radius in cells (and the forward model's feature window)"""
+    success_radius: int = 1
+    """success within this Manhattan distance (cells) of the goal"""
+    min_start_distance: int = 8
+    """minimum start distance from the goal (cells)"""
+    max_episode_steps: int = 200
+    """time limit per episode"""
+    distance_reward_scale: float = 0.0
+    """reward shaping by distance decrease (0: sparse success reward)"""
+    phase1_episodes: int = 10_000
+    """episodes of phase 1 (encoder frozen)"""
+    phase2_episodes: int = 5_000
+    """episodes of phase 2 (top blocks fine-tuned by the forward loss); 0: phase-1 only"""
+    unfreeze_layers: int = 2
+    """number of top encoder blocks fine-tuned in phase 2 (plus the final norm)"""
+    encoder_lr: float = 1e-5
+    """AdamW learning rate of the encoder in phase 2 (separate from the forward model's)"""
+    encoder_weight_decay: float = 0.0
+    """AdamW weight decay of the encoder in phase 2"""
+    intrinsic_coef: float = 0.5
+    """scale of the normalised intrinsic reward added to the extrinsic one (0: extrinsic only)"""
+    n_envs: int = 16
+    """parallel agents (one batched ImageNavVecEnv)"""
+    seed: int = 1
+    """seed of torch, numpy and the environments"""
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ..."""
+    logdir: Path = Path("runs")
+    """parent folder of run folders"""
+    run_dir: Path | None = None
+    """explicit run folder (default: {logdir}/{task}__{exp_name}__{seed}__{time})"""
+    resume: Path | None = None
+    """continue the run in this folder (its saved config is used; counters and phase continue)"""
+    checkpoint_every: int = 50
+    """checkpoint every N rollouts (also at the phase switch, at the end and on Ctrl-C/SIGTERM)"""
+    keep_checkpoints: int = 2
+    """periodic checkpoints kept (the phase-switch and final ones are always kept)"""
+    trajectory_every: int = 25
+    """TensorBoard trajectory images every N rollouts (0: never)"""
+    eval_episodes: int = 100
+    """episodes of the final evaluation (0: skip it)"""
+    eval_split: Literal["train", "val", "test"] = "test"
+    """scene split of the final evaluation"""
+    encode_batch_size: int = 16
+    """images per encoder call when building / refreshing the feature cache"""
+    storage_dtype: Literal["float32", "float16"] = "float32"
+    """storage dtype of the cached feature grids"""
+    pretrain_preset: str = "tiny"
+    """demo only: preset of experiments.pretrain used when no --encoder-weights is given"""
+    pretrain_images: int = 512
+    """demo only: procedural training-scene images rendered for pretraining"""
+    pretrain_iterations: int = 0
+    """demo only: pretraining iterations (0: the preset's)"""
+    pretrain: bool = False
+    """pretrain the encoder from scratch first when no --encoder-weights is given (the demo sets this)"""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    curiosity: CuriosityConfig = field(default_factory=CuriosityConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "exp_name": "smoke",
+        "encoder": "vit_pico_patch14",
+        "image_size": 112,
+        "n_train_scenes": 2,
+        "n_eval_scenes": 2,
+        "min_start_distance": 4,
+        "max_episode_steps": 12,
+        "phase1_episodes": 8,
+        "phase2_episodes": 8,
+        "unfreeze_layers": 1,
+        "encoder_lr": 1e-4,
+        "n_envs": 4,
+        "checkpoint_every": 2,
+        "trajectory_every": 2,
+        "eval_episodes": 4,
+        "ppo.n_steps": 16,
+        "ppo.batch_size": 32,
+        "ppo.n_epochs": 1,
+        "ppo.net_arch": (32,),
+        "curiosity.forward_hidden": 32,
+        "curiosity.forward_batch_size": 32,
+        "curiosity.forward_epochs": 1,
+        "curiosity.critic_hidden": 16,
+        "curiosity.critic_epochs": 1,
+    },
+    "demo": {
+        "exp_name": "demo",
+        "encoder": "vit_mini_patch14",
+        "pretrain": True,
+        "image_size": 224,
+        "n_train_scenes": 32,
+        "n_eval_scenes": 16,
+        "min_start_distance": 6,
+        "max_episode_steps": 100,
+        "phase1_episodes": 3000,
+        "phase2_episodes": 1500,
+        "unfreeze_layers": 2,
+        "encoder_lr": 1e-4,
+        "n_envs": 32,
+        "checkpoint_every": 25,
+        "trajectory_every": 10,
+        "eval_episodes": 200,
+        "ppo.n_steps": 64,
+        "ppo.batch_size": 1024,
+        "ppo.n_epochs": 4,
+        "curiosity.forward_batch_size": 1024,
+    },
+    "paper": {"exp_name": "paper", "encoder": "dinov2_vits14"},
+}
+
+
+# ------------------------------------------------------------------------------------------------ derived
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> cuda when available else cpu; anything else as given (validated)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"invalid --device {device!r}: {e}; use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} requested but CUDA is not available here; use --device cpu")
+    return dev
+
+
+def task_id(task: str) -> str:
+    """Canonical task id (``imagenav`` -> ``ImageNav-v0``); unknown names raise ``ValueError``."""
+    name = _TASK_ALIASES.get(task, task)
+    if name not in TASKS:
+        raise ValueError(f"unknown --task {task!r}; choose one of {', '.join(TASKS)}")
+    return name
+
+
+def check_config(cfg: TwoPhaseConfig) -> None:
+    """Reject inconsistent settings with messages that name the flag to change."""
+    task_id(cfg.task)
+    positive = {
+        "--n-envs": cfg.n_envs,
+        "--ppo.n-steps": cfg.ppo.n_steps,
+        "--ppo.batch-size": cfg.ppo.batch_size,
+        "--max-episode-steps": cfg.max_episode_steps,
+        "--n-train-scenes": cfg.n_train_scenes,
+        "--curiosity.forward-batch-size": cfg.curiosity.forward_batch_size,
+        "--image-size": cfg.image_size,
+    }
+    for flag, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    for flag, value in {
+        "--phase1-episodes": cfg.phase1_episodes,
+        "--phase2-episodes": cfg.phase2_episodes,
+        "--eval-episodes": cfg.eval_episodes,
+        "--intrinsic-coef": cfg.intrinsic_coef,
+        "--checkpoint-every": cfg.checkpoint_every,
+        "--trajectory-every": cfg.trajectory_every,
+    }.items():
+        if value < 0:
+            raise ValueError(f"{flag} must be >= 0, got {value}")
+    if cfg.phase1_episodes + cfg.phase2_episodes < 1:
+        raise ValueError("--phase1-episodes + --phase2-episodes must be >= 1 (nothing to train)")
+    if cfg.phase2_episodes > 0 and cfg.unfreeze_layers < 1:
+        raise ValueError("phase 2 needs --unfreeze-layers >= 1 (or pass --phase2-episodes 0 for phase-1-only)")
+    pixels = TASKS[task_id(cfg.task)].get("observation") == "pixels"
+    if cfg.phase2_episodes > 0 and (pixels or cfg.curiosity.space != "semantic"):
+        raise ValueError(
+            "phase 2 fine-tunes the encoder through the semantic forward model, so it needs a feature task and "
+            "--curiosity.space semantic; pass --phase2-episodes 0 for pixel tasks or other curiosity spaces"
+        )
+    if cfg.ppo.batch_size > cfg.ppo.n_steps * cfg.n_envs:
+        raise ValueError(
+            f"--ppo.batch-size {cfg.ppo.batch_size} exceeds a rollout ({cfg.ppo.n_steps} x {cfg.n_envs} transitions);"
+            f" lower it or raise --ppo.n-steps / --n-envs"
+        )
+
+
+def scene_generator_kwargs(image_size: int, patch_size: int, scene_seed: int) -> dict[str, Any]:
+    """``SceneGenerator`` arguments: object count and size scaled from the generator's 448-pixel defaults."""
+    scale = image_size / 448.0
+    lo, hi = max(12, round(36 * scale)), max(18, round(72 * scale))
+    n_objects = (4, 8) if image_size >= 336 else ((3, 6) if image_size >= 168 else (2, 4))
+    return {
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "seed": scene_seed,
+        "object_size": (lo, hi),
+        "n_objects": n_objects,
+    }
+
+
+def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
+    """:class:`envs.vec_env.ImageNavVecEnv` keyword arguments (task rules; scenes and encoder added by the caller)."""
+    kwargs = dict(TASKS[task_id(cfg.task)])
+    kwargs.setdefault("observation", cfg.observation)
+    kwargs.update(
+        actions=cfg.actions,
+        stop_action=cfg.stop_action,
+        patch_radius=cfg.patch_radius,
+        success_radius=cfg.success_radius,
+        min_start_distance=cfg.min_start_distance,
+        distance_reward_scale=cfg.distance_reward_scale,
+        max_episode_steps=cfg.max_episode_steps,
+    )
+    if cfg.colour_variants > 1:
+        kwargs["colour_variants"] = cfg.colour_variants
+    return kwargs
+
+
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "CuriosityConfig",
+    "CuriositySpace",
+    "PPOConfig",
+    "TwoPhaseConfig",
+    "check_config",
+    "env_kwargs",
+    "resolve_device",
+    "scene_generator_kwargs",
+    "task_id",
+]

@@ -1,0 +1,245 @@
+"""Policy evaluation on held-out scenes: metrics with 95% confidence intervals, a random-walk baseline, and a
+PNG grid of trajectories.
+
+Protocol: ``n_episodes`` are split evenly over the agents of one :class:`envs.vec_env.ImageNavVecEnv` (agent ``i``
+runs a fixed quota of episodes, so short episodes are not over-represented); agent ``i``'s ``k``-th episode is
+drawn from its own generator (seed ``seed + i``), so every policy evaluated with the same seed faces the same
+scenes, goals and starts. Policies act stochastically by default: a memoryless reactive policy that is made
+deterministic can loop forever between two cells, which says little about what it learned.
+
+Metrics per episode (from the environment's final ``info``): success, SPL and soft-SPL (Anderson et al. 2018),
+coverage (fraction of cells visited), path length (cells moved), and the return. Summaries report the mean and
+the half-width of a normal-approximation 95% confidence interval ``1.96 * std / sqrt(n)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Reported metrics: (key in results, display name).
+METRICS: tuple[tuple[str, str], ...] = (
+    ("success", "success"),
+    ("spl", "SPL"),
+    ("soft_spl", "soft-SPL"),
+    ("coverage", "coverage"),
+    ("path_length", "path length"),
+    ("episode_return", "return"),
+)
+
+Actor = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass
+class EpisodeResults:
+    """Per-episode metrics of an evaluation (arrays of length ``n``) and a few trajectory frames."""
+
+    success: np.ndarray
+    spl: np.ndarray
+    soft_spl: np.ndarray
+    coverage: np.ndarray
+    path_length: np.ndarray
+    episode_return: np.ndarray
+    length: np.ndarray
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.success)
+
+
+def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) -> EpisodeResults:
+    """Run ``n_episodes`` episodes of ``act`` in ``env`` (see the module docstring for the protocol).
+
+    Args:
+        env: an :class:`envs.vec_env.ImageNavVecEnv` (seed it first with ``env.seed(seed)``).
+        act: observations ``{key: (N, ...)}`` -> actions ``(N,)``.
+        n_episodes: total episodes (``>= 1``).
+        max_frames: rendered final frames of the first finished episodes to keep.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n = env.num_envs
+    quota = np.full(n, n_episodes // n) + (np.arange(n) < n_episodes % n)
+    done_count = np.zeros(n, dtype=np.int64)
+    rows: dict[str, list[float]] = {k: [] for k in ("success", "spl", "soft_spl", "coverage", "path_length")}
+    rows["episode_return"], rows["length"] = [], []
+    frames: list[np.ndarray] = []
+    obs = env.reset()
+    while (done_count < quota).any():
+        obs, _, dones, infos = env.step(act(obs))
+        for i in np.flatnonzero(dones):
+            if done_count[i] >= quota[i]:
+                continue
+            done_count[i] += 1
+            info = infos[i]
+            rows["success"].append(float(info["is_success"]))
+            for key in ("spl", "soft_spl", "coverage", "path_length"):
+                rows[key].append(float(info[key]))
+            rows["episode_return"].append(float(info["episode"]["r"]))
+            rows["length"].append(float(info["episode"]["l"]))
+            if len(frames) < max_frames:
+                frame = env.render_agent(int(i), "last")
+                if frame is not None:
+                    frames.append(frame)
+    return EpisodeResults(**{k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}, frames=frames)
+
+
+def policy_actor(model: Any, deterministic: bool = False) -> Actor:
+    """Actions of an SB3 model (``model.predict``)."""
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        return np.asarray(actions).reshape(-1)
+
+    return act
+
+
+def random_actor(n_actions: int, n_envs: int, seed: int = 0) -> Actor:
+    """Uniformly random actions: the random-walk baseline."""
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.integers(0, n_actions, size=n_envs)
+
+
+def summarize(results: EpisodeResults) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "ci95", "n"}}`` (normal-approximation 95% CI half-width)."""
+    out = {}
+    for key, _ in METRICS:
+        x = getattr(results, key)
+        n = len(x)
+        std = float(x.std(ddof=1)) if n > 1 else 0.0
+        out[key] = {"mean": float(x.mean()) if n else float("nan"), "ci95": 1.96 * std / max(n, 1) ** 0.5, "n": n}
+    return out
+
+
+def format_table(summaries: dict[str, dict[str, dict[str, float]]], metrics: Sequence[str] | None = None) -> str:
+    """A markdown table: one row per evaluated policy, ``mean ± ci95`` per metric."""
+    keys = [k for k, _ in METRICS if metrics is None or k in metrics]
+    names = dict(METRICS)
+    header = "| policy | episodes | " + " | ".join(names[k] for k in keys) + " |"
+    lines = [header, "|" + "---|" * (len(keys) + 2)]
+    for policy, summary in summaries.items():
+        n = next(iter(summary.values()))["n"]
+        cells = [f"{summary[k]['mean']:.3f} ± {summary[k]['ci95']:.3f}" for k in keys]
+        lines.append(f"| {policy} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def trajectory_grid(frames: Sequence[np.ndarray], ncols: int = 4, pad: int = 4) -> np.ndarray:
+    """Tile RGB frames ``(H, W, 3)`` (resized to the first one's size) into one ``uint8`` image with white gaps."""
+    if not frames:
+        raise ValueError("no frames to tile")
+    h, w = frames[0].shape[:2]
+    ncols = max(1, min(ncols, len(frames)))
+    nrows = -(-len(frames) // ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for k, frame in enumerate(frames):
+        if frame.shape[:2] != (h, w):
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_NEAREST)
+        r, c = divmod(k, ncols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y : y + h, x : x + w] = frame[..., :3]
+    return grid
+
+
+def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an RGB ``uint8`` image as PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def write_report(
+    summaries: dict[str, dict[str, dict[str, float]]], out_dir: str | os.PathLike, stem: str, meta: dict[str, Any]
+) -> tuple[Path, Path]:
+    """``<stem>.json`` (summaries + ``meta``) and ``<stem>.txt`` (the markdown table) in ``out_dir``."""
+    from encoders.checkpoint import atomic_write_text
+
+    out_dir = Path(out_dir)
+    json_path = atomic_write_text(json.dumps({**meta, "results": summaries}, indent=2) + "\n", out_dir / f"{stem}.json")
+    txt_path = atomic_write_text(format_table(summaries) + "\n", out_dir / f"{stem}.txt")
+    return json_path, txt_path
+
+
+# ------------------------------------------------------------------------------------------- run evaluation
+def checkpoint_label(name: str, has_phase2: bool) -> str:
+    """Display name of a checkpoint in result tables."""
+    if name == "phase1_end":
+        return "phase-1 end"
+    if name == "final":
+        return "phase-2 end" if has_phase2 else "final"
+    return name
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    checkpoints: Sequence[str] = ("final",),
+    split: str = "test",
+    episodes: int = 100,
+    n_scenes: int | None = None,
+    n_envs: int | None = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    random_baseline: bool = True,
+    device: str = "cpu",
+) -> dict[str, EpisodeResults]:
+    """Evaluate checkpoints of a two-phase run (and a random walk) on the same episodes of ``split``.
+
+    Each checkpoint's own encoder re-encodes the held-out scenes; every policy runs ``episodes`` episodes with
+    the same environment seed (default ``config.seed + 10_000``). Returns ``{label: results}``.
+    """
+    from stable_baselines3 import PPO
+
+    from encoders.utils.config import load_config
+    from techniques.rl_navigation.checkpointing import ENCODER_FILE, POLICY_FILE, checkpoint_dir
+    from techniques.rl_navigation.config import TwoPhaseConfig, resolve_device
+    from techniques.rl_navigation.environment import make_env
+    from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+
+    run_dir = Path(run_dir)
+    cfg = load_config(TwoPhaseConfig, run_dir)
+    dev = resolve_device(device)
+    seed = cfg.seed + 10_000 if seed is None else seed
+    n_envs = n_envs or min(cfg.n_envs, episodes)
+    out: dict[str, EpisodeResults] = {}
+    env = None
+    for name in checkpoints:
+        ckpt = checkpoint_dir(run_dir, name)
+        encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, dev)
+        env = make_env(cfg, encoder, split, n_scenes, n_envs)
+        env.seed(seed)
+        model = PPO.load(str(ckpt / POLICY_FILE), device="cpu")
+        label = checkpoint_label(name, cfg.phase2_episodes > 0)
+        logger.info("evaluating %s (%s) on %d %s episodes", label, ckpt, episodes, split)
+        out[label] = run_episodes(env, policy_actor(model, deterministic), episodes)
+    if random_baseline and env is not None:
+        env.seed(seed)
+        out["random walk"] = run_episodes(env, random_actor(env.action_space.n, env.num_envs, seed), episodes)
+    return out
+
+
+__all__ = [
+    "METRICS",
+    "EpisodeResults",
+    "checkpoint_label",
+    "evaluate_run",
+    "format_table",
+    "policy_actor",
+    "random_actor",
+    "run_episodes",
+    "summarize",
+    "trajectory_grid",
+    "write_png",
+    "write_report",
+]

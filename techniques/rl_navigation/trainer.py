@@ -1,0 +1,521 @@
+"""TwoPhaseTrainer: PPO on detached semantic features with forward-model curiosity, in two phases.
+
+Phase 1 (``phase1_episodes``): the encoder is frozen; the environments look features up in the
+:class:`envs.features.SceneFeatures` cache computed once; the forward model trains on every rollout.
+Phase 2 (``phase2_episodes``): ``unfreeze_top_layers(n)``; the forward-model loss also trains the top ``n``
+blocks and the final norm (their own AdamW optimiser, ``encoder_lr``), their input features recomputed with
+autograd from the cache's boundary tokens; targets come from a stop-gradient EMA copy of those blocks (or a
+frozen / the online copy); after each rollout's update the cached grids are refreshed in place (top blocks
+only) so the policy sees current features, the target copy follows, and feature std / effective rank are
+checked against their phase-1 values. The intrinsic-reward statistics are reset and re-warmed at the switch.
+
+Phases are driven by episode counts and switch at rollout boundaries. The run folder holds ``config.json``,
+TensorBoard events, and ``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a
+``checkpoints/latest`` pointer; checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts,
+at the end and on Ctrl-C / SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from encoders.checkpoint import atomic_save, load_file
+from encoders.utils.config import config_to_dict, load_config, save_config
+from encoders.utils.progress import Progress
+from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
+from encoders.utils.tensorboard import make_writer
+from envs.features import SceneFeatures
+from techniques.rl_navigation.checkpointing import (
+    CHECKPOINT_DIR,
+    ENCODER_FILE,
+    POLICY_FILE,
+    STATE_FILE,
+    checkpoint_dir,
+    write_checkpoint,
+)
+from techniques.rl_navigation.collapse_monitor import CollapseMonitor, sample_features
+from techniques.rl_navigation.config import TwoPhaseConfig, check_config, env_kwargs, resolve_device, task_id
+from techniques.rl_navigation.curiosity import CuriosityCallback
+from techniques.rl_navigation.environment import make_env
+from techniques.rl_navigation.episode_stats import EpisodeStatsCallback
+from techniques.rl_navigation.evaluation import trajectory_grid
+from techniques.rl_navigation.feature_sources import PixelFeatureSource, SemanticFeatureSource
+from techniques.rl_navigation.forward_model import ForwardModel
+from techniques.rl_navigation.forward_trainer import ForwardModelTrainer
+from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
+from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer
+from techniques.rl_navigation.policy import NavigationExtractor
+from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+from techniques.rl_navigation.target_encoder import TargetEncoder
+
+logger = logging.getLogger(__name__)
+
+#: Config fields a resumed run may change (they do not alter what has been trained so far).
+RESUME_OVERRIDABLE = (
+    "device",
+    "phase1_episodes",
+    "phase2_episodes",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "trajectory_every",
+    "eval_episodes",
+    "eval_split",
+    "resume",
+)
+
+
+@dataclass
+class Counters:
+    """Progress of a run; saved in every checkpoint."""
+
+    episodes: int = 0
+    steps: int = 0
+    rollouts: int = 0
+    phase: int = 1
+    phase2_start_episode: int = -1
+    ppo_updates: int = 0
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    counters: Counters
+    interrupted: bool
+    checkpoints: dict[str, Path]
+
+
+class _SummaryWriterFormat(KVWriter):
+    """Forwards SB3's logger records (``train/*``, ``rollout/*``, ``time/*``) to our TensorBoard writer."""
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        for key, value in key_values.items():
+            excluded = key_excluded.get(key) or ()
+            if "tensorboard" in excluded or isinstance(value, (str, bool)):
+                continue
+            if isinstance(value, (int, float, np.integer, np.floating)) or (
+                torch.is_tensor(value) and value.numel() == 1
+            ):
+                self.writer.add_scalar(key, float(value), step)
+
+    def close(self) -> None:
+        return None
+
+
+class TwoPhaseTrainer:
+    """Builds the encoder, environments, PPO and curiosity from a :class:`TwoPhaseConfig`, and trains.
+
+    Args:
+        cfg: the resolved config (``check_config`` is applied).
+        run_dir: the run folder (created; ``config.json`` written unless ``resume_from`` is given).
+        resume_from: a checkpoint folder to continue from (see :meth:`resume`).
+    """
+
+    def __init__(self, cfg: TwoPhaseConfig, run_dir: str | os.PathLike, resume_from: Path | None = None):
+        check_config(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = resolve_device(cfg.device)
+        self.counters = Counters()
+        self.checkpoints: dict[str, Path] = {}
+        self._periodic: list[Path] = []
+        seed_everything(cfg.seed)
+        state = None if resume_from is None else load_file(resume_from / STATE_FILE)
+        self._build(resume_from)
+        if state is not None:
+            self._load_state(resume_from, state)
+        else:
+            save_config(cfg, self.run_dir)
+            self.writer.add_text("hparams", _hparams_markdown(cfg), 0)
+            self._log_encoder_stats(step=0)
+
+    # ------------------------------------------------------------------------------------------ building
+    def _build(self, resume_from: Path | None) -> None:
+        cfg = self.cfg
+        weights = cfg.encoder_weights if resume_from is None else resume_from / ENCODER_FILE
+        self.encoder = SemanticEncoder.from_name(cfg.encoder, weights, self.device)
+        if resume_from is not None:
+            # the checkpoint's sidecar names the architecture; the config's encoder must match it
+            logger.info("resuming encoder weights from %s", weights)
+        self.encoder.freeze()
+        self.n_top = cfg.unfreeze_layers if cfg.phase2_episodes > 0 else None
+        if self.n_top is not None and not 1 <= self.n_top <= self.encoder.n_blocks:
+            raise ValueError(f"--unfreeze-layers {self.n_top} is not in [1, {self.encoder.n_blocks}] for {cfg.encoder}")
+        pixels = env_kwargs(cfg).get("observation") == "pixels"
+        self.env = make_env(cfg, self.encoder, "train", cache_top_layers=self.n_top)
+        self.writer = make_writer(self.run_dir)
+        self.monitor = CollapseMonitor(cfg.curiosity.collapse_fraction)
+        self.cache = self.env.scene_features
+        if self.cache is None and cfg.curiosity.space == "semantic":
+            # pixel observations with semantic curiosity: the forward model still needs encoder features
+            self.cache = self.encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
+        self.tracker = EpisodeStatsCallback()
+        self.curiosity = self._build_curiosity(pixels)
+        self.target: TargetEncoder | None = None
+        self.target_cache: SceneFeatures | None = None
+        self.model = self._build_ppo(pixels)
+        callbacks = [self.tracker] + ([self.curiosity] if self.curiosity is not None else [])
+        self.callbacks = CallbackList(callbacks)
+
+    def _build_curiosity(self, pixels: bool) -> CuriosityCallback | None:
+        cfg, cur = self.cfg, self.cfg.curiosity
+        if cur.space == "none":
+            return None
+        fm_device = self.device
+        if cur.space == "semantic":
+            source = SemanticFeatureSource(self.cache, cfg.patch_radius, fm_device)
+        else:
+            source = PixelFeatureSource(
+                self.env.world.images, self.env.world.patch_size, cfg.patch_radius, cur.pixel_size, fm_device
+            )
+        self.source = source
+        heading_cond = cfg.actions == "egocentric"
+        forward_model = ForwardModel(
+            source.dim,
+            self.env.action_space.n,
+            hidden_dim=cur.forward_hidden,
+            n_layers=cur.forward_layers,
+            cond_dim=4 if heading_cond else 0,
+            loss=cur.forward_loss,
+        ).to(fm_device)
+        learner = ForwardModelTrainer(
+            forward_model,
+            source,
+            lr=cur.forward_lr,
+            epochs=cur.forward_epochs,
+            batch_size=cur.forward_batch_size,
+            max_grad_norm=cur.forward_max_grad_norm,
+            heading_cond=heading_cond,
+        )
+        normalizer = IntrinsicRewardNormalizer(
+            cfg.n_envs, gamma=cur.gamma, episodic=cur.episodic, warmup_rollouts=cur.warmup_rollouts
+        )
+        critic = None if cur.episodic else IntrinsicCritic(source.dim, cur.critic_hidden).to(fm_device)
+        return CuriosityCallback(
+            self.env.core,
+            learner,
+            normalizer,
+            cfg.intrinsic_coef,
+            critic=critic,
+            critic_lr=cur.critic_lr,
+            critic_epochs=cur.critic_epochs,
+            critic_batch_size=cur.forward_batch_size,
+            gamma=cur.gamma,
+            gae_lambda=cur.gae_lambda,
+            seed=cfg.seed,
+        )
+
+    def _build_ppo(self, pixels: bool) -> PPO:
+        cfg, p = self.cfg, self.cfg.ppo
+        ppo_device = self.device if pixels else torch.device("cpu")  # SB3: MLP policies run best on the CPU
+        model = PPO(
+            "MultiInputPolicy",
+            self.env,
+            learning_rate=p.learning_rate,
+            n_steps=p.n_steps,
+            batch_size=p.batch_size,
+            n_epochs=p.n_epochs,
+            gamma=p.gamma,
+            gae_lambda=p.gae_lambda,
+            clip_range=p.clip_range,
+            ent_coef=p.ent_coef,
+            vf_coef=p.vf_coef,
+            max_grad_norm=p.max_grad_norm,
+            policy_kwargs={"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)},
+            device=ppo_device,
+            seed=cfg.seed,
+            verbose=0,
+        )
+        model.set_logger(Logger(folder=None, output_formats=[_SummaryWriterFormat(self.writer)]))
+        return model
+
+    # ------------------------------------------------------------------------------------------ phase 2
+    def _enter_phase2(self) -> None:
+        """Unfreeze the top blocks and wire the encoder optimiser, the target network and the refresh hook."""
+        cfg = self.cfg
+        if self.curiosity is None or not isinstance(self.source, SemanticFeatureSource):
+            raise ValueError("phase 2 needs semantic curiosity (--curiosity.space semantic)")
+        self.encoder.unfreeze_top_layers(self.n_top)
+        self.curiosity.learner.enable_encoder_training(
+            self.encoder.trainable_parameters(), cfg.encoder_lr, cfg.encoder_weight_decay
+        )
+        self.target = TargetEncoder(
+            self.encoder.backbone, self.n_top, cfg.curiosity.target_mode, cfg.curiosity.target_momentum
+        )
+        if self.target.separate:
+            self.target_cache = SceneFeatures(
+                self.cache.grids.clone(),
+                self.cache.patch_size,
+                boundary_tokens=self.cache.boundary_tokens,  # shared, never written
+                cache_block=self.cache.cache_block,
+            )
+        else:
+            self.target_cache = self.cache
+        self.source.start_fine_tuning(self.encoder, self.target_cache)
+        self.curiosity.after_update = self._after_encoder_update
+
+    def _switch_to_phase2(self) -> None:
+        logger.info(
+            "phase 1 done after %d episodes (%d steps): fine-tuning the top %d blocks of %s",
+            self.counters.episodes,
+            self.counters.steps,
+            self.n_top,
+            self.cfg.encoder,
+        )
+        self.checkpoints["phase1_end"] = self.save_checkpoint("phase1_end")
+        self.monitor.set_reference(self._encoder_stats())
+        self._enter_phase2()
+        self.curiosity.normalizer.reset()
+        self.counters.phase = 2
+        self.counters.phase2_start_episode = self.counters.episodes
+        self.writer.add_scalar("charts/phase", 2, self.counters.steps)
+
+    def _after_encoder_update(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        self.env.refresh_features(self.encoder.backbone, self.cfg.encode_batch_size)
+        if self.target.update():
+            self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
+        refresh_s = time.perf_counter() - t0
+        last_obs = getattr(self.model, "_last_obs", None)
+        if isinstance(last_obs, dict):  # the next rollout starts from observations with current features
+            self.model._last_obs = self.env.core.observe()
+        stats = self._encoder_stats()
+        self.monitor.check(stats, step=self.model.num_timesteps)
+        return {"refresh_seconds": refresh_s, **{f"encoder_{k}": v for k, v in stats.items()}}
+
+    def _encoder_stats(self) -> dict[str, float]:
+        if self.cache is None:
+            return {}
+        return self.monitor.measure(sample_features(self.cache.grids, 4096, seed=0))
+
+    def _log_encoder_stats(self, step: int) -> None:
+        for key, value in self._encoder_stats().items():
+            self.writer.add_scalar(f"encoder/{key}", value, step)
+
+    # ------------------------------------------------------------------------------------------ training
+    @property
+    def total_episodes(self) -> int:
+        return self.cfg.phase1_episodes + self.cfg.phase2_episodes
+
+    def train(self) -> TrainResult:
+        """Run (or continue) both phases; checkpoints on exit, including Ctrl-C / SIGTERM."""
+        interrupted = False
+        restore = _install_sigterm()
+        progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=self.counters.episodes)
+        try:
+            while True:
+                c = self.counters
+                if c.phase == 1 and c.episodes >= self.cfg.phase1_episodes and self.cfg.phase2_episodes > 0:
+                    self._switch_to_phase2()
+                if c.episodes >= self.total_episodes:
+                    break
+                before = c.episodes
+                stats = self._run_rollout()
+                progress.update(c.episodes - before, phase=c.phase, fps=stats.get("fps", 0.0))
+        except KeyboardInterrupt:
+            interrupted = True
+            logger.warning("interrupted: saving a checkpoint of rollout %d first", self.counters.rollouts)
+        finally:
+            restore()
+            progress.close()
+        name = "interrupted" if interrupted else "final"
+        self.checkpoints[name] = self.save_checkpoint(name)
+        self.writer.flush()
+        return TrainResult(self.run_dir, self.counters, interrupted, dict(self.checkpoints))
+
+    def _run_rollout(self) -> dict[str, float]:
+        cfg, c = self.cfg, self.counters
+        t0 = time.perf_counter()
+        steps_before = self.model.num_timesteps
+        self.model.learn(
+            total_timesteps=cfg.ppo.n_steps * cfg.n_envs,
+            callback=self.callbacks,
+            reset_num_timesteps=False,
+            progress_bar=False,
+        )
+        elapsed = time.perf_counter() - t0
+        c.rollouts += 1
+        c.steps = int(self.model.num_timesteps)
+        c.episodes = self.tracker.episodes
+        c.ppo_updates = int(getattr(self.model, "_n_updates", 0))
+        fps = (c.steps - steps_before) / max(elapsed, 1e-9)
+        self._log_rollout(fps)
+        if cfg.checkpoint_every and c.rollouts % cfg.checkpoint_every == 0:
+            self.save_checkpoint(f"rollout_{c.rollouts:06d}", periodic=True)
+        if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
+            self._log_trajectories()
+        return {"fps": fps}
+
+    def _log_rollout(self, fps: float) -> None:
+        c, w = self.counters, self.writer
+        step = c.steps
+        w.add_scalar("charts/phase", c.phase, step)
+        w.add_scalar("charts/fps", fps, step)
+        w.add_scalar("charts/episodes", c.episodes, step)
+        episodes = self.tracker.pop()
+        if len(episodes["is_success"]):
+            w.add_scalar("charts/episode_return", float(np.nanmean(episodes["return"])), step)
+            w.add_scalar("charts/episode_length", float(np.nanmean(episodes["length"])), step)
+            w.add_scalar("charts/success_rate", float(episodes["is_success"].mean()), step)
+            w.add_scalar("charts/spl", float(episodes["spl"].mean()), step)
+            w.add_scalar("charts/soft_spl", float(episodes["soft_spl"].mean()), step)
+            w.add_scalar("charts/coverage", float(episodes["coverage"].mean()), step)
+            w.add_scalar("charts/path_length", float(episodes["path_length"].mean()), step)
+        if self.curiosity is None:
+            return
+        s = self.curiosity.last_stats
+        for key in ("intrinsic_mean", "intrinsic_std", "intrinsic_raw_mean", "intrinsic_return_std"):
+            if key in s:
+                w.add_scalar(f"curiosity/{key}", s[key], step)
+        if "intrinsic_value_loss" in s:
+            w.add_scalar("losses/intrinsic_value", s["intrinsic_value_loss"], step)
+        if "forward_loss" in s:
+            w.add_scalar("losses/forward", s["forward_loss"], step)
+        for key in ("feature_std", "effective_rank"):
+            if f"encoder_{key}" in s:
+                w.add_scalar(f"encoder/{key}", s[f"encoder_{key}"], step)
+        if "refresh_seconds" in s:
+            w.add_scalar("encoder/refresh_seconds", s["refresh_seconds"], step)
+
+    def _log_trajectories(self, n: int = 8) -> None:
+        frames = [self.env.render_agent(i, "last") for i in range(min(n, self.env.num_envs))]
+        frames = [f for f in frames if f is not None]
+        if frames:
+            grid = trajectory_grid(frames)
+            self.writer.add_image("trajectories/last_episodes", grid, self.counters.steps, dataformats="HWC")
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, name: str, periodic: bool = False) -> Path:
+        """Write ``checkpoints/<name>/`` (policy, encoder, state) crash-safely and point ``latest`` at it."""
+
+        def write(folder: Path) -> None:
+            policy_tmp = folder / f".{POLICY_FILE}.tmp.zip"
+            self.model.save(policy_tmp)  # SB3 writes the zip; rename it into place
+            os.replace(policy_tmp, folder / POLICY_FILE)
+            self.encoder.save(folder / ENCODER_FILE)
+            atomic_save(self._state_dict(), folder / STATE_FILE)
+
+        final = write_checkpoint(self.run_dir, name, write)
+        if periodic:
+            self._periodic = [p for p in self._periodic if p != final] + [final]
+            while len(self._periodic) > max(self.cfg.keep_checkpoints, 1):
+                shutil.rmtree(self._periodic.pop(0), ignore_errors=True)
+        logger.info("checkpoint %s (episode %d, phase %d)", final, self.counters.episodes, self.counters.phase)
+        return final
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.cfg),
+            "counters": asdict(self.counters),
+            "curiosity": None if self.curiosity is None else self.curiosity.state_dict(),
+            "target": None if self.target is None else self.target.state_dict(),
+            "monitor": self.monitor.state_dict(),
+            "rng": get_rng_state(),
+            "periodic": [p.name for p in self._periodic],
+        }
+
+    def _load_state(self, ckpt: Path, state: dict[str, Any]) -> None:
+        self.counters = Counters(**state["counters"])
+        self.monitor.load_state_dict(state["monitor"])
+        if self.counters.phase == 2:
+            self._enter_phase2()
+        if self.curiosity is not None and state["curiosity"] is not None:
+            self.curiosity.load_state_dict(state["curiosity"])
+        if self.target is not None and state["target"] is not None:
+            self.target.load_state_dict(state["target"])
+            if self.target.separate:
+                self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
+        self.model.set_parameters(str(ckpt / POLICY_FILE), exact_match=True, device=self.model.device)
+        self.model.num_timesteps = self.counters.steps
+        self.model._n_updates = self.counters.ppo_updates
+        self.tracker.episodes = self.counters.episodes
+        root = self.run_dir / CHECKPOINT_DIR
+        self._periodic = [root / n for n in state.get("periodic", []) if (root / n).exists()]
+        set_rng_state(state["rng"])
+        # new episodes after a resume: re-seed the agents' generators away from the start of the run
+        self.env.seed(self.cfg.seed + 7919 * (self.counters.rollouts + 1))
+        logger.info(
+            "resumed %s: phase %d, episode %d, step %d, rollout %d",
+            ckpt,
+            self.counters.phase,
+            self.counters.episodes,
+            self.counters.steps,
+            self.counters.rollouts,
+        )
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike, overrides: dict[str, Any] | None = None) -> TwoPhaseTrainer:
+        """Continue the run in ``run_dir`` from its latest checkpoint, with its saved config.
+
+        ``overrides`` may change only :data:`RESUME_OVERRIDABLE` fields (e.g. more episodes, another device).
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"--resume {run_dir}: no such run folder")
+        cfg = load_config(TwoPhaseConfig, run_dir)
+        bad = sorted(set(overrides or {}) - set(RESUME_OVERRIDABLE))
+        if bad:
+            raise ValueError(
+                f"cannot change {', '.join(bad)} when resuming (only {', '.join(RESUME_OVERRIDABLE)}); "
+                "start a new run instead"
+            )
+        for key, value in (overrides or {}).items():
+            setattr(cfg, key, value)
+        trainer = cls(cfg, run_dir, resume_from=checkpoint_dir(run_dir))
+        save_config(cfg, run_dir)
+        return trainer
+
+    def close(self) -> None:
+        self.writer.close()
+        self.env.close()
+
+
+def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
+    """CleanRL-style run name ``{task}__{exp_name}__{seed}__{unix time}``."""
+    return f"{task_id(cfg.task)}__{cfg.exp_name}__{cfg.seed}__{int(time.time() if timestamp is None else timestamp)}"
+
+
+def _hparams_markdown(cfg: TwoPhaseConfig) -> str:
+    rows = []
+
+    def walk(d: dict, prefix: str = "") -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                rows.append(f"|{prefix}{k}|{v}|")
+
+    walk(config_to_dict(cfg))
+    return "|param|value|\n|-|-|\n" + "\n".join(rows)
+
+
+def _install_sigterm():
+    """Turn SIGTERM into ``KeyboardInterrupt`` (so it checkpoints like Ctrl-C); returns the restore function."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "run_name"]
