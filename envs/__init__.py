@@ -1,0 +1,69 @@
+"""Image-navigation environments: scenes, a cached semantic feature fast path, ImageNavEnv and ImageNavVecEnv.
+
+``import envs`` registers the Gymnasium ids below (each with ``max_episode_steps=500``); the heavy modules
+(torch, encoders) are imported only when an environment or one of the exported classes is first used.
+
+========================  ===========================================================================
+id                        task
+========================  ===========================================================================
+``ImageNav-v0``           image goal (the view at a goal cell), window-mean features of the encoder
+``ObjectNav-v0``          object goal (an object of the target class in another colour), features
+``ImageNavPixels-v0``     image goal, uint8 pixel crops (no encoder)
+``ObjectNavPixels-v0``    object goal, uint8 pixel crops (no encoder)
+``ImageNavFlicker-v0``    image goal, features, 2 objects per scene change colour every step (noisy TV)
+``ObjectNavFlicker-v0``   object goal, features, 2 flickering objects per scene
+========================  ===========================================================================
+
+Every constructor argument of :class:`envs.image_nav_env.ImageNavEnv` can be passed to ``gymnasium.make``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+
+MAX_EPISODE_STEPS = 500
+
+REGISTERED_IDS: dict[str, dict[str, Any]] = {
+    "ImageNav-v0": {"task": "imagenav"},
+    "ObjectNav-v0": {"task": "objectnav"},
+    "ImageNavPixels-v0": {"task": "imagenav", "observation": "pixels"},
+    "ObjectNavPixels-v0": {"task": "objectnav", "observation": "pixels"},
+    "ImageNavFlicker-v0": {"task": "imagenav", "flicker_objects": 2},
+    "ObjectNavFlicker-v0": {"task": "objectnav", "flicker_objects": 2},
+}
+
+
+def _register() -> None:
+    for env_id, kwargs in REGISTERED_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="envs.image_nav_env:ImageNavEnv",
+                max_episode_steps=MAX_EPISODE_STEPS,
+                kwargs=kwargs,
+            )
+
+
+_register()
+
+_LAZY = {
+    "ImageNavEnv": "envs.image_nav_env",
+    "ImageNavVecEnv": "envs.vec_env",
+    "SceneFeatures": "envs.features",
+    "NavConfig": "envs.core",
+    "NavWorld": "envs.core",
+    "NavCore": "envs.core",
+    "build_world": "envs.core",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
+
+__all__ = ["MAX_EPISODE_STEPS", "REGISTERED_IDS", *_LAZY]
