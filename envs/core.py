@@ -34,7 +34,14 @@ from torch import nn
 
 from envs import metrics
 from envs.features import SceneFeatures, StorageDType
-from envs.goals import GoalPooling, ImageGoalMode, ObjectGoals, build_object_goals, image_goal_candidates
+from envs.goals import (
+    GoalPooling,
+    ImageGoalMode,
+    ObjectGoals,
+    build_object_goals,
+    cell_box,
+    image_goal_candidates,
+)
 from envs.rendering import HEADING_DELTAS, render_navigation_frame
 from envs.scenes import SPLITS, Scene, SceneGenerator, choose_flicker_objects, variant_images
 
@@ -237,7 +244,7 @@ def resolve_encoder(
             raise ValueError(
                 "encoder_weights is only used with an encoder name; load the weights into your model instead"
             )
-        return encoder if device is None else encoder.to(device)
+        return encoder  # used where it is (the caller's model is never moved)
     name = DEFAULT_ENCODER if encoder is None else str(encoder)
     if encoder_weights is not None:
         model = create_model(name, pretrained=encoder_weights)
@@ -309,6 +316,12 @@ def scene_variant_images(
     """
     if colour_variants < 1:
         raise ValueError(f"colour_variants must be >= 1, got {colour_variants}")
+    shapes = sorted({s.image.shape for s in scenes})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"the scenes have different sizes {shapes[:3]}; the environments need one size: use square scenes "
+            "(FolderSceneSource mode='crop', the default) or one image_size"
+        )
     if flicker_objects is not None and colour_variants > 1:
         raise ValueError("use either colour_variants (per episode) or flicker_objects (per step), not both")
     if flicker_objects is None:
@@ -596,8 +609,6 @@ class NavCore:
     # ------------------------------------------------------------------------------------------ setup
     def _near_flicker_grid(self, radius: int) -> np.ndarray:
         """``(S, h, w)`` bool: a flickering object lies within the agent's observed window (Chebyshev ``radius``)."""
-        from envs.goals import cell_box
-
         grid = np.zeros((self.n_scenes, self.h, self.w), dtype=bool)
         for s, (scene, indices) in enumerate(zip(self.world.scenes, self.world.flicker_objects)):
             for i in indices:

@@ -164,7 +164,7 @@ class SceneFeatures:
             images: ``(S, V, H, W, 3)`` or ``(S, H, W, 3)`` uint8 RGB (or a list of such per-scene arrays);
                 ``H`` and ``W`` multiples of the patch size.
             batch_size: images per encoder call.
-            device: where the encoder runs (default: the encoder's device). Storage is always the CPU.
+            device: where the encoder runs; must be the encoder's device (the default). Storage is always the CPU.
             storage_dtype: ``"float32"`` or ``"float16"`` (halves memory; lookups are cast back to float32).
             cache_block: keep the tokens entering this block for :meth:`refresh` (``encoder.n_blocks - n`` when the
                 top ``n`` blocks will be fine-tuned); ``None`` keeps none.
@@ -188,6 +188,11 @@ class SceneFeatures:
             if not 0 <= cache_block <= n_blocks:
                 raise ValueError(f"cache_block must be in [0, {n_blocks}] for this encoder, got {cache_block}")
         device = _encoder_device(encoder) if device is None else torch.device(device)
+        if device.type != _encoder_device(encoder).type:
+            raise ValueError(
+                f"device {device} differs from the encoder's device {_encoder_device(encoder)}; move the encoder first "
+                f"(encoder.to({str(device)!r})) or omit device"
+            )
         h, w, d = height // patch, width // patch, int(encoder.embed_dim)
         flat = images.reshape(s * v, height, width, 3)
         grids = torch.empty((s * v, h, w, d), dtype=dtype)

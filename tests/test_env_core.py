@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -215,6 +216,23 @@ def test_colour_variants_are_drawn_per_episode():
             assert info["variant_index"] == v
         seen.add(v)
     assert seen == {0, 1, 2}
+
+
+def test_photo_folder_scenes_give_image_goal_envs(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        photo = rng.integers(0, 256, size=(90 + 10 * i, 130, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(tmp_path / f"photo{i}.png"), photo)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    env = ImageNavEnv(scene_folder=tmp_path, image_size=84, encoder=pico_encoder(), min_start_distance=3)
+    assert env.world.n_scenes == 3 and env.world.grid_shape == (6, 6)
+    obs, info = env.reset(seed=0)
+    assert obs["features"].shape == (64,) and info["distance_to_goal"] >= 3
+    with pytest.raises(ValueError, match="no scene has any object"):
+        ImageNavEnv("objectnav", scene_folder=tmp_path, image_size=84, encoder=pico_encoder())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no readable images"):
+        ImageNavEnv(scene_folder=tmp_path / "empty", image_size=84, encoder=pico_encoder())
 
 
 def test_invalid_arguments_raise_value_errors():

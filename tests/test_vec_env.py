@@ -13,6 +13,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecCheckNan
 
+from envs.features import SceneFeatures
 from envs.image_nav_env import ImageNavEnv
 from envs.vec_env import ImageNavVecEnv
 from tests.test_env_core import SMALL_GENERATOR, pico_encoder, small_world
@@ -132,6 +133,28 @@ def test_shared_world_and_refresh_without_copies():
     after, after_other = train.reset(), other.reset()
     np.testing.assert_allclose(after["features"], before["features"] + 0.25, atol=1e-4)
     np.testing.assert_allclose(after_other["features"], before_other["features"] + 0.25, atol=1e-4)
+
+
+def test_prebuilt_scenes_and_scene_features_are_used_without_copies():
+    model = copy.deepcopy(pico_encoder()).unfreeze_top_layers(1)
+    scenes = SMALL_GENERATOR.generate_many(range(3), "val")
+    images = np.stack([s.image for s in scenes])[:, None]  # (S, 1, H, W, 3)
+    cache = SceneFeatures.from_encoder(model, images, storage_dtype="float16", cache_block=1)
+    vec = ImageNavVecEnv(2, "objectnav", scenes=scenes, scene_features=cache, encoder=model, min_start_distance=2)
+    assert vec.scene_features is cache and vec.world.images is images
+    assert vec.world.object_goals.features.storage_dtype == torch.float16  # goals follow the cache's settings
+    vec.seed(1)
+    obs = vec.reset()
+    assert obs["features"].dtype == np.float32 and vec.observation_space.contains({k: v[0] for k, v in obs.items()})
+    with torch.no_grad():
+        model.norm.bias.add_(0.5)
+    cache.refresh(model)  # refreshed from outside: the env sees it
+    vec.seed(1)
+    np.testing.assert_allclose(vec.reset()["features"], obs["features"] + 0.5, atol=2e-2)
+    with pytest.raises(ValueError, match="scene_features has grids"):
+        ImageNavVecEnv(2, scenes=scenes, scene_features=cache, flicker_objects=1)
+    with pytest.raises(ValueError, match="also needs the encoder"):
+        ImageNavVecEnv(2, "objectnav", scenes=scenes, scene_features=cache)
 
 
 def test_ppo_learns_on_the_vec_env_without_wrappers():
