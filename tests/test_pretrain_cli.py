@@ -176,3 +176,48 @@ def test_presets_parse_and_official_values():
     )
     tiny = pretrain.parse_args(["--preset", "tiny"])
     assert tiny.crops.global_crops_size % 14 == 0 and tiny.crops.local_crops_size % 14 == 0
+
+
+@pytest.mark.slow
+def test_tiny_pretraining_lowers_the_loss_without_collapse(tmp_path):
+    """A real (short) tiny-preset run on 200 generated shape images: the loss goes down, features stay spread."""
+    root = tmp_path / "shapes"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        h, w = (int(v) for v in rng.integers(128, 224, size=2))
+        img = np.full((h, w, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+        for _ in range(int(rng.integers(2, 6))):
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            x, y, s = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(10, 50))
+            if rng.random() < 0.5:
+                cv2.circle(img, (x, y), s, color, -1)
+            else:
+                cv2.rectangle(img, (x, y), (x + s, y + s), color, -1)
+        cv2.imwrite(str(root / f"{i:03d}.png"), img)
+    out = tmp_path / "run"
+    argv = ["--preset", "tiny", "--data", str(root), "--output", str(out), "--no-train.progress"]
+    argv += ["--optim.epochs", "4", "--train.epoch-length", "25", "--optim.warmup-epochs", "1"]
+    assert _run(argv) == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    loss = [e.value for e in events.Scalars("losses/total_loss")]
+    std = [e.value for e in events.Scalars("monitor/student_cls_std")]
+    assert np.mean(loss[-4:]) < np.mean(loss[:2]) - 0.3
+    assert min(std[-4:]) > 0.3
+
+
+@pytest.mark.slow
+def test_compiled_blocks_give_the_eager_losses():
+    from tests.test_ssl_meta_arch import make_batch, pico_cfg
+
+    batch = make_batch(pico_cfg())
+    results = []
+    for compile_flag in (False, True):
+        torch.manual_seed(0)
+        model = SSLMetaArch(pico_cfg(**{"train.compile": compile_flag})).train()
+        results.append(model.forward_backward(batch, teacher_temp=0.04))
+    for k, v in results[0].items():
+        torch.testing.assert_close(results[1][k], v, atol=1e-4, rtol=1e-4, msg=k)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoders.checkpoint import extract_backbone_state_dict, load_file
+from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, load_file
 from encoders.heads import DINOHead
 from encoders.losses import DINOLoss, KoLeoLoss, iBOTPatchLoss
 from encoders.registry import create_model, get_model_spec
@@ -164,13 +164,13 @@ class SSLMetaArch(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.device = torch.device(device)
-        self.centering: Literal["centering", "sinkhorn_knopp"] = (
-            "sinkhorn_knopp" if cfg.train.centering == "sinkhorn_knopp" else "centering"
-        )
         if cfg.train.centering not in ("centering", "softmax", "sinkhorn_knopp"):
             raise ValueError(
                 f"train.centering must be centering, softmax or sinkhorn_knopp, got {cfg.train.centering!r}"
             )
+        self.centering: Literal["centering", "sinkhorn_knopp"] = (
+            "sinkhorn_knopp" if cfg.train.centering == "sinkhorn_knopp" else "centering"
+        )
         get_model_spec(cfg.student.arch)  # unknown names raise with suggestions
 
         student_backbone = build_backbone(cfg, student=True)
@@ -180,7 +180,7 @@ class SSLMetaArch(nn.Module):
         check_crop_sizes(cfg, self.patch_size)
         if cfg.student.pretrained_weights:
             sd = extract_backbone_state_dict(load_file(cfg.student.pretrained_weights))
-            student_backbone.load_state_dict(sd, strict=True)
+            load_backbone_weights(student_backbone, sd, source=cfg.student.pretrained_weights)
             logger.info("student initialised from %s", cfg.student.pretrained_weights)
 
         d, ib = cfg.dino, cfg.ibot

@@ -103,6 +103,7 @@ class Trainer:
         config_dict: the resolved config saved into checkpoints (default: none).
         callbacks: called as ``fn(trainer, iteration, scalars)`` after each iteration (``scalars`` holds the
             detached loss tensors of that iteration).
+        desc: name shown by the progress bar.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class Trainer:
         ctx: dist_utils.DistributedContext | None = None,
         config_dict: dict[str, Any] | None = None,
         callbacks: list[Callable[[Trainer, int, dict[str, torch.Tensor]], None]] | None = None,
+        desc: str = "train",
     ):
         if not isinstance(model, MetaArch):
             raise TypeError(f"{type(model).__name__} does not implement the MetaArch protocol")
@@ -122,6 +124,7 @@ class Trainer:
         self.ctx = ctx or dist_utils.DistributedContext()
         self.config_dict = config_dict or {}
         self.callbacks = list(callbacks or [])
+        self.desc = desc
         self.resolved: ResolvedRun = resolve_run(cfg, self.ctx.world_size)
         self.output = Path(cfg.output)
         self.checkpoint_path = self.output / CHECKPOINT_NAME
@@ -204,7 +207,7 @@ class Trainer:
 
         writer = make_writer(self.output / "tensorboard", ctx.rank) if start < stop else None
         progress = Progress(
-            total=stop, desc="pretrain", unit="it", initial=start, disable=not (cfg.train.progress and ctx.is_main)
+            total=stop, desc=self.desc, unit="it", initial=start, disable=not (cfg.train.progress and ctx.is_main)
         )
         images_per_it = r.total_batch_size
         history: list[dict[str, float]] = []
@@ -313,3 +316,90 @@ class Trainer:
                 tag = f"monitor/{key}"
             writer.add_scalar(tag, value, step)
         writer.flush()
+
+
+# ------------------------------------------------------------------------------------------- launching
+_RESUME_FREE_FIELDS = {
+    "resume",
+    "train.max_iterations",
+    "train.num_workers",
+    "train.progress",
+    "train.log_every",
+    "train.checkpoint_every",
+}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
+    """Refuse to overwrite a run without ``--resume``; on resume, warn about config fields that changed."""
+    run_dir = Path(cfg.output)
+    if not cfg.resume:
+        if (run_dir / CHECKPOINT_NAME).exists():
+            raise ValueError(
+                f"{run_dir} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or choose "
+                "another --output"
+            )
+        return
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        return
+    import json
+
+    saved, now = _flatten(json.loads(saved_path.read_text())), _flatten(cfg_dict)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k not in _RESUME_FREE_FIELDS)
+    if changed:
+        logger.warning(
+            "resuming with a config that differs from %s in: %s (the run will not match an uninterrupted one)",
+            saved_path,
+            ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed),
+        )
+
+
+def fit_from_config(
+    cfg: TrainLoopConfig,
+    build_model: Callable[[TrainLoopConfig, torch.device], nn.Module],
+    ctx: dist_utils.DistributedContext,
+    mask_ratio_tuple: tuple[float, float],
+    mask_probability: float,
+    desc: str = "train",
+    callbacks: list[Callable[[Trainer, int, dict[str, torch.Tensor]], None]] | None = None,
+) -> tuple[Trainer, TrainResult]:
+    """The whole launch sequence of a CLI: check the run folder, build the model with the same seed on every
+    rank (identical initial weights), re-seed per rank (drop path), build the image-folder data pipeline
+    (``cfg.data`` / ``cfg.file_list``), save ``config.json`` (rank 0), train.
+
+    ``build_model(cfg, device)`` returns the :class:`MetaArch`; it must expose ``patch_size``.
+    """
+    from encoders.train.data import MultiCropDataPipeline
+    from encoders.utils.config import config_to_dict, save_config
+    from encoders.utils.seed import seed_everything
+
+    cfg_dict = config_to_dict(cfg)
+    check_run_folder(cfg, cfg_dict)
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg, ctx.device)
+    seed_everything(cfg.train.seed + ctx.rank)
+    resolved = resolve_run(cfg, ctx.world_size)
+    data = MultiCropDataPipeline.from_config(
+        cfg,
+        patch_size=model.patch_size,
+        mask_ratio_tuple=mask_ratio_tuple,
+        mask_probability=mask_probability,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        high_res_start=resolved.high_res_start if cfg.crops.high_res_iterations > 0 else None,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    if ctx.is_main:
+        save_config(cfg, cfg.output)
+    trainer = Trainer(cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc)
+    return trainer, trainer.fit()
