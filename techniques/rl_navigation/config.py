@@ -151,6 +151,10 @@ class TwoPhaseConfig:
     """minimum start distance from the goal (cells)"""
     max_episode_steps: int = 200
     """time limit per episode"""
+    include_heading: bool = False
+    """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
+    include_position: bool = False
+    """add the agent's normalised (row, col) to the observation"""
     distance_reward_scale: float = 0.0
     """reward shaping by distance decrease (0: sparse success reward)"""
     phase1_episodes: int = 10_000
@@ -170,7 +174,10 @@ class TwoPhaseConfig:
     seed: int = 1
     """seed of torch, numpy and the environments"""
     device: str = "auto"
-    """'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ..."""
+    """'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ... (PPO's MLP always runs on the CPU, as SB3
+    recommends; the encoder, forward model and pixel-task CNN policies run here)"""
+    torch_threads: int = 1
+    """torch CPU threads: RL's small batches run fastest on one (0: torch's default)"""
     logdir: Path = Path("runs")
     """parent folder of run folders"""
     run_dir: Path | None = None
@@ -346,6 +353,8 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
         min_start_distance=cfg.min_start_distance,
         distance_reward_scale=cfg.distance_reward_scale,
         max_episode_steps=cfg.max_episode_steps,
+        include_heading=cfg.include_heading,
+        include_position=cfg.include_position,
     )
     if cfg.colour_variants > 1:
         kwargs["colour_variants"] = cfg.colour_variants

@@ -223,7 +223,10 @@ def evaluate_run(
         label = checkpoint_label(name, cfg.phase2_episodes > 0)
         logger.info("evaluating %s (%s) on %d %s episodes", label, ckpt, episodes, split)
         out[label] = run_episodes(env, policy_actor(model, deterministic), episodes)
-    if random_baseline and env is not None:
+    if random_baseline:
+        if env is None:  # the random walk alone: any encoder gives the same episodes
+            encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev)
+            env = make_env(cfg, encoder, split, n_scenes, n_envs)
         env.seed(seed)
         out["random walk"] = run_episodes(env, random_actor(env.action_space.n, env.num_envs, seed), episodes)
     return out

@@ -30,7 +30,7 @@ from encoders.checkpoint import (
 )
 from encoders.preprocessing import images_to_tensor
 from encoders.vision_transformer import DinoVisionTransformer
-from envs.features import SceneFeatures, StorageDType
+from envs.features import SceneFeatures, StorageDType, window_mean
 
 logger = logging.getLogger(__name__)
 
@@ -240,9 +240,19 @@ class SemanticEncoder(nn.Module):
     ) -> torch.Tensor:
         """Window-mean features ``(B, D)`` at cells, recomputed **with autograd** from the cached boundary tokens.
 
-        Gradients reach exactly the blocks from ``cache.cache_block`` up and the final norm.
+        Gradients reach exactly the blocks from ``cache.cache_block`` up and the final norm. The top blocks run
+        once per distinct (scene, variant) of the batch, the window means are taken on those ``U`` grids
+        (cumulative sums) and only then gathered per transition, so memory is ``O(U h w D)``, not ``O(B h w D)``.
         """
-        return cache.window_features_from_tokens(self.backbone, scene_idx, variant_idx, rows, cols, radius)
+        pair = np.asarray(scene_idx, dtype=np.int64) * cache.n_variants + np.asarray(variant_idx, dtype=np.int64)
+        unique, inverse = np.unique(pair.reshape(-1), return_inverse=True)
+        grids = cache.grids_from_tokens(self.backbone, unique // cache.n_variants, unique % cache.n_variants)
+        means = window_mean(grids, radius).to(grids.dtype)  # (U, h, w, D)
+        dev = means.device
+        index = torch.from_numpy(inverse.reshape(-1)).to(dev)
+        r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev).reshape(-1)
+        c = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=dev).reshape(-1)
+        return means[index, r, c]  # (B, D)
 
     # ------------------------------------------------------------------------------------------- export
     def save(self, path: str | os.PathLike) -> Path:

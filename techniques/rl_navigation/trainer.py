@@ -133,6 +133,9 @@ class TwoPhaseTrainer:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.device)
+        self._previous_threads = torch.get_num_threads()
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)  # restored by close()
         self.counters = Counters()
         self.checkpoints: dict[str, Path] = {}
         self._periodic: list[Path] = []
@@ -483,8 +486,10 @@ class TwoPhaseTrainer:
         return trainer
 
     def close(self) -> None:
+        """Close the TensorBoard writer and the environments; restore torch's thread count."""
         self.writer.close()
         self.env.close()
+        torch.set_num_threads(self._previous_threads)
 
 
 def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:

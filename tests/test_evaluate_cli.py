@@ -1,0 +1,71 @@
+"""The evaluate CLI: metrics JSON + text with 95% CIs, a trajectory PNG, the random-walk baseline, errors."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from experiments import evaluate
+from techniques.rl_navigation.evaluation import EpisodeResults, format_table, summarize, trajectory_grid
+from techniques.rl_navigation.trainer import TwoPhaseTrainer
+from tests.test_two_phase import smoke
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("eval") / "run"
+    trainer = TwoPhaseTrainer(smoke(phase2_episodes=0, trajectory_every=0), path)
+    trainer.train()
+    trainer.close()
+    return path
+
+
+def test_evaluate_writes_tables_and_png(run_dir, capsys):
+    rc = evaluate.main([str(run_dir), "--episodes", "6", "--split", "test", "--n-envs", "4"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| final |" in out and "| random walk |" in out
+    data = json.loads((run_dir / "eval" / "test.json").read_text())
+    assert data["split"] == "test" and data["episodes"] == 6
+    for policy in ("final", "random walk"):
+        for metric in ("success", "spl", "soft_spl", "coverage", "path_length"):
+            entry = data["results"][policy][metric]
+            assert entry["n"] == 6 and entry["ci95"] >= 0 and np.isfinite(entry["mean"])
+        assert 0 <= data["results"][policy]["spl"]["mean"] <= data["results"][policy]["success"]["mean"] + 1e-9
+    assert "± " in (run_dir / "eval" / "test.txt").read_text()
+    png = cv2.imread(str(run_dir / "eval" / "test_trajectories.png"))
+    assert png is not None and png.shape[0] > 100
+
+
+def test_same_seed_same_episodes(run_dir):
+    """Every policy faces the same episodes: two random-walk evaluations with one seed agree exactly."""
+    from techniques.rl_navigation.evaluation import evaluate_run
+
+    a = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3)["random walk"]
+    b = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3)["random walk"]
+    np.testing.assert_array_equal(a.spl, b.spl)
+    np.testing.assert_array_equal(a.path_length, b.path_length)
+
+
+def test_summary_closed_form():
+    ones = np.ones(4)
+    res = EpisodeResults(
+        success=np.array([1.0, 0.0, 1.0, 0.0]), spl=ones * 0.5, soft_spl=ones, coverage=ones * 0.25,
+        path_length=np.array([2.0, 4.0, 6.0, 8.0]), episode_return=ones, length=ones,
+    )  # fmt: skip
+    s = summarize(res)
+    assert s["success"]["mean"] == 0.5 and s["spl"]["ci95"] == 0.0
+    assert s["success"]["ci95"] == pytest.approx(1.96 * np.std([1, 0, 1, 0], ddof=1) / 2)
+    assert s["path_length"]["mean"] == 5.0
+    assert "| x | 4 | 0.500 ± 0.566 |" in format_table({"x": s})
+    grid = trajectory_grid([np.zeros((10, 12, 3), np.uint8)] * 5, ncols=2, pad=1)
+    assert grid.shape == (3 * 11 + 1, 2 * 13 + 1, 3)
+
+
+def test_bad_run_dir(tmp_path, capsys):
+    assert evaluate.main([str(tmp_path / "missing")]) == 2
+    assert "no saved config" in capsys.readouterr().err
+    assert evaluate.main([str(tmp_path), "--episodes", "0"]) == 2

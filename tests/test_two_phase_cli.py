@@ -1,0 +1,134 @@
+"""The two_phase CLI: smoke run end to end (checkpoints, TensorBoard tags, evaluation table), resume, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import encoders
+from encoders.checkpoint import load_file
+from experiments import two_phase
+from techniques.rl_navigation.checkpointing import list_checkpoints
+
+REQUIRED_SCALARS = (
+    "charts/episode_return",
+    "charts/success_rate",
+    "charts/spl",
+    "charts/coverage",
+    "charts/phase",
+    "charts/fps",
+    "curiosity/intrinsic_mean",
+    "curiosity/intrinsic_std",
+    "losses/forward",
+    "encoder/feature_std",
+    "encoder/effective_rank",
+    "train/value_loss",
+    "train/policy_gradient_loss",
+    "train/entropy_loss",
+)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, str]:
+    logdir = tmp_path_factory.mktemp("runs")
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = two_phase.main(["--preset", "smoke", "--logdir", str(logdir), "--eval-episodes", "4"])
+    assert rc == 0
+    (run_dir,) = logdir.iterdir()
+    return run_dir, out.getvalue()
+
+
+def test_run_folder_config_and_report(smoke_run):
+    run_dir, report = smoke_run
+    assert re.fullmatch(r"ImageNav-v0__smoke__1__\d+", run_dir.name)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["encoder"] == "vit_pico_patch14" and cfg["phase1_episodes"] == 8 and cfg["ppo"]["n_steps"] == 16
+    assert "| phase-1 end |" in report and "| phase-2 end |" in report and "| random walk |" in report
+    assert (run_dir / "eval" / "summary_test.json").exists() and (run_dir / "eval" / "trajectories_test.png").exists()
+
+
+def test_checkpoints_are_complete_and_loadable(smoke_run):
+    run_dir, _ = smoke_run
+    names = list_checkpoints(run_dir)
+    assert {"phase1_end", "final"} <= set(names) and any(n.startswith("rollout_") for n in names)
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == "final"
+    for name in ("phase1_end", "final"):
+        folder = run_dir / "checkpoints" / name
+        assert {p.name for p in folder.iterdir()} == {"policy.zip", "encoder.pth", "encoder.pth.json", "state.pt"}
+        state = load_file(folder / "state.pt")  # weights_only load works
+        assert set(state) >= {"config", "counters", "curiosity", "target", "monitor", "rng"}
+        assert set(state["curiosity"]) >= {"learner", "normalizer", "critic", "critic_optimizer"}
+        assert state["counters"]["phase"] == (1 if name == "phase1_end" else 2)
+    final = load_file(run_dir / "checkpoints" / "final" / "state.pt")
+    assert final["curiosity"]["learner"]["encoder_optimizer"] is not None and final["target"]["mode"] == "ema"
+    # the encoder checkpoint is in the official key format and rebuilds from its sidecar
+    model = encoders.create_model_from_checkpoint(run_dir / "checkpoints" / "final" / "encoder.pth")
+    keys = set(torch.load(run_dir / "checkpoints" / "final" / "encoder.pth", weights_only=True))
+    assert "blocks.0.attn.qkv.weight" in keys and "cls_token" in keys and model.n_blocks == 2
+
+
+def test_tensorboard_tags(smoke_run):
+    run_dir, _ = smoke_run
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    missing = [t for t in REQUIRED_SCALARS if t not in tags["scalars"]]
+    assert not missing, missing
+    assert "trajectories/last_episodes" in tags["images"]
+    assert any(t.startswith("hparams") for t in tags["tensors"])
+    phases = [e.value for e in acc.Scalars("charts/phase")]
+    assert phases[0] == 1 and phases[-1] == 2
+
+
+def test_resume_from_the_cli(smoke_run, capsys):
+    run_dir, _ = smoke_run
+    before = load_file(run_dir / "checkpoints" / "final" / "state.pt")["counters"]
+    rc = two_phase.main(["--resume", str(run_dir), "--phase2-episodes", "12", "--eval-episodes", "0"])
+    assert rc == 0
+    after = load_file(run_dir / "checkpoints" / "final" / "state.pt")["counters"]
+    assert after["phase"] == 2 and after["episodes"] >= 20 and after["rollouts"] > before["rollouts"]
+    assert after["phase2_start_episode"] == before["phase2_start_episode"]
+    assert json.loads((run_dir / "config.json").read_text())["phase2_episodes"] == 12
+    assert "episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "PointNav-v0"], "unknown --task"),
+        (["--ppo.batch-size", "100000"], "exceeds a rollout"),
+        (["--phase2-episodes", "4", "--task", "ImageNavPixels-v0"], "phase 2 fine-tunes the encoder"),
+        (["--encoder-weights", "/nonexistent/weights.pth"], "encoder weights not found"),
+        (["--resume", "/nonexistent/run"], "no such run folder"),
+    ],
+)
+def test_bad_input_is_reported(tmp_path, capsys, argv, message):
+    rc = two_phase.main(["--preset", "smoke", "--logdir", str(tmp_path), *argv])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_required_flags_exist():
+    cfg = two_phase.parse_args(
+        [
+            "--preset", "paper", "--encoder", "dinov2_vits14_reg", "--encoder-weights", "official", "--task",
+            "ObjectNav-v0", "--actions", "egocentric", "--phase1-episodes", "3", "--phase2-episodes", "2",
+            "--unfreeze-layers", "3", "--encoder-lr", "2e-5", "--intrinsic-coef", "0.3", "--n-envs", "8",
+            "--seed", "7", "--device", "cpu", "--logdir", "x", "--resume", "y",
+        ]
+    )  # fmt: skip
+    assert (cfg.encoder, cfg.task, cfg.actions, cfg.phase1_episodes, cfg.unfreeze_layers) == (
+        "dinov2_vits14_reg", "ObjectNav-v0", "egocentric", 3, 3
+    )  # fmt: skip
+    assert cfg.encoder_lr == 2e-5 and cfg.intrinsic_coef == 0.3 and cfg.n_envs == 8 and str(cfg.resume) == "y"
+    paper = two_phase.parse_args(["--preset", "paper"])
+    assert (paper.encoder, paper.phase1_episodes, paper.phase2_episodes) == ("dinov2_vits14", 10_000, 5_000)
