@@ -3,6 +3,7 @@ graceful SIGTERM, high-resolution phase, and clear errors for bad input."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -57,6 +58,8 @@ def test_cli_smoke_writes_config_checkpoint_backbone_and_tensorboard(image_dir, 
     assert pretrain.main([*PICO, "--data", str(image_dir), "--output", str(out), "--train.max-iterations", "4"]) == 0
     cfg = load_config(pretrain.PretrainConfig, out)
     assert cfg.student.arch == "vit_pico_patch14" and cfg.train.max_iterations == 4
+    resolved = json.loads((out / "resolved.json").read_text())
+    assert resolved["lr"] == pytest.approx(0.004 * (4 / 1024) ** 0.5) and resolved["total_iterations"] == 10
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
     assert ckpt["iteration"] == 4 and ckpt["config"]["data"] == str(image_dir)
     assert {"student.backbone.cls_token", "teacher.dino_head.last_layer.weight_g", "dino_loss.center"} <= set(

@@ -13,6 +13,7 @@ Per iteration ``it``: schedules at ``it`` -> param groups; ``forward_backward(ba
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import signal
@@ -25,6 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from encoders.checkpoint import atomic_write_text
 from encoders.train import distributed as dist_utils
 from encoders.train.checkpointing import (
     load_full_state_dicts,
@@ -352,8 +354,6 @@ def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return
-    import json
-
     saved, now = _flatten(json.loads(saved_path.read_text())), _flatten(cfg_dict)
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k not in _RESUME_FREE_FIELDS)
     if changed:
@@ -375,7 +375,8 @@ def fit_from_config(
 ) -> tuple[Trainer, TrainResult]:
     """The whole launch sequence of a CLI: check the run folder, build the model with the same seed on every
     rank (identical initial weights), re-seed per rank (drop path), build the image-folder data pipeline
-    (``cfg.data`` / ``cfg.file_list``), save ``config.json`` (rank 0), train.
+    (``cfg.data`` / ``cfg.file_list``), save ``config.json`` and the derived values (peak lr after scaling,
+    iteration counts, world size) as ``resolved.json`` (rank 0), train.
 
     ``build_model(cfg, device)`` returns the :class:`MetaArch`; it must expose ``patch_size``.
     """
@@ -401,5 +402,7 @@ def fit_from_config(
     )
     if ctx.is_main:
         save_config(cfg, cfg.output)
+        derived = {**vars(resolved), "world_size": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device)}
+        atomic_write_text(json.dumps(derived, indent=2, sort_keys=True) + "\n", Path(cfg.output) / "resolved.json")
     trainer = Trainer(cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc)
     return trainer, trainer.fit()
