@@ -297,7 +297,8 @@ class DataAugmentationDINO:
     Non-persistent workers restart their streams with every new DataLoader iterator: call
     :meth:`set_epoch` (e.g. with the epoch, or the iteration a resumed run starts from) before creating
     it. For per-sample control pass ``rng=`` to ``__call__``. The object is picklable (the generator is
-    not pickled). In DataLoader workers OpenCV is limited to 1 thread to avoid oversubscription.
+    not pickled). In DataLoader workers OpenCV runs single-threaded (``cv2.setNumThreads(0)``) to avoid
+    oversubscription.
 
     Profiling: set ``aug.op_timings = {}`` to accumulate seconds per operation name in that dict.
     """
@@ -387,7 +388,10 @@ class DataAugmentationDINO:
                 seq = np.random.SeedSequence(self.seed, spawn_key=(self.rank, self._epoch, worker_key))
                 self._rng = np.random.default_rng(seq)
             if info is not None:
-                cv2.setNumThreads(1)
+                # Sequential OpenCV in workers (parallelism comes from the workers). 0, not 1: with the pthreads
+                # backend, setNumThreads(1) in a forked child stops the parent's (absent) pool threads and can
+                # deadlock; 0 only switches threading off.
+                cv2.setNumThreads(0)
             self._rng_pid = pid
         return self._rng
 
