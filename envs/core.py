@@ -589,7 +589,6 @@ class NavCore:
         self.window = 2 * r + 1
         self.crop = self.window * self.patch_size
         self._win_dr, self._win_dc = _rotated_offsets(self.window, 1)
-        self._pix_dr, self._pix_dc = _rotated_offsets(self.crop, self.patch_size)
         self._rows_grid, self._cols_grid = np.mgrid[0 : self.h, 0 : self.w]
         self._goal_candidates = [
             image_goal_candidates(s, self.patch_size, (self.h, self.w), config.image_goal) for s in world.scenes
@@ -626,11 +625,19 @@ class NavCore:
             self._grid = world.features.grids_numpy().reshape(-1, d)  # (S*V*h*w, D)
             if world.object_goals is not None:
                 self._goal_vecs = world.object_goals.vectors.numpy().reshape(-1, d)  # (G*K, D)
-        self._pixels = world.images.reshape(-1, 3)  # (S*V*H*W, 3)
+        self._crop_windows = None
+        if cfg.observation == "pixels":
+            # zero-padded images and a strided view of every crop position: a crop is one fancy-index gather
+            pad = cfg.patch_radius * self.patch_size
+            s, v, height, width, _ = world.images.shape
+            padded = np.zeros((s, v, height + 2 * pad, width + 2 * pad, 3), np.uint8)
+            padded[:, :, pad : pad + height, pad : pad + width] = world.images
+            windows = np.lib.stride_tricks.sliding_window_view(padded, (self.crop, self.crop), axis=(2, 3))
+            self._crop_windows = windows  # (S, V, Hp - P + 1, Wp - P + 1, 3, P, P), a view of `padded`
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_wm", "_grid", "_goal_vecs", "_pixels"):
+        for key in ("_wm", "_grid", "_goal_vecs", "_crop_windows"):
             state.pop(key, None)
         return state
 
@@ -985,15 +992,13 @@ class NavCore:
 
     def _crops(self, s: np.ndarray, v: np.ndarray, r: np.ndarray, c: np.ndarray, heading: np.ndarray) -> np.ndarray:
         """``(n, P, P, 3)`` uint8 pixel crops around cells, rotated to ``heading``; outside the image is black."""
-        height, width = self.world.images.shape[2:4]
         p = self.patch_size
-        yy = (r * p)[:, None, None] + self._pix_dr[heading]  # (n, P, P)
-        xx = (c * p)[:, None, None] + self._pix_dc[heading]
-        valid = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-        base = s * self.n_variants + v
-        lin = (base[:, None, None] * height + yy.clip(0, height - 1)) * width + xx.clip(0, width - 1)
-        out = self._pixels[lin]  # (n, P, P, 3)
-        out[~valid] = 0
+        # the crop of cell (r, c) starts at pixel (r * p, c * p) of the padded image
+        out = np.ascontiguousarray(self._crop_windows[s, v, r * p, c * p].transpose(0, 2, 3, 1))  # (n, P, P, 3)
+        for k in (1, 2, 3):  # row 0 of the crop is straight ahead: heading k is the north-up crop turned k times
+            turned = heading == k
+            if turned.any():
+                out[turned] = np.rot90(out[turned], k, axes=(1, 2))
         return out
 
     # ------------------------------------------------------------------------------------------ rendering
