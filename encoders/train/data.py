@@ -65,9 +65,11 @@ class MultiCropSamples(Dataset):
 
 
 def _worker_init(_: int) -> None:
+    """Sequential OpenCV and torch in workers (the workers are the parallelism). ``setNumThreads(0)``, not 1:
+    with OpenCV's pthreads backend 1 can deadlock in a forked child (see ``encoders.data.augmentations``)."""
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)
     torch.set_num_threads(1)
 
 
