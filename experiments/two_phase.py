@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             check_config(cfg)
             run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))
+            if list_checkpoints(run_dir):
+                raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
             cfg.run_dir = run_dir
             if cfg.pretrain and not cfg.encoder_weights:
                 t_pre = time.perf_counter()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
+import sys
 
 import pytest
 
@@ -11,10 +12,11 @@ from tests.conftest import REPO_ROOT
 
 
 def _ruff() -> list[str]:
-    exe = shutil.which("ruff")
-    if exe is None:
+    # Run ruff from the interpreter running the tests: the venv's bin/ is not necessarily on PATH
+    # (CI calls `.venv/bin/python -m pytest` without activating the environment).
+    if importlib.util.find_spec("ruff") is None:
         pytest.fail("ruff is not installed; install the dev extras: pip install -e '.[dev]'")
-    return [exe]
+    return [sys.executable, "-m", "ruff"]
 
 
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["check", "format"])

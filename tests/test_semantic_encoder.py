@@ -86,7 +86,7 @@ def test_refresh_follows_the_encoder_in_place(encoder):
     view = cache.window_mean_numpy(1)
     before = view.copy()
     with torch.no_grad():
-        encoder.backbone.blocks[2].mlp.fc2.bias.add_(0.5)
+        encoder.backbone.blocks[2].ls2.gamma.add_(0.5)  # layer scale starts at 1e-5: change it, not a bias
     try:
         encoder.refresh_cache(cache)
         fresh = encoder.build_cache(images, cache_top_layers=1)
@@ -94,7 +94,7 @@ def test_refresh_follows_the_encoder_in_place(encoder):
         assert not np.allclose(view, before)
     finally:
         with torch.no_grad():
-            encoder.backbone.blocks[2].mlp.fc2.bias.sub_(0.5)
+            encoder.backbone.blocks[2].ls2.gamma.sub_(0.5)
 
 
 def test_target_encoder_modes(encoder):

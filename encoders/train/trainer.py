@@ -106,6 +106,7 @@ class Trainer:
         callbacks: called as ``fn(trainer, iteration, scalars)`` after each iteration (``scalars`` holds the
             detached loss tensors of that iteration).
         desc: name shown by the progress bar.
+        backbone_name: file name (in ``cfg.output``) of the exported backbone.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Trainer:
         config_dict: dict[str, Any] | None = None,
         callbacks: list[Callable[[Trainer, int, dict[str, torch.Tensor]], None]] | None = None,
         desc: str = "train",
+        backbone_name: str = BACKBONE_NAME,
     ):
         if not isinstance(model, MetaArch):
             raise TypeError(f"{type(model).__name__} does not implement the MetaArch protocol")
@@ -130,7 +132,7 @@ class Trainer:
         self.resolved: ResolvedRun = resolve_run(cfg, self.ctx.world_size)
         self.output = Path(cfg.output)
         self.checkpoint_path = self.output / CHECKPOINT_NAME
-        self.backbone_path = self.output / BACKBONE_NAME
+        self.backbone_path = self.output / backbone_name
         if self.ctx.distributed:
             model.prepare_for_distributed_training(cfg.train.strategy)
         o = cfg.optim
@@ -372,6 +374,7 @@ def fit_from_config(
     mask_probability: float,
     desc: str = "train",
     callbacks: list[Callable[[Trainer, int, dict[str, torch.Tensor]], None]] | None = None,
+    backbone_name: str = BACKBONE_NAME,
 ) -> tuple[Trainer, TrainResult]:
     """The whole launch sequence of a CLI: check the run folder, build the model with the same seed on every
     rank (identical initial weights), re-seed per rank (drop path), build the image-folder data pipeline
@@ -404,5 +407,7 @@ def fit_from_config(
         save_config(cfg, cfg.output)
         derived = {**vars(resolved), "world_size": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device)}
         atomic_write_text(json.dumps(derived, indent=2, sort_keys=True) + "\n", Path(cfg.output) / "resolved.json")
-    trainer = Trainer(cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc)
+    trainer = Trainer(
+        cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc, backbone_name=backbone_name
+    )
     return trainer, trainer.fit()

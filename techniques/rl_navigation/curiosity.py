@@ -205,7 +205,11 @@ class CuriosityCallback(BaseCallback):
             self.critic_batch_size,
             self.torch_generator,
         )
-        return {"intrinsic_value_loss": loss, "intrinsic_advantage_std": float(adv.std())}
+        return {
+            "intrinsic_value_loss": loss,
+            "intrinsic_advantage_std": float(adv.std()),
+            "extrinsic_advantage_std": float(np.std(buffer.advantages - self.intrinsic_coef * adv)),
+        }
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
