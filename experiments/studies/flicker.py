@@ -1,0 +1,206 @@
+"""Study 3, the noisy TV: in scenes where some objects change colour every step, does pixel-space curiosity get
+drawn to them while semantic-space curiosity does not?
+
+    python -m experiments.studies.flicker --budget cpu --out runs/studies/flicker
+
+Arms (phase 1 only, same episodes): PPO + pixel-space curiosity, PPO + semantic-space curiosity, and
+extrinsic-only PPO as the reference, on ``ImageNavFlicker-v0`` (2 objects per scene take a random colour variant
+every step). Each trained policy (and a random walk) then runs ``--episodes`` episodes on the *training* scenes
+(where curiosity shaped the policy, and the flickering objects are the ones seen in training) and on held-out
+*test* scenes; per episode the fraction of steps with a flickering object inside the observed window
+(``info["near_flicker"]``) and the coverage are recorded. Mean and 95% t-interval over seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.studies.common import (
+    DEFAULT_ENCODERS_DIR,
+    SMOKE_RL,
+    RLSettings,
+    bar_chart,
+    fmt_ci,
+    markdown_table,
+    mean_ci,
+    new_figure,
+    parse_study_config,
+    phase_args,
+    run_arm,
+    run_seconds,
+    save_figure,
+    study_encoder_weights,
+    write_outputs,
+)
+
+logger = logging.getLogger("experiments.studies.flicker")
+
+ARMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("pixels", "PPO + pixel curiosity", ("--curiosity.space", "pixels")),
+    ("semantic", "PPO + semantic curiosity", ("--curiosity.space", "semantic")),
+    ("ppo", "PPO, extrinsic only", ("--curiosity.space", "none", "--intrinsic-coef", "0")),
+)
+METRICS = ("near_flicker", "coverage", "success")
+
+
+@dataclass
+class FlickerConfig:
+    """Noisy-TV study: time spent next to flickering objects, pixel- vs semantic-space curiosity."""
+
+    out: Path = Path("runs/studies/flicker")
+    """output folder"""
+    budget: str = "cpu"
+    """budget name (set by --budget: smoke | cpu)"""
+    seeds: int = 3
+    """seeds per arm (1..N)"""
+    task: str = "ImageNavFlicker-v0"
+    """flicker task"""
+    episodes: int = 64
+    """episodes per policy, split and seed in the near-flicker evaluation"""
+    encoders_dir: Path = DEFAULT_ENCODERS_DIR
+    """shared encoders (the tiny pretrained one is built here once)"""
+    official_weights: str | None = None
+    """use this checkpoint of --official-arch as the encoder"""
+    official_arch: str = "dinov2_vits14"
+    """architecture of --official-weights"""
+    rl: RLSettings = field(default_factory=lambda: RLSettings(intrinsic_coef=1.0, phase2_episodes=0, eval_episodes=0))
+
+
+BUDGETS = {
+    "smoke": {"seeds": 2, "episodes": 4, **SMOKE_RL, "rl.phase2_episodes": 0, "rl.eval_episodes": 0},
+    "cpu": {},
+}
+
+
+def flicker_episodes(run_dir: Path, split: str, episodes: int, random_walk: bool = False) -> dict[str, float]:
+    """Run a run's final policy (or a random walk) for ``episodes`` episodes of ``split``: mean per-episode
+    fraction of steps next to a flickering object, coverage and success."""
+    from stable_baselines3 import PPO
+
+    from encoders.utils.config import load_config
+    from techniques.rl_navigation.checkpointing import ENCODER_FILE, POLICY_FILE, checkpoint_dir
+    from techniques.rl_navigation.config import TwoPhaseConfig
+    from techniques.rl_navigation.environment import make_env
+    from techniques.rl_navigation.evaluation import policy_actor, random_actor
+    from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+
+    cfg = load_config(TwoPhaseConfig, run_dir)
+    ckpt = checkpoint_dir(run_dir, "final")
+    encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, "cpu")
+    n_envs = min(cfg.n_envs, episodes)
+    env = make_env(cfg, encoder, split, cfg.n_train_scenes if split == "train" else cfg.n_eval_scenes, n_envs)
+    seed = cfg.seed + 20_000
+    env.seed(seed)
+    if random_walk:
+        act = random_actor(env.action_space.n, n_envs, seed)
+    else:
+        act = policy_actor(PPO.load(str(ckpt / POLICY_FILE), device="cpu"))
+    return _run(env, act, episodes)
+
+
+def _run(env: Any, act: Any, episodes: int) -> dict[str, float]:
+    n = env.num_envs
+    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
+    done_count = np.zeros(n, dtype=np.int64)
+    near = np.zeros(n)
+    steps = np.zeros(n)
+    rows: dict[str, list[float]] = {m: [] for m in METRICS}
+    obs = env.reset()
+    while (done_count < quota).any():
+        obs, _, dones, infos = env.step(act(obs))
+        for i in range(n):
+            if done_count[i] >= quota[i]:
+                continue
+            near[i] += float(infos[i]["near_flicker"])
+            steps[i] += 1
+            if dones[i]:
+                done_count[i] += 1
+                rows["near_flicker"].append(near[i] / max(steps[i], 1))
+                rows["coverage"].append(float(infos[i]["coverage"]))
+                rows["success"].append(float(infos[i]["is_success"]))
+                near[i] = steps[i] = 0
+    env.close()
+    return {m: float(np.mean(v)) for m, v in rows.items()}
+
+
+def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
+    """``{split: {policy: {metric: mean_ci over seeds}}}``."""
+    return {
+        split: {p: {m: mean_ci([v[m] for v in seeds.values()]) for m in METRICS} for p, seeds in pol.items()}
+        for split, pol in raw.items()
+    }
+
+
+def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
+    """One markdown table per split."""
+    parts = []
+    for split, rows in summary.items():
+        body = [[p, str(s["near_flicker"]["n"]), *(fmt_ci(s[m]) for m in METRICS)] for p, s in rows.items()]
+        header = ["policy", "seeds", "fraction of steps next to flicker", "coverage", "success"]
+        parts.append(f"**{split} scenes** ({episodes} episodes per policy and seed)\n\n" + markdown_table(header, body))
+    return "\n\n".join(parts)
+
+
+def figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -> Path:
+    """Near-flicker fraction and coverage per policy, train and test scenes."""
+    fig, axes = new_figure(2, width=4.6, height=3.4)
+    policies = list(next(iter(summary.values())))
+    short = [p.replace("PPO + ", "+ ").replace(", extrinsic only", " extrinsic") for p in policies]
+    for ax, metric, name in zip(axes, ("near_flicker", "coverage"), ("fraction of steps next to flicker", "coverage")):
+        series = {split: [summary[split][p][metric] for p in policies] for split in summary}
+        bar_chart(ax, short, series, name)
+        ax.legend(fontsize=7, title="scenes", title_fontsize=7)
+    return save_figure(fig, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(FlickerConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    setup_logging()
+    t0 = time.perf_counter()
+    if cfg.official_weights:
+        cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
+    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
+    base = cfg.rl.args(weights)
+    raw: dict[str, dict[str, dict[str, dict[str, float]]]] = {"train": {}, "test": {}}
+    seconds: dict[str, list[float]] = {}
+    for seed in range(1, cfg.seeds + 1):
+        first = None
+        for arm, label, flags in ARMS:
+            logger.info("flicker: %s / seed %d", arm, seed)
+            run_dir = run_arm(cfg.out, base, cfg.task, arm, [*flags, *phase_args(cfg.rl, False)], seed)
+            seconds.setdefault(arm, []).append(run_seconds(run_dir))
+            first = first or run_dir
+            for split in raw:
+                raw[split].setdefault(label, {})[str(seed)] = flicker_episodes(run_dir, split, cfg.episodes)
+        for split in raw:
+            raw[split].setdefault("random walk", {})[str(seed)] = flicker_episodes(first, split, cfg.episodes, True)
+    summary = summarize(raw)
+    wall = time.perf_counter() - t0
+    notes = [
+        f"task {cfg.task}; encoder {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
+        f"{cfg.rl.phase1_episodes + cfg.rl.phase2_episodes} episodes (phase 1 only), intrinsic coefficient "
+        f"{cfg.rl.intrinsic_coef}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
+        "per run (training): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
+    ]
+    text = table(summary, cfg.episodes)
+    write_outputs(cfg.out, cfg, raw, {"summary": summary, "run_seconds": seconds}, text, wall, notes)
+    figure(summary, cfg.out / "flicker.png")
+    print(text)
+    print(f"flicker: {wall:.0f} s -> {cfg.out}")
+    return 0
+
+
+__all__ = ["ARMS", "BUDGETS", "FlickerConfig", "flicker_episodes", "main", "summarize"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Study 2, navigation on held-out scenes: random walk, extrinsic-only PPO, PPO + semantic curiosity (phase 1
+only), the full two-phase method and PPO + pixel-space curiosity, on ``ObjectNav-v0`` (the goal object is shown
+in another colour) and ``ImageNav-v0``.
+
+    python -m experiments.studies.navigation --budget cpu --out runs/studies/navigation
+    python -m experiments.studies.navigation --budget cpu --rl.phase1-episodes 3000 --rl.phase2-episodes 1500 \\
+        --rl.device cuda   # longer, on a GPU
+
+Every arm trains the same number of episodes (``--rl.phase1-episodes + --rl.phase2-episodes``); the two-phase arm
+spends the last ``--rl.phase2-episodes`` of them fine-tuning the encoder's top blocks. Each arm is a normal
+``experiments.two_phase`` run folder (``<out>/runs/<task>/<arm>__seed<k>``) whose final evaluation on the test
+split (``--rl.eval-episodes`` episodes, same episodes for every policy of a seed) gives the per-seed success,
+SPL and coverage; the random walk is evaluated in the extrinsic-only run. Tables report the mean over seeds
+and its 95% t-interval; learning curves are the training episodes' success rate and coverage.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from experiments.studies.common import (
+    DEFAULT_ENCODERS_DIR,
+    SMOKE_RL,
+    RLSettings,
+    bar_chart,
+    binned_curves,
+    curve_by_episodes,
+    eval_summary,
+    fmt_ci,
+    markdown_table,
+    mean_ci,
+    new_figure,
+    parse_study_config,
+    phase_args,
+    plot_band,
+    run_arm,
+    run_seconds,
+    save_figure,
+    study_encoder_weights,
+    write_outputs,
+)
+
+logger = logging.getLogger("experiments.studies.navigation")
+
+METRICS = ("success", "spl", "coverage")
+
+#: (arm, two_phase flags, has phase 2). Rows of the table come from the arms' evaluations, see ``ROWS``.
+ARMS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("ppo", ("--curiosity.space", "none", "--intrinsic-coef", "0"), False),
+    ("semantic_p1", ("--curiosity.space", "semantic"), False),
+    ("two_phase", ("--curiosity.space", "semantic", "--curiosity.target-mode", "ema"), True),
+    ("pixels", ("--curiosity.space", "pixels"), False),
+)
+
+#: Table rows: (label, arm, evaluated policy label in the arm's summary_test.json).
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("random walk", "ppo", "random walk"),
+    ("PPO, extrinsic only", "ppo", "final"),
+    ("PPO + semantic curiosity (phase 1 only)", "semantic_p1", "final"),
+    ("full two-phase (phase-1 end)", "two_phase", "phase-1 end"),
+    ("full two-phase", "two_phase", "phase-2 end"),
+    ("PPO + pixel curiosity", "pixels", "final"),
+)
+
+
+@dataclass
+class NavigationConfig:
+    """Navigation baselines and ablations on held-out scenes, several seeds."""
+
+    out: Path = Path("runs/studies/navigation")
+    """output folder"""
+    budget: str = "cpu"
+    """budget name (set by --budget: smoke | cpu)"""
+    seeds: int = 3
+    """seeds per arm (1..N)"""
+    tasks: tuple[str, ...] = ("ObjectNav-v0", "ImageNav-v0")
+    """tasks (registered environment ids)"""
+    encoders_dir: Path = DEFAULT_ENCODERS_DIR
+    """shared encoders (the tiny pretrained one is built here once)"""
+    official_weights: str | None = None
+    """use this checkpoint of --official-arch as the encoder instead of the tiny pretrained one"""
+    official_arch: str = "dinov2_vits14"
+    """architecture of --official-weights"""
+    rl: RLSettings = field(default_factory=RLSettings)
+
+
+BUDGETS = {
+    "smoke": {"seeds": 2, "tasks": ("ImageNav-v0",), **SMOKE_RL},
+    "cpu": {},
+}
+
+
+def arm_flags(cfg: NavigationConfig, arm: str) -> list[str]:
+    """two_phase flags of ``arm`` (curiosity settings and the episode split)."""
+    flags, phase2 = next((f, p) for a, f, p in ARMS if a == arm)
+    return [*flags, *phase_args(cfg.rl, phase2)]
+
+
+def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Per-seed test metrics ``{task: {row: {seed: {metric: value}}}}`` from the runs' evaluations."""
+    raw: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for task, arms in runs.items():
+        for label, arm, policy in ROWS:
+            for seed, run_dir in arms.get(arm, {}).items():
+                summary = eval_summary(run_dir)
+                if policy not in summary:
+                    continue
+                raw.setdefault(task, {}).setdefault(label, {})[str(seed)] = {
+                    m: summary[policy][m]["mean"] for m in (*METRICS, "soft_spl")
+                }
+    return raw
+
+
+def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
+    """``{task: {row: {metric: mean_ci over seeds}}}``."""
+    return {
+        task: {
+            row: {m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl")}
+            for row, seeds in rows.items()
+        }
+        for task, rows in raw.items()
+    }
+
+
+def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
+    """One markdown table per task."""
+    parts = []
+    for task, rows in summary.items():
+        body = [[row, str(s["success"]["n"]), *(fmt_ci(s[m]) for m in METRICS)] for row, s in rows.items()]
+        parts.append(
+            f"**{task}** (test split, {episodes} episodes per policy and seed)\n\n"
+            + markdown_table(["policy", "seeds", "success", "SPL", "coverage"], body)
+        )
+    return "\n\n".join(parts)
+
+
+def curves_figure(cfg: NavigationConfig, runs: dict[str, dict[str, dict[int, Path]]], path: Path) -> Path:
+    """Training success rate and coverage against episodes: one row of panels per task, a band per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    total = cfg.rl.phase1_episodes + cfg.rl.phase2_episodes
+    grid = np.linspace(0, total, 11)
+    labels = {
+        "ppo": "PPO extrinsic",
+        "semantic_p1": "+ semantic cur.",
+        "two_phase": "two-phase",
+        "pixels": "+ pixel cur.",
+    }
+    fig, axes = plt.subplots(len(runs), 2, figsize=(9, 3.0 * len(runs)), squeeze=False)
+    for r, (task, arms) in enumerate(runs.items()):
+        for c, (tag, name) in enumerate((("charts/success_rate", "success rate"), ("charts/coverage", "coverage"))):
+            ax = axes[r][c]
+            for arm, seeds in arms.items():
+                curves = [curve_by_episodes(d, tag) for d in seeds.values()]
+                x, mean, half = binned_curves(curves, grid)
+                plot_band(ax, x, mean, half, labels.get(arm, arm))
+            if cfg.rl.phase2_episodes:
+                ax.axvline(cfg.rl.phase1_episodes, color="grey", ls=":", lw=1)
+            ax.set_title(f"{task}: training {name}", fontsize=9)
+            ax.set_xlabel("episodes")
+            ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def heldout_figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -> Path:
+    """Held-out success and coverage per policy and task (95% intervals over seeds)."""
+    fig, axes = new_figure(2, width=5.0, height=3.6)
+    tasks = list(summary)
+    rows = list(next(iter(summary.values())))
+    short = {r: r.replace("PPO + ", "+ ").replace(" (phase 1 only)", " (p1)") for r in rows}
+    for ax, metric in zip(axes, ("success", "coverage")):
+        series = {t: [summary[t][r][metric] for r in rows if r in summary[t]] for t in tasks}
+        bar_chart(ax, [short[r] for r in rows], series, f"test {metric}")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    setup_logging()
+    t0 = time.perf_counter()
+    if cfg.official_weights:
+        cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
+    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
+    base = cfg.rl.args(weights)
+    t_runs = time.perf_counter()
+    runs: dict[str, dict[str, dict[int, Path]]] = {}
+    for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every arm
+        for task in cfg.tasks:
+            for arm, _, _ in ARMS:
+                logger.info("navigation: %s / %s / seed %d", task, arm, seed)
+                run_dir = run_arm(cfg.out, base, task, arm, arm_flags(cfg, arm), seed)
+                runs.setdefault(task, {}).setdefault(arm, {})[seed] = run_dir
+    raw = collect(runs)
+    summary = summarize(raw)
+    seconds = {
+        task: {arm: [run_seconds(d) for d in seeds.values()] for arm, seeds in arms.items()}
+        for task, arms in runs.items()
+    }
+    wall = time.perf_counter() - t0
+    notes = [
+        f"encoder: {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
+        f"{cfg.rl.phase1_episodes + cfg.rl.phase2_episodes} episodes (two-phase: {cfg.rl.phase1_episodes} + "
+        f"{cfg.rl.phase2_episodes}); {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
+        f"sub-runs: {time.perf_counter() - t_runs:.0f} s in all (per run: "
+        + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in next(iter(seconds.values())).items())
+        + ")",
+    ]
+    text = table(summary, cfg.rl.eval_episodes)
+    results = {"summary": summary, "run_seconds": seconds, "runs": _paths(runs)}
+    write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
+    curves_figure(cfg, runs, cfg.out / "navigation_curves.png")
+    heldout_figure(summary, cfg.out / "navigation_test.png")
+    print(text)
+    print(f"navigation: {wall:.0f} s -> {cfg.out}")
+    return 0
+
+
+def _paths(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, str]]]:
+    return {t: {a: {str(s): str(d) for s, d in seeds.items()} for a, seeds in arms.items()} for t, arms in runs.items()}
+
+
+__all__ = ["ARMS", "BUDGETS", "ROWS", "NavigationConfig", "collect", "main", "summarize"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The results studies (experiments/studies): statistics on hand cases, and every study end to end with
+``--budget smoke`` in a temporary folder (results.json keys, tables, figures)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.studies import common, flicker, invariance, navigation, phase2_health
+
+
+def test_mean_ci_hand_case():
+    s = common.mean_ci([1.0, 2.0, 3.0])  # std 1, t(0.975, 2) = 4.303
+    assert s["mean"] == pytest.approx(2.0) and s["n"] == 3 and s["std"] == pytest.approx(1.0)
+    assert s["ci95"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-6)
+    two = common.mean_ci([0.0, 1.0, float("nan")])  # NaN dropped: n = 2, t = 12.706, s = 0.7071
+    assert two["n"] == 2 and two["ci95"] == pytest.approx(12.706 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6)
+    one = common.mean_ci([5.0])
+    assert one["mean"] == 5.0 and math.isnan(one["ci95"])
+    assert common.t_quantile(100) == 1.96 and common.fmt_ci(s) == "2.000 ± 2.484"
+
+
+def test_binned_curves_average_per_seed_then_over_seeds():
+    curves = [(np.array([0.0, 1.0, 6.0]), np.array([1.0, 3.0, 10.0])), (np.array([2.0, 7.0]), np.array([4.0, 20.0]))]
+    x, mean, half = common.binned_curves(curves, np.array([0.0, 5.0, 10.0]))
+    np.testing.assert_allclose(x, [2.5, 7.5])
+    np.testing.assert_allclose(mean, [3.0, 15.0])  # bin 0: seeds 2.0 and 4.0; bin 1: 10 and 20
+    assert half[0] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
+
+
+def test_similarity_stats_hand_case():
+    # 2 classes x 1 object x 2 colours; features = colour one-hot + shape one-hot (colour weighted 2x)
+    f = torch.zeros(2, 1, 2, 4)
+    for c in range(2):
+        for k in range(2):
+            f[c, 0, k, c] = 1.0  # shape
+            f[c, 0, k, 2 + k] = 2.0  # colour
+    s = invariance.similarity_stats(f)
+    assert s["same_object_other_colour"] == pytest.approx(1 / 5)  # only the shape unit is shared
+    assert s["other_class_same_colour"] == pytest.approx(4 / 5)  # only the colour unit is shared
+    assert s["margin"] == pytest.approx(-3 / 5) and math.isnan(s["same_class_other_colour"])
+
+
+def _run(main, argv) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    return out.getvalue()
+
+
+def _check_outputs(out: Path, figures: tuple[str, ...]) -> dict:
+    for name in ("config.json", "raw.json", "results.json", "table.md", *figures):
+        assert (out / name).exists(), name
+    for name in figures:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    assert {"summary", "wall_seconds", "notes"} <= set(results)
+    assert json.loads((out / "config.json").read_text())["budget"] == "smoke"
+    return results
+
+
+def test_invariance_smoke(tmp_path):
+    out = tmp_path / "inv"
+    _run(invariance.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    results = _check_outputs(out, ("invariance.png",))
+    rows = results["summary"]
+    assert "pixels" in rows and "random init (vit_pico_patch14) [cls]" in rows
+    for metric in (*invariance.SIMILARITIES, *invariance.KNN):
+        assert rows["pixels"][metric]["n"] == 2
+    raw = json.loads((out / "raw.json").read_text())
+    assert set(raw) == {"0", "1"}
+
+
+def test_navigation_smoke(tmp_path):
+    out = tmp_path / "nav"
+    text = _run(navigation.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    results = _check_outputs(out, ("navigation_curves.png", "navigation_test.png"))
+    rows = results["summary"]["ImageNav-v0"]
+    assert set(rows) == {label for label, _, _ in navigation.ROWS}
+    assert rows["random walk"]["success"]["n"] == 2 and "| full two-phase |" in text
+    run = Path(results["runs"]["ImageNav-v0"]["two_phase"]["1"])
+    assert json.loads((run / "config.json").read_text())["phase2_episodes"] > 0
+
+
+@pytest.mark.slow
+def test_flicker_smoke(tmp_path):
+    out = tmp_path / "flicker"
+    _run(flicker.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    results = _check_outputs(out, ("flicker.png",))
+    for split in ("train", "test"):
+        rows = results["summary"][split]
+        assert set(rows) == {label for _, label, _ in flicker.ARMS} | {"random walk"}
+        assert 0.0 <= rows["random walk"]["near_flicker"]["mean"] <= 1.0
+
+
+@pytest.mark.slow
+def test_phase2_health_smoke(tmp_path):
+    out = tmp_path / "p2"
+    _run(phase2_health.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    results = _check_outputs(out, ("phase2_health.png",))
+    assert set(results["summary"]) == {"ema", "online"}
+    assert set(results["summary"]["ema"]) == set(phase2_health.METRICS)
