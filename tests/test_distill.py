@@ -145,6 +145,7 @@ def test_distill_presets_parse():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_distilled_student_knn_approaches_the_teacher(tmp_path):
     """Pretrain a vit_mini teacher briefly, distil it into a vit_pico student, compare k-NN on held-out objects."""
     from envs.scenes.object_set import write_object_set

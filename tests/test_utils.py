@@ -32,7 +32,7 @@ class _Config:
     """the run name"""
     steps: int = 10
     mode: Literal["fast", "exact"] = "fast"
-    """how to run"""
+    """how to run (50% of runs are fast)"""
     output: Path | None = None
     compile: bool = False
     optim: _Optim = field(default_factory=_Optim)
@@ -59,11 +59,11 @@ def test_invalid_choices_are_rejected(capsys):
 
 
 def test_help_text_comes_from_field_docstrings(capsys):
-    assert field_docs(_Config)["mode"] == "how to run"
+    assert field_docs(_Config)["mode"] == "how to run (50% of runs are fast)"
     with pytest.raises(SystemExit):
         parse_config(_Config, ["--help"], PRESETS)
     out = capsys.readouterr().out
-    assert "how to run" in out and "peak learning rate" in out and "--optim.lr" in out
+    assert "how to run (50% of runs" in out and "peak learning rate" in out and "--optim.lr" in out
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -103,6 +103,7 @@ def _add_field(parser: argparse.ArgumentParser, dest: str, flag: str, tp: Any, d
     tp, optional = _strip_optional(tp)
     origin = get_origin(tp)
     help_text = f"{help_text} (default: {default!r})" if help_text else f"(default: {default!r})"
+    help_text = help_text.replace("%", "%%")  # argparse %-formats help strings ("50% of ..." must stay literal)
     if tp is bool:
         parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_text)
     elif origin in (tuple, list, Sequence) or tp in (tuple, list):
