@@ -241,6 +241,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "exp_name": "demo",
         "encoder": "vit_mini_patch14",
         "pretrain": True,
+        "pretrain_preset": "demo",
         "image_size": 224,
         "n_train_scenes": 32,
         "n_eval_scenes": 16,
