@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from encoders.checkpoint import CheckpointError
 from encoders.distill.config import PRESETS, DistillConfig
@@ -33,7 +32,7 @@ from encoders.distill.meta_arch import DistillMetaArch
 from encoders.distill.teacher import TeacherHeadsMissing, load_teacher, train_teacher_heads
 from encoders.train import distributed as dist_utils
 from encoders.train.config import resolve_run
-from encoders.train.trainer import check_run_folder, fit_from_config
+from encoders.train.trainer import check_run_folder, fit_from_config, format_run_report
 from encoders.utils.config import config_to_dict, parse_config
 from encoders.utils.logging import setup_logging
 
@@ -66,7 +65,7 @@ def run(cfg: DistillConfig, ctx: dist_utils.DistributedContext) -> int:
         raise ValueError(f"--train-teacher-heads-iters must be >= 0, got {cfg.train_teacher_heads_iters}")
     # validate the run folder and loop settings before any (long) teacher-head training
     check_run_folder(cfg, config_to_dict(cfg))
-    resolved = resolve_run(cfg, ctx.world_size)
+    resolve_run(cfg, ctx.world_size)
     try:
         teacher = load_teacher(cfg.teacher_weights, device=ctx.device)
     except TeacherHeadsMissing:
@@ -83,25 +82,8 @@ def run(cfg: DistillConfig, ctx: dist_utils.DistributedContext) -> int:
         backbone_name=STUDENT_BACKBONE_NAME,
     )
     if ctx.is_main:
-        last = result.history[-1] if result.history else {}
-        lines = [
-            f"distill: {teacher.arch} -> {cfg.student.arch}, iterations {result.start_iteration} -> "
-            f"{result.end_iteration} of {resolved.stop_iteration}" + (" (interrupted)" if result.interrupted else "")
-        ]
-        if last:
-            lines.append(
-                f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, "
-                f"student_cls_std {last.get('student_cls_std', float('nan')):.3f}, "
-                f"{last.get('images_per_s', 0.0):.1f} images/s"
-            )
-        lines.append(f"  checkpoint: {trainer.checkpoint_path} (continue with --resume)")
-        if result.backbone is not None:
-            lines.append(
-                f"  student EMA backbone: {result.backbone} -> encoders.create_model({cfg.student.arch!r}, "
-                f"pretrained={str(result.backbone)!r})"
-            )
-        lines.append(f"  TensorBoard: tensorboard --logdir {Path(cfg.output) / 'tensorboard'}")
-        print("\n".join(lines))
+        title = f"distill: {teacher.arch} -> {cfg.student.arch},"
+        print(format_run_report(trainer, result, title, cfg.student.arch, "student EMA backbone"))
     return 130 if result.interrupted else 0
 
 

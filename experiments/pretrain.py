@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from encoders.train import distributed as dist_utils
 from encoders.train.config import PRESETS, PretrainConfig
 from encoders.train.ssl_meta_arch import SSLMetaArch
-from encoders.train.trainer import fit_from_config
+from encoders.train.trainer import fit_from_config, format_run_report
 from encoders.utils.config import parse_config
 from encoders.utils.logging import setup_logging
 
@@ -53,25 +52,7 @@ def run(cfg: PretrainConfig, ctx: dist_utils.DistributedContext) -> int:
         desc="pretrain",
     )
     if ctx.is_main:
-        last = result.history[-1] if result.history else {}
-        lines = [
-            f"pretrain: iterations {result.start_iteration} -> {result.end_iteration} of "
-            f"{trainer.resolved.stop_iteration}" + (" (interrupted)" if result.interrupted else ""),
-        ]
-        if last:
-            lines.append(
-                f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, "
-                f"student_cls_std {last.get('student_cls_std', float('nan')):.3f}, "
-                f"{last.get('images_per_s', 0.0):.1f} images/s"
-            )
-        lines.append(f"  checkpoint: {trainer.checkpoint_path} (continue with --resume)")
-        if result.backbone is not None:
-            lines.append(
-                f"  teacher backbone: {result.backbone} -> encoders.create_model({cfg.student.arch!r}, "
-                f"pretrained={str(result.backbone)!r})"
-            )
-        lines.append(f"  TensorBoard: tensorboard --logdir {Path(cfg.output) / 'tensorboard'}")
-        print("\n".join(lines))
+        print(format_run_report(trainer, result, "pretrain:", cfg.student.arch, "teacher backbone"))
     return 130 if result.interrupted else 0
 
 

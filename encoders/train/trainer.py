@@ -411,3 +411,27 @@ def fit_from_config(
         cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc, backbone_name=backbone_name
     )
     return trainer, trainer.fit()
+
+
+def format_run_report(trainer: Trainer, result: TrainResult, title: str, arch: str, backbone_label: str) -> str:
+    """The few lines a training CLI prints at the end: iterations done, last logged losses, where the checkpoint
+    and the exported backbone are (with the call that loads it), and the TensorBoard command."""
+    lines = [
+        f"{title} iterations {result.start_iteration} -> {result.end_iteration} of "
+        f"{trainer.resolved.stop_iteration}" + (" (interrupted)" if result.interrupted else "")
+    ]
+    last = result.history[-1] if result.history else {}
+    if last:
+        lines.append(
+            f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, "
+            f"student_cls_std {last.get('student_cls_std', float('nan')):.3f}, "
+            f"{last.get('images_per_s', 0.0):.1f} images/s"
+        )
+    lines.append(f"  checkpoint: {trainer.checkpoint_path} (continue with --resume)")
+    if result.backbone is not None:
+        lines.append(
+            f"  {backbone_label}: {result.backbone} -> encoders.create_model({arch!r}, "
+            f"pretrained={str(result.backbone)!r})"
+        )
+    lines.append(f"  TensorBoard: tensorboard --logdir {trainer.output / 'tensorboard'}")
+    return "\n".join(lines)
