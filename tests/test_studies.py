@@ -98,6 +98,12 @@ def test_flicker_smoke(tmp_path):
         rows = results["summary"][split]
         assert set(rows) == {label for _, label, _ in flicker.ARMS} | {"random walk"}
         assert 0.0 <= rows["random walk"]["near_flicker"]["mean"] <= 1.0
+    noise = results["target_noise"]
+    assert set(noise) == {"semantic", "pixels"}
+    # only the flickering objects change between variants: pixel crops away from them are identical (ViT
+    # features may still change a little everywhere, through attention)
+    assert noise["pixels"]["noise_elsewhere"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert noise["pixels"]["noise_near_flicker"]["mean"] > 0.0
 
 
 @pytest.mark.slow

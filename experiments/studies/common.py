@@ -171,9 +171,10 @@ def pretrained_encoder(encoders_dir: Path, image_size: int = 168, seed: int = 0)
     return pretrain_demo_encoder(cfg, encoders_dir / "pretrain")
 
 
-def distilled_student(encoders_dir: Path, teacher_dir: Path) -> tuple[Path | None, str]:
-    """The ``vit_pico_patch14`` student distilled (``experiments.distill --preset tiny``) from the pretraining
-    run in ``teacher_dir`` on its images, built once into ``encoders_dir/distill``; ``(None, why)`` on failure."""
+def distilled_student(encoders_dir: Path, teacher_dir: Path, epochs: int = 0) -> tuple[Path | None, str]:
+    """The ``vit_pico_patch14`` student distilled (``experiments.distill --preset tiny``; ``epochs`` > 0 replaces
+    the preset's 12 epochs of 25 iterations, the whole schedule shortened) from the pretraining run in
+    ``teacher_dir`` on its images, built once into ``encoders_dir/distill``; ``(None, why)`` on failure."""
     weights = encoders_dir / "distill" / "student_backbone.pth"
     if weights.exists():
         return weights, ""
@@ -193,6 +194,8 @@ def distilled_student(encoders_dir: Path, teacher_dir: Path) -> tuple[Path | Non
         "--train.device",
         "cpu",
     ]
+    if epochs > 0:
+        argv += ["--optim.epochs", str(epochs)]
     if (encoders_dir / "distill" / "checkpoint.pth").exists():
         argv.append("--resume")
     t0 = time.perf_counter()
@@ -231,9 +234,9 @@ class RLSettings:
     """minimum start distance from the goal (cells)"""
     max_episode_steps: int = 60
     """time limit per episode"""
-    phase1_episodes: int = 300
+    phase1_episodes: int = 600
     """episodes of phase 1"""
-    phase2_episodes: int = 150
+    phase2_episodes: int = 300
     """episodes of phase 2 (arms without phase 2 train phase1 + phase2 episodes in phase 1, same total)"""
     n_envs: int = 16
     """parallel agents"""

@@ -9,6 +9,11 @@ every step). Each trained policy (and a random walk) then runs ``--episodes`` ep
 (where curiosity shaped the policy, and the flickering objects are the ones seen in training) and on held-out
 *test* scenes; per episode the fraction of steps with a flickering object inside the observed window
 (``info["near_flicker"]``) and the coverage are recorded. Mean and 95% t-interval over seeds.
+
+How loud is the TV in each space? On the training scenes, with the encoder of the runs, the forward model's
+targets (layer-normed, as its ``mse_ln`` loss sees them) are compared between the flicker variants of the same
+cell (irreducible noise: nothing the agent does predicts the variant) and between neighbouring cells of one
+variant (the signal of a move): ``noise / signal`` per scene, mean and 95% t-interval over the scenes.
 """
 
 from __future__ import annotations
@@ -131,6 +136,75 @@ def _run(env: Any, act: Any, episodes: int) -> dict[str, float]:
     return {m: float(np.mean(v)) for m, v in rows.items()}
 
 
+def target_noise(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per space (``semantic``, ``pixels``): per-scene noise at near-flicker cells, move signal and their ratio."""
+    import torch
+    import torch.nn.functional as F
+
+    from encoders.utils.config import load_config
+    from techniques.rl_navigation.checkpointing import ENCODER_FILE, checkpoint_dir
+    from techniques.rl_navigation.config import TwoPhaseConfig
+    from techniques.rl_navigation.environment import make_env
+    from techniques.rl_navigation.feature_sources import AgentStates, PixelFeatureSource, SemanticFeatureSource
+    from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+
+    cfg = load_config(TwoPhaseConfig, run_dir)
+    encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir, "final") / ENCODER_FILE, "cpu")
+    env = make_env(cfg, encoder, "train", n_envs=1)
+    core, world = env.core, env.core.world
+    n_scenes, n_variants = world.images.shape[:2]
+    h, w = core.h, core.w
+    near = np.asarray(core._near_flicker)  # (S, h, w) bool, the grid behind info["near_flicker"]
+    grids = np.meshgrid(*(np.arange(n) for n in (n_scenes, n_variants, h, w)), indexing="ij")
+    states = AgentStates(*(g.ravel() for g in grids), np.zeros(grids[0].size, dtype=np.int64))
+    sources = {
+        "semantic": SemanticFeatureSource(world.features, cfg.patch_radius),
+        "pixels": PixelFeatureSource(world.images, encoder.patch_size, cfg.patch_radius, cfg.curiosity.pixel_size),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    with torch.no_grad():
+        for space, source in sources.items():
+            t = source.targets(states).float()
+            t = F.layer_norm(t, (t.shape[-1],)).reshape(n_scenes, n_variants, h, w, -1)
+            pairs = [(a, b) for a in range(n_variants) for b in range(a + 1, n_variants)]
+            noise = torch.stack([((t[:, a] - t[:, b]) ** 2).mean(-1) for a, b in pairs]).mean(0)  # (S, h, w)
+            v0 = t[:, 0]
+            move = torch.cat(
+                [
+                    ((v0[:, 1:] - v0[:, :-1]) ** 2).mean(-1).flatten(1),
+                    ((v0[:, :, 1:] - v0[:, :, :-1]) ** 2).mean(-1).flatten(1),
+                ],
+                dim=1,
+            ).mean(1)  # (S,)
+            per_scene = [float(noise[k][torch.from_numpy(near[k])].mean()) for k in range(n_scenes) if near[k].any()]
+            signal = [float(move[k]) for k in range(n_scenes) if near[k].any()]
+            far = [float(noise[k][torch.from_numpy(~near[k])].mean()) for k in range(n_scenes) if (~near[k]).any()]
+            out[space] = {
+                "noise_near_flicker": per_scene,
+                "noise_elsewhere": far,
+                "move_signal": signal,
+                "noise_to_signal": [a / max(b, 1e-12) for a, b in zip(per_scene, signal)],
+            }
+    env.close()
+    return out
+
+
+def noise_table(noise: dict[str, dict[str, Any]]) -> tuple[str, dict[str, dict[str, dict]]]:
+    """Markdown table and summaries (mean ± 95% t-interval over scenes) of :func:`target_noise`."""
+    keys = ("noise_near_flicker", "noise_elsewhere", "move_signal", "noise_to_signal")
+    summary = {space: {k: mean_ci(v[k]) for k in keys} for space, v in noise.items()}
+    header = [
+        "curiosity space",
+        "scenes",
+        "target change, flicker (near)",
+        "elsewhere",
+        "move signal",
+        "noise / signal",
+    ]
+    rows = [[space, str(s["move_signal"]["n"]), *(fmt_ci(s[k]) for k in keys)] for space, s in summary.items()]
+    return markdown_table(header, rows), summary
+
+
 def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
     """``{split: {policy: {metric: mean_ci over seeds}}}``."""
     return {
@@ -185,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for split in raw:
             raw[split].setdefault("random walk", {})[str(seed)] = flicker_episodes(first, split, cfg.episodes, True)
     summary = summarize(raw)
+    semantic_run = cfg.out / "runs" / cfg.task / "semantic__seed1"
+    noise_text, noise_summary = noise_table(target_noise(semantic_run))
     wall = time.perf_counter() - t0
     notes = [
         f"task {cfg.task}; encoder {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
@@ -192,15 +268,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{cfg.rl.intrinsic_coef}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
         "per run (training): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
     ]
-    text = table(summary, cfg.episodes)
-    write_outputs(cfg.out, cfg, raw, {"summary": summary, "run_seconds": seconds}, text, wall, notes)
+    text = table(summary, cfg.episodes) + (
+        "\n\n**Forward-model targets on the training scenes** (layer-normed MSE between flicker variants of a cell, "
+        "and between neighbouring cells; mean ± 95% t-interval over scenes)\n\n" + noise_text
+    )
+    results = {"summary": summary, "target_noise": noise_summary, "run_seconds": seconds}
+    write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
     figure(summary, cfg.out / "flicker.png")
     print(text)
     print(f"flicker: {wall:.0f} s -> {cfg.out}")
     return 0
 
 
-__all__ = ["ARMS", "BUDGETS", "FlickerConfig", "flicker_episodes", "main", "summarize"]
+__all__ = ["ARMS", "BUDGETS", "FlickerConfig", "flicker_episodes", "main", "noise_table", "summarize", "target_noise"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,9 @@ Per seed (a fresh draw of objects and colours, and of the random init):
   background with ``colour=...``): *same object, other colour* (all colour pairs of one object), *other class,
   same colour* (objects of different classes drawn in the same colour) and *same class, other object, other
   colour* (the ObjectNav situation: a different instance of the goal class in another colour). The *margin* is
-  same-object/other-colour minus other-class/same-colour: > 0 means shape dominates colour.
+  same-object/other-colour minus other-class/same-colour: > 0 means shape dominates colour. The same numbers are
+  also computed on *centred* features (the seed's mean pair-image feature subtracted), because an anisotropic
+  feature space puts every raw cosine near 1.
 - k-NN top-1 (k=20, T=0.07) with colours randomised in both train and test (``random -> random``) and with
   one fixed colour per class in train but random colours in test (``fixed -> random``, the colour-shortcut trap).
 """
@@ -50,7 +52,10 @@ from experiments.studies.common import (
 logger = logging.getLogger("experiments.studies.invariance")
 
 FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-SIMILARITIES = ("same_object_other_colour", "other_class_same_colour", "same_class_other_colour", "margin")
+_SIM = ("same_object_other_colour", "other_class_same_colour", "same_class_other_colour", "margin")
+#: Raw cosine similarities, and the same after subtracting the mean feature of the pair images ("centred": removes
+#: the common direction that makes every cosine of an anisotropic feature space close to 1).
+SIMILARITIES = (*_SIM, *(f"{k}_centred" for k in _SIM))
 KNN = ("knn_random_random", "knn_fixed_random")
 
 
@@ -68,6 +73,8 @@ class InvarianceConfig:
     """shared encoders (tiny pretrained teacher, distilled student): built here once, reused when present"""
     build_encoders: bool = True
     """build the shared encoders when missing (off: use only those already in --encoders-dir)"""
+    distill_epochs: int = 6
+    """epochs (of 25 iterations) of the student's distillation when it is built (0: the tiny preset's 12)"""
     official_weights: str | None = None
     """checkpoint of --official-arch ('official' downloads the DINOv2 release); none: skip that row"""
     official_arch: str = "dinov2_vits14"
@@ -221,7 +228,7 @@ def encoder_list(cfg: InvarianceConfig) -> tuple[list[tuple[str, str, str | None
         notes.append(f"tiny pretrained encoder skipped: {teacher} missing (budget {cfg.budget} builds none)")
     student = cfg.encoders_dir / "distill" / "student_backbone.pth"
     if cfg.build_encoders and not student.exists() and teacher.exists():
-        built, why = distilled_student(cfg.encoders_dir, cfg.encoders_dir / "pretrain")
+        built, why = distilled_student(cfg.encoders_dir, cfg.encoders_dir / "pretrain", cfg.distill_epochs)
         if built is None:
             notes.append(f"distilled student skipped: {why}")
         student = built or student
@@ -255,7 +262,8 @@ def run_seed(cfg: InvarianceConfig, seed: int, rows: Sequence[tuple[str, str, st
         knn = knn_scores(fn, cfg, seed, sets)
         for fname, f in feats.items():
             row = label if fname == "pixels" else f"{label} [{fname}]"
-            out[row] = {**similarity_stats(f.reshape(c, o, k, -1)), **knn[fname]}
+            centred = {f"{m}_centred": v for m, v in similarity_stats((f - f.mean(0)).reshape(c, o, k, -1)).items()}
+            out[row] = {**similarity_stats(f.reshape(c, o, k, -1)), **centred, **knn[fname]}
     return out
 
 
@@ -273,6 +281,8 @@ def table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
         "cos other class, same colour",
         "margin",
         "cos same class, other colour",
+        "margin, centred",
+        "centred cos same class, other colour",
         "k-NN random→random",
         "k-NN fixed→random",
     ]
@@ -281,6 +291,8 @@ def table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
         "other_class_same_colour",
         "margin",
         "same_class_other_colour",
+        "margin_centred",
+        "same_class_other_colour_centred",
         "knn_random_random",
         "knn_fixed_random",
     )
@@ -293,7 +305,9 @@ def figure(summary: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:
     short = [r.replace(" (vit_mini_patch14)", "").replace(" (vit_pico_patch14)", "") for r in rows]
     short = [s.replace(" (vit_mini_patch14)", "").replace("(vit_pico_patch14)", "") for s in short]
     fig, (a, b) = new_figure(2, width=5.0, height=3.4)
-    bar_chart(a, short, {"margin": [summary[r]["margin"] for r in rows]}, "cos(same obj) − cos(same colour)")
+    margins = {"raw": [summary[r]["margin"] for r in rows], "centred": [summary[r]["margin_centred"] for r in rows]}
+    bar_chart(a, short, margins, "cos(same obj) − cos(same colour)")
+    a.legend(fontsize=7)
     a.axhline(0, color="k", lw=0.6)
     a.set_title("colour invariance margin", fontsize=9)
     bar_chart(

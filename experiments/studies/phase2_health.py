@@ -82,7 +82,7 @@ class Phase2HealthConfig:
     """use this checkpoint of --official-arch as the encoder"""
     official_arch: str = "dinov2_vits14"
     """architecture of --official-weights"""
-    rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_episodes=200, phase2_episodes=300))
+    rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_episodes=300, phase2_episodes=600))
 
 
 BUDGETS = {"smoke": {"seeds": 2, **SMOKE_RL}, "cpu": {}}
