@@ -182,6 +182,7 @@ def test_presets_parse_and_official_values():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_tiny_pretraining_lowers_the_loss_without_collapse(tmp_path):
     """A real (short) tiny-preset run on 200 generated shape images: the loss goes down, features stay spread."""
     root = tmp_path / "shapes"

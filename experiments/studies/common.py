@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -246,6 +246,12 @@ class RLSettings:
     """PPO and forward-model minibatch size"""
     intrinsic_coef: float = 0.5
     """scale of the normalised intrinsic reward"""
+    observation: Literal["mean", "window"] = "mean"
+    """feature observation: 'mean' (window-mean features, what the README's study tables used) or 'window'"""
+    patch_radius: int = 1
+    """observed window radius in cells"""
+    include_heading: bool = False
+    """add the last move's direction to the observation (the demo preset does)"""
     eval_episodes: int = 96
     """episodes of the final held-out evaluation, per policy"""
     torch_threads: int = 1
@@ -270,6 +276,8 @@ class RLSettings:
             "--ppo.batch-size": self.batch_size,
             "--curiosity.forward-batch-size": self.batch_size,
             "--intrinsic-coef": self.intrinsic_coef,
+            "--observation": self.observation,
+            "--patch-radius": self.patch_radius,
             "--eval-episodes": self.eval_episodes,
             "--torch-threads": self.torch_threads,
             "--device": self.device,
@@ -278,6 +286,7 @@ class RLSettings:
         }
         for flag, value in flags.items():
             out += [flag, str(value)]
+        out.append("--include-heading" if self.include_heading else "--no-include-heading")
         return out
 
 

@@ -243,6 +243,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain": True,
         "pretrain_preset": "demo",
         "image_size": 224,
+        # the full 5x5 window of patch features plus the last move's direction: a mean-pooled window hides where
+        # things are, and with it a memoryless policy does not beat a random walk (README, Results)
+        "observation": "window",
+        "patch_radius": 2,
+        "include_heading": True,
         "n_train_scenes": 32,
         "n_eval_scenes": 16,
         "min_start_distance": 6,
