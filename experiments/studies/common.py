@@ -319,6 +319,24 @@ def study_encoder_weights(rl: RLSettings, budget: str, encoders_dir: Path) -> st
     return str(pretrained_encoder(encoders_dir, rl.image_size))
 
 
+def start_rl_study(
+    config_cls: type[T], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
+) -> tuple[T, str | None, list[str], float]:
+    """The start every RL study shares: parse its config (budget presets), set up logging, let
+    ``--official-weights`` replace the encoder, resolve the sub-runs' encoder weights. Returns the config, those
+    weights (None: random init), the ``experiments.two_phase`` flags shared by its sub-runs and the start time
+    (``time.perf_counter()``)."""
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(config_cls, argv, budgets, description)
+    setup_logging()
+    t0 = time.perf_counter()
+    if cfg.official_weights:
+        cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
+    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
+    return cfg, weights, cfg.rl.args(weights), t0
+
+
 def run_two_phase(run_dir: Path, args: Sequence[str]) -> Path:
     """Run ``experiments.two_phase`` with ``args`` into ``run_dir`` unless it already finished with the same
     arguments (``study_args.json`` equal, ``study_time.json`` written at the end); a stale folder is replaced."""

@@ -37,13 +37,12 @@ from experiments.studies.common import (
     markdown_table,
     mean_ci,
     new_figure,
-    parse_study_config,
     phase_args,
     plot_band,
     run_arm,
     run_seconds,
     save_figure,
-    study_encoder_weights,
+    start_rl_study,
     write_outputs,
 )
 
@@ -186,15 +185,7 @@ def heldout_figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from encoders.utils.logging import setup_logging
-
-    cfg = parse_study_config(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
-    setup_logging()
-    t0 = time.perf_counter()
-    if cfg.official_weights:
-        cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
-    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
-    base = cfg.rl.args(weights)
+    cfg, weights, base, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
     t_runs = time.perf_counter()
     runs: dict[str, dict[str, dict[int, Path]]] = {}
     for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every arm
