@@ -81,23 +81,16 @@ def _missing_heads_message(weights: str) -> str:
 
 
 def _heads(embed_dim: int, dino: DINOConfig, ibot: IBOTConfig) -> tuple[DINOHead, DINOHead | None]:
-    dino_head = DINOHead(
-        embed_dim,
-        dino.head_n_prototypes,
-        nlayers=dino.head_nlayers,
-        hidden_dim=dino.head_hidden_dim,
-        bottleneck_dim=dino.head_bottleneck_dim,
-    )
-    ibot_head = None
-    if ibot.separate_head and ibot.loss_weight > 0:
-        ibot_head = DINOHead(
+    def head(c: DINOConfig | IBOTConfig) -> DINOHead:
+        return DINOHead(
             embed_dim,
-            ibot.head_n_prototypes,
-            nlayers=ibot.head_nlayers,
-            hidden_dim=ibot.head_hidden_dim,
-            bottleneck_dim=ibot.head_bottleneck_dim,
+            c.head_n_prototypes,
+            nlayers=c.head_nlayers,
+            hidden_dim=c.head_hidden_dim,
+            bottleneck_dim=c.head_bottleneck_dim,
         )
-    return dino_head, ibot_head
+
+    return head(dino), head(ibot) if ibot.separate_head and ibot.loss_weight > 0 else None
 
 
 def load_teacher(weights: str | os.PathLike, device: torch.device | str = "cpu") -> FrozenTeacher:
