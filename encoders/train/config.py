@@ -334,9 +334,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim.warmup_epochs": 1,
         "teacher.warmup_teacher_temp_epochs": 1,
     },
-    # a real (tiny) pretraining run: about 12 minutes on 2 CPU cores (300 iterations of 32 images)
+    # a real (tiny) pretraining run: about 6 minutes on 2 idle CPU cores (300 iterations of 32 images)
     "tiny": _TINY,
-    # the RL demo's encoder: the tiny recipe at half the batch, 4 local crops, 150 iterations (a few CPU minutes)
+    # the RL demo's encoder: the tiny recipe at half the batch, 4 local crops, 150 iterations (90 s on 2 CPU cores)
     "demo": {
         **_TINY,
         "train.batch_size_per_gpu": 16,
