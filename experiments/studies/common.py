@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +24,7 @@ import numpy as np
 logger = logging.getLogger("experiments.studies")
 
 T = TypeVar("T")
+S = TypeVar("S", bound="RLStudyConfig")
 
 #: Two-sided 95% quantiles of Student's t distribution, ``T_975[df]`` for ``df = 1..30``.
 T_975: tuple[float, ...] = (
@@ -293,6 +294,25 @@ class RLSettings:
         return out
 
 
+@dataclass
+class RLStudyConfig:
+    """The fields every RL study takes (each study subclasses it, overriding ``out`` and ``rl`` defaults)."""
+
+    out: Path = Path("runs/studies")
+    """output folder"""
+    budget: str = "cpu"
+    """budget name (set by --budget: smoke | cpu)"""
+    seeds: int = 3
+    """seeds per arm (1..N)"""
+    encoders_dir: Path = DEFAULT_ENCODERS_DIR
+    """shared encoders (the tiny pretrained one is built here once)"""
+    official_weights: str | None = None
+    """use this checkpoint of --official-arch as the encoder instead of the tiny pretrained one"""
+    official_arch: str = "dinov2_vits14"
+    """architecture of --official-weights"""
+    rl: RLSettings = field(default_factory=RLSettings)
+
+
 #: RL settings of the smoke budget (seconds per sub-run, random-init pico encoder).
 SMOKE_RL: dict[str, Any] = {
     "rl.preset": "smoke",
@@ -323,8 +343,8 @@ def study_encoder_weights(rl: RLSettings, budget: str, encoders_dir: Path) -> st
 
 
 def start_rl_study(
-    config_cls: type[T], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
-) -> tuple[T, str | None, list[str], float]:
+    config_cls: type[S], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
+) -> tuple[S, str | None, list[str], float]:
     """The start every RL study shares: parse its config (budget presets), set up logging, let
     ``--official-weights`` replace the encoder, resolve the sub-runs' encoder weights. Returns the config, those
     weights (None: random init), the ``experiments.two_phase`` flags shared by its sub-runs and the start time

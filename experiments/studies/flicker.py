@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from experiments.studies.common import (
-    DEFAULT_ENCODERS_DIR,
     SMOKE_RL,
     RLSettings,
+    RLStudyConfig,
     bar_chart,
     fmt_ci,
     markdown_table,
@@ -56,25 +56,15 @@ METRICS = ("near_flicker", "coverage", "success")
 
 
 @dataclass
-class FlickerConfig:
+class FlickerConfig(RLStudyConfig):
     """Noisy-TV study: time spent next to flickering objects, pixel- vs semantic-space curiosity."""
 
     out: Path = Path("runs/studies/flicker")
     """output folder"""
-    budget: str = "cpu"
-    """budget name (set by --budget: smoke | cpu)"""
-    seeds: int = 3
-    """seeds per arm (1..N)"""
     task: str = "ImageNavFlicker-v0"
     """flicker task"""
     episodes: int = 64
     """episodes per policy, split and seed in the near-flicker evaluation"""
-    encoders_dir: Path = DEFAULT_ENCODERS_DIR
-    """shared encoders (the tiny pretrained one is built here once)"""
-    official_weights: str | None = None
-    """use this checkpoint of --official-arch as the encoder"""
-    official_arch: str = "dinov2_vits14"
-    """architecture of --official-weights"""
     rl: RLSettings = field(default_factory=lambda: RLSettings(intrinsic_coef=1.0, phase2_episodes=0, eval_episodes=0))
 
 

@@ -20,15 +20,14 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from experiments.studies.common import (
-    DEFAULT_ENCODERS_DIR,
     SMOKE_RL,
-    RLSettings,
+    RLStudyConfig,
     bar_chart,
     binned_curves,
     curve_by_episodes,
@@ -70,24 +69,13 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 @dataclass
-class NavigationConfig:
+class NavigationConfig(RLStudyConfig):
     """Navigation baselines and ablations on held-out scenes, several seeds."""
 
     out: Path = Path("runs/studies/navigation")
     """output folder"""
-    budget: str = "cpu"
-    """budget name (set by --budget: smoke | cpu)"""
-    seeds: int = 3
-    """seeds per arm (1..N)"""
     tasks: tuple[str, ...] = ("ObjectNav-v0", "ImageNav-v0")
     """tasks (registered environment ids)"""
-    encoders_dir: Path = DEFAULT_ENCODERS_DIR
-    """shared encoders (the tiny pretrained one is built here once)"""
-    official_weights: str | None = None
-    """use this checkpoint of --official-arch as the encoder instead of the tiny pretrained one"""
-    official_arch: str = "dinov2_vits14"
-    """architecture of --official-weights"""
-    rl: RLSettings = field(default_factory=RLSettings)
 
 
 BUDGETS = {

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from experiments.studies.common import (
-    DEFAULT_ENCODERS_DIR,
     SMOKE_RL,
     RLSettings,
+    RLStudyConfig,
     binned_curves,
     curve_by_episodes,
     eval_summary,
@@ -62,25 +62,15 @@ METRICS = (
 
 
 @dataclass
-class Phase2HealthConfig:
+class Phase2HealthConfig(RLStudyConfig):
     """Encoder health through phase 2 (feature std, effective rank, downstream success), EMA vs online target."""
 
     out: Path = Path("runs/studies/phase2_health")
     """output folder"""
-    budget: str = "cpu"
-    """budget name (set by --budget: smoke | cpu)"""
-    seeds: int = 3
-    """seeds per target mode (1..N)"""
     task: str = "ImageNav-v0"
     """task"""
     targets: tuple[str, ...] = TARGETS
     """phase-2 target modes compared (ema, online, frozen)"""
-    encoders_dir: Path = DEFAULT_ENCODERS_DIR
-    """shared encoders (the tiny pretrained one is built here once)"""
-    official_weights: str | None = None
-    """use this checkpoint of --official-arch as the encoder"""
-    official_arch: str = "dinov2_vits14"
-    """architecture of --official-weights"""
     rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_episodes=300, phase2_episodes=600))
 
 
