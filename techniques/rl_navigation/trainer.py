@@ -390,12 +390,11 @@ class TwoPhaseTrainer:
             "intrinsic_raw_mean",
             "intrinsic_return_std",
             "intrinsic_advantage_std",
+            "extrinsic_advantage_std",
         )
         for key in keys:
             if key in s:
                 w.add_scalar(f"curiosity/{key}", s[key], step)
-        if "extrinsic_advantage_std" in s:
-            w.add_scalar("curiosity/extrinsic_advantage_std", s["extrinsic_advantage_std"], step)
         if "intrinsic_value_loss" in s:
             w.add_scalar("losses/intrinsic_value", s["intrinsic_value_loss"], step)
         if "forward_loss" in s:
