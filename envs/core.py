@@ -665,6 +665,7 @@ class NavCore:
         self.distance = np.zeros(n, i64)
         self.episode_return = np.zeros(n, np.float64)
         self.episode_start = np.zeros(n, np.float64)
+        self.near_flicker_steps = np.zeros(n, i64)
         self.flicker_seq = np.zeros((n, FLICKER_BLOCK), i64)
         self.trail = np.zeros((n, self.max_episode_steps + 1, 2), np.int16)
         self._agents = np.arange(n)
@@ -835,6 +836,7 @@ class NavCore:
         self.visited_count[agents] = 1
         self.episode_return[agents] = 0.0
         self.episode_start[agents] = time.perf_counter()
+        self.near_flicker_steps[agents] = 0
         self.trail[agents, 0, 0] = self.row[agents]
         self.trail[agents, 0, 1] = self.col[agents]
         if self.config.observation == "pixels" and self.config.task == "imagenav":
@@ -855,7 +857,8 @@ class NavCore:
         """Apply one action per agent. ``-> rewards (N,) float64, terminated (N,), truncated (N,), infos``.
 
         ``rngs`` are only used in flicker mode, to draw the next block of variant indices of agents whose block is
-        used up. Infos of agents whose episode ended carry ``info["episode"] = {"r", "l", "t"}``.
+        used up. Infos of agents whose episode ended carry ``info["episode"] = {"r", "l", "t"}`` and
+        ``info["near_flicker_fraction"]`` (fraction of the episode's steps that ended next to a flickering object).
         """
         cfg = self.config
         a = np.asarray(actions).astype(np.int64, copy=False).reshape(-1)
@@ -894,6 +897,7 @@ class NavCore:
         if cfg.distance_reward_scale:
             reward = reward + cfg.distance_reward_scale * (previous - self.distance)
         self.episode_return += reward
+        self.near_flicker_steps += self._near_flicker[self.scene, row, col]
         if self.world.variant_mode == "flicker":
             slot = self.steps % FLICKER_BLOCK
             for i in np.flatnonzero(slot == 0):
@@ -906,6 +910,7 @@ class NavCore:
                 "l": int(self.steps[i]),
                 "t": round(time.perf_counter() - float(self.episode_start[i]), 6),
             }
+            infos[i]["near_flicker_fraction"] = float(self.near_flicker_steps[i] / self.steps[i])
         return reward, terminated, truncated, infos
 
     def _infos(self, idx: np.ndarray, success: np.ndarray) -> list[dict[str, Any]]:

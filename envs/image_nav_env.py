@@ -84,7 +84,8 @@ class ImageNavEnv(gym.Env):
     ``info`` at every step: ``is_success``, ``distance_to_goal`` (cells), ``spl``, ``soft_spl``, ``coverage``
     (fraction of the grid visited), ``path_length`` (cells moved), ``scene_index``, ``variant_index``,
     ``position`` ``(row, col)``, ``heading``, ``near_flicker``; at the last step also ``episode`` =
-    ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``). SPL and
+    ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``) and
+    ``near_flicker_fraction`` (the fraction of the episode's steps that ended next to a flickering object). SPL and
     soft-SPL are those of the episode if it ended now (final at the last step).
 
     ## Arguments

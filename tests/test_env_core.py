@@ -182,7 +182,7 @@ def test_objectnav_goal_is_any_instance_of_the_class():
 
 
 def test_flicker_changes_only_chosen_objects_every_step():
-    env = make_env(world_kwargs={"flicker_objects": 1, "flicker_variants": 4})
+    env = make_env(world_kwargs={"flicker_objects": 1, "flicker_variants": 4}, max_episode_steps=15)
     world = env.world
     assert world.variant_mode == "flicker" and world.n_variants == 4
     for s, scene in enumerate(world.scenes):
@@ -191,17 +191,26 @@ def test_flicker_changes_only_chosen_objects_every_step():
     _, info = env.reset(seed=0)
     variants = {info["variant_index"]}
     grids_mean = world.features.window_mean_numpy(1)
-    for _ in range(40):
+    near_steps, fractions = [], []
+    for _ in range(60):
         obs, _, terminated, truncated, info = env.step(env.action_space.sample())
         s, (r, c), v = info["scene_index"], info["position"], info["variant_index"]
         np.testing.assert_array_equal(obs["features"], grids_mean[s, v, r, c])
         box = [cell_box(world.scenes[s].objects[i].bbox, 14, (8, 8)) for i in world.flicker_objects[s]]
         expected = any(r0 - 1 <= r <= r1 + 1 and c0 - 1 <= c <= c1 + 1 for r0, c0, r1, c1 in box)
         assert info["near_flicker"] == expected
+        near_steps.append(expected)
         variants.add(v)
         if terminated or truncated:
+            # the episode's fraction of steps next to a flickering object, reported once at its last step
+            assert info["near_flicker_fraction"] == pytest.approx(np.mean(near_steps))
+            fractions.append(info["near_flicker_fraction"])
+            near_steps = []
             env.reset()
+        else:
+            assert "near_flicker_fraction" not in info
     assert len(variants) > 1
+    assert len(fractions) >= 3 and len(set(fractions)) > 1
 
 
 def test_colour_variants_are_drawn_per_episode():

@@ -20,6 +20,7 @@ REQUIRED_SCALARS = (
     "charts/success_rate",
     "charts/spl",
     "charts/coverage",
+    "charts/near_flicker",
     "charts/phase",
     "charts/fps",
     "curiosity/intrinsic_mean",

@@ -8,7 +8,7 @@ extrinsic-only PPO as the reference, on ``ImageNavFlicker-v0`` (2 objects per sc
 every step). Each trained policy (and a random walk) then runs ``--episodes`` episodes on the *training* scenes
 (where curiosity shaped the policy, and the flickering objects are the ones seen in training) and on held-out
 *test* scenes; per episode the fraction of steps with a flickering object inside the observed window
-(``info["near_flicker"]``) and the coverage are recorded. Mean and 95% t-interval over seeds.
+(``info["near_flicker_fraction"]`` at the last step) and the coverage are recorded. Mean and 95% t-interval over seeds.
 
 How loud is the TV in each space? On the training scenes, with the encoder of the runs, the forward model's
 targets (layer-normed, as its ``mse_ln`` loss sees them) are compared between the flicker variants of the same
@@ -104,23 +104,15 @@ def _run(env: Any, act: Any, episodes: int) -> dict[str, float]:
     n = env.num_envs
     quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
     done_count = np.zeros(n, dtype=np.int64)
-    near = np.zeros(n)
-    steps = np.zeros(n)
     rows: dict[str, list[float]] = {m: [] for m in METRICS}
     obs = env.reset()
     while (done_count < quota).any():
         obs, _, dones, infos = env.step(act(obs))
-        for i in range(n):
-            if done_count[i] >= quota[i]:
-                continue
-            near[i] += float(infos[i]["near_flicker"])
-            steps[i] += 1
-            if dones[i]:
-                done_count[i] += 1
-                rows["near_flicker"].append(near[i] / max(steps[i], 1))
-                rows["coverage"].append(float(infos[i]["coverage"]))
-                rows["success"].append(float(infos[i]["is_success"]))
-                near[i] = steps[i] = 0
+        for i in np.flatnonzero(dones & (done_count < quota)):
+            done_count[i] += 1
+            rows["near_flicker"].append(float(infos[i]["near_flicker_fraction"]))
+            rows["coverage"].append(float(infos[i]["coverage"]))
+            rows["success"].append(float(infos[i]["is_success"]))
     env.close()
     return {m: float(np.mean(v)) for m, v in rows.items()}
 

@@ -1,8 +1,8 @@
 """Episode counting and navigation metrics of finished episodes, collected from SB3 rollouts.
 
 The two-phase schedule is driven by episode counts, so every finished episode is counted here (one per
-``done``), together with its ``info`` metrics (success, SPL, soft-SPL, coverage, path length) and its
-return and length (``info["episode"]``).
+``done``), together with its ``info`` metrics (success, SPL, soft-SPL, coverage, path length, the fraction of
+steps spent next to a flickering object) and its return and length (``info["episode"]``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-EPISODE_METRICS: tuple[str, ...] = ("is_success", "spl", "soft_spl", "coverage", "path_length")
+EPISODE_METRICS: tuple[str, ...] = (
+    "is_success",
+    "spl",
+    "soft_spl",
+    "coverage",
+    "path_length",
+    "near_flicker_fraction",
+)
 
 
 class EpisodeStatsCallback(BaseCallback):

@@ -381,6 +381,7 @@ class TwoPhaseTrainer:
             w.add_scalar("charts/soft_spl", float(episodes["soft_spl"].mean()), step)
             w.add_scalar("charts/coverage", float(episodes["coverage"].mean()), step)
             w.add_scalar("charts/path_length", float(episodes["path_length"].mean()), step)
+            w.add_scalar("charts/near_flicker", float(episodes["near_flicker_fraction"].mean()), step)
         if self.curiosity is None:
             return
         s = self.curiosity.last_stats
