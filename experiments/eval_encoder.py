@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from encoders.eval.features import (
     patch_feature_grid,
     pixel_feature_fn,
 )
+from encoders.eval.knn import knn_evaluate
 from encoders.eval.linear_probe import LinearProbeConfig
 from encoders.eval.pca_grid import write_pca_grid
 from encoders.eval.protocol import evaluate_frozen
@@ -70,6 +71,9 @@ class EvalConfig:
     """synthetic validation images per class"""
     synthetic_colour_mode: Literal["random", "fixed"] = "random"
     """'random': object colours randomised per image; 'fixed': one colour per class (colour-shortcut control)"""
+    synthetic_backgrounds: Literal["random", "plain"] = "random"
+    """'random': a textured scene background or plain grey per image; 'plain': plain grey only (the object's shape
+    is then the only cue)"""
     image_size: int = 112
     """images are resized (shorter side) and centre-cropped to this side; a multiple of the patch size"""
     batch_size: int = 64
@@ -129,11 +133,11 @@ def synthetic_object_set(cfg: EvalConfig) -> Path:
     The folder name encodes every option that changes the images; a set is written to a temporary folder
     and renamed into place, so an interrupted run never leaves a half-written set behind.
     """
-    from envs.scenes.object_set import write_object_set
+    from envs.scenes.object_set import PLAIN, write_object_set
 
     tag = (
         f"objects_s{cfg.image_size}_tr{cfg.synthetic_train_per_class}_va{cfg.synthetic_val_per_class}"
-        f"_{cfg.synthetic_colour_mode}_seed{cfg.seed}"
+        f"_{cfg.synthetic_colour_mode}{'_plainbg' * (cfg.synthetic_backgrounds == 'plain')}_seed{cfg.seed}"
     )
     root = cfg.synthetic_dir / tag
     if (root / "train").is_dir() and (root / "val").is_dir():
@@ -141,7 +145,9 @@ def synthetic_object_set(cfg: EvalConfig) -> Path:
         return root
     tmp = cfg.synthetic_dir / f".{tag}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    options = dict(seed=cfg.seed, image_size=cfg.image_size, colour_mode=cfg.synthetic_colour_mode)
+    options: dict[str, Any] = dict(seed=cfg.seed, image_size=cfg.image_size, colour_mode=cfg.synthetic_colour_mode)
+    if cfg.synthetic_backgrounds == "plain":
+        options["backgrounds"] = (PLAIN,)
     write_object_set(tmp / "train", cfg.synthetic_train_per_class, "train", **options)
     write_object_set(tmp / "val", cfg.synthetic_val_per_class, "val", **options)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +171,29 @@ def load_splits(root: Path, image_size: int, patch_size: int | None) -> tuple[La
     train = LabelledImageFolder(root / "train", transform=transform)
     val = LabelledImageFolder(root / "val", transform=transform, classes=train.classes)
     return train, val
+
+
+def background_labels(
+    train: LabelledImageFolder, val: LabelledImageFolder
+) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:
+    """Background index ``(N,)`` of every train and val image, and the background names, read from the object
+    set's ``labels.jsonl`` (:func:`envs.scenes.object_set.write_object_set`). ``None`` when a split has no such
+    labels or all images share one background (nothing to measure)."""
+    from envs.scenes.object_set import read_object_labels
+
+    names: list[list[str]] = []
+    for split in (train, val):
+        labels = read_object_labels(split.root)
+        try:
+            names.append([labels[path.relative_to(split.root).as_posix()]["background"] for path in split.samples])
+        except (TypeError, KeyError, ValueError):  # no labels.jsonl, or it does not describe these files
+            return None
+    vocabulary = sorted({*names[0], *names[1]})
+    if len(vocabulary) < 2:
+        return None
+    index = {name: i for i, name in enumerate(vocabulary)}
+    train_bg, val_bg = (torch.tensor([index[n] for n in split], dtype=torch.int64) for split in names)
+    return train_bg, val_bg, vocabulary
 
 
 def _denormalise(images: torch.Tensor) -> np.ndarray:
@@ -222,12 +251,22 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
     def features(fn, split: LabelledImageFolder, desc: str) -> FeatureSet:
         return extract_features(fn, split, cfg.batch_size, cfg.num_workers, device, desc=desc)
 
+    backgrounds = background_labels(train, val)
+
+    def add_background_knn(row: EncoderScores, train_f: FeatureSet, val_f: FeatureSet, name: str) -> None:
+        if backgrounds is not None:
+            bg_train, bg_val, vocabulary = backgrounds
+            x_train, x_val = train_f.features[name], val_f.features[name]
+            knn = knn_evaluate(x_train, bg_train, x_val, bg_val, cfg.k, cfg.temperature, len(vocabulary))
+            row.background_knn_top1 = knn.top1
+
     if cfg.baselines:
         pix = pixel_feature_fn(cfg.pixel_size)
         label = f"raw pixels {cfg.pixel_size}x{cfg.pixel_size}"
         train_pix, val_pix = features(pix, train, "pixels/train"), features(pix, val, "pixels/val")
         knn = dict(k=cfg.k, temperature=cfg.temperature, probe=probe)
         rows.append(evaluate_frozen(label, train_pix, val_pix, num_classes, "pixels", "pixels", **knn))
+        add_background_knn(rows[-1], train_pix, val_pix, "pixels")
     for entry in entries:
         model = models[entry.label]
         fn = backbone_feature_fn(model)
@@ -235,6 +274,7 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         row = evaluate_frozen(
             entry.label, train_f, val_f, num_classes, "cls", cfg.pooling, cfg.k, cfg.temperature, probe
         )
+        add_background_knn(row, train_f, val_f, "cls")
         row.extra = {"name": entry.name, "weights": entry.weights}
         if cfg.pca_images > 0:
             path = out / f"pca_{_slug(entry.label)}.png"
@@ -247,6 +287,7 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         "n_train": len(train),
         "n_val": len(val),
         "image_size": cfg.image_size,
+        "backgrounds": None if backgrounds is None else backgrounds[2],
         "k": cfg.k,
         "temperature": cfg.temperature,
         "config": config_to_dict(cfg),

@@ -10,6 +10,7 @@ import pytest
 
 import encoders
 from encoders.eval.report import read_report
+from envs.scenes.object_set import read_object_labels, write_object_set
 from experiments import eval_encoder
 
 FAST = ["--probe-epochs", "5", "--probe-lrs", "0.01", "--batch-size", "32"]
@@ -42,6 +43,9 @@ def test_synthetic_run_prints_the_table_and_writes_json_and_pca(tmp_path, capsys
     assert meta["n_train"] == 36 and meta["n_val"] == 12 and len(meta["classes"]) == 12
     assert all(0.0 <= r.knn_top1 <= 1.0 and 0.0 <= r.linear_top1 <= 1.0 for r in rows)
     assert rows[0].feature_dim == 3 * 16 * 16 and rows[1].feature_dim == 64
+    # the object set records backgrounds, so every row also reports how well its features predict them
+    assert "background k-NN top-1 |" in table and len(meta["backgrounds"]) > 1
+    assert all(0.0 <= r.background_knn_top1 <= 1.0 for r in rows)
     png = cv2.imread(rows[1].extra["pca_png"])
     assert png is not None and png.shape == (112 + 2 * 4, 4 * 224 + 5 * 4, 3)
     assert json.loads((out / "config.json").read_text())["encoder"] == "vit_pico_patch14"
@@ -69,6 +73,35 @@ def test_folder_run_with_weights_extra_encoder_and_pixel_baseline(tmp_path, caps
     assert rows[0].knn_top1 == 1.0  # discs vs bars: raw pixels suffice
     assert rows[2].knn_top1 == rows[3].knn_top1 and rows[2].linear_top1 == rows[3].linear_top1  # same weights
     assert rows[2].feature_dim == 64 and rows[2].linear_pooling == "cls+avgpool"
+    assert all(r.background_knn_top1 is None for r in rows)  # a plain labelled folder: no background labels
+
+
+def test_background_labels_follow_the_object_set_metadata(tmp_path):
+    for split in ("train", "val"):
+        write_object_set(tmp_path / split, 4, split, ("car", "tree"), image_size=28, progress=False)
+    train, val = eval_encoder.load_splits(tmp_path, 28, 14)
+    bg_train, bg_val, vocabulary = eval_encoder.background_labels(train, val)
+    for split, bg in ((train, bg_train), (val, bg_val)):
+        meta = read_object_labels(split.root)
+        expected = [meta[p.relative_to(split.root).as_posix()]["background"] for p in split.samples]
+        assert [vocabulary[i] for i in bg.tolist()] == expected
+    # a single background (or no labels.jsonl) leaves nothing to measure
+    for split in ("train", "val"):
+        write_object_set(tmp_path / "plain" / split, 2, split, ("car",), image_size=28, backgrounds=("plain",))
+    assert eval_encoder.background_labels(*eval_encoder.load_splits(tmp_path / "plain", 28, 14)) is None
+    (tmp_path / "train" / "labels.jsonl").unlink()
+    assert eval_encoder.background_labels(train, val) is None
+
+
+def test_plain_background_synthetic_set_is_cached_separately(tmp_path):
+    cache = tmp_path / "cache"
+    args = ["--encoder", "vit_pico_patch14", "--synthetic", "--synthetic-dir", str(cache), "--pca-images", "0"]
+    args += ["--synthetic-train-per-class", "2", "--synthetic-val-per-class", "1", "--no-baselines", *FAST]
+    assert eval_encoder.main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert eval_encoder.main([*args, "--output", str(tmp_path / "b"), "--synthetic-backgrounds", "plain"]) == 0
+    plain = next(cache.glob("*_plainbg_*"))
+    assert {m["background"] for m in read_object_labels(plain / "train").values()} == {"plain"}
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2
 
 
 def test_errors_name_the_problem_and_the_fix(tmp_path, capsys):

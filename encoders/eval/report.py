@@ -29,6 +29,9 @@ class EncoderScores:
     linear_sweep: dict[str, float] = field(default_factory=dict)
     """hold-out top-1 per learning rate (keys are the rates as strings, for JSON)"""
     feature_dim: int | None = None
+    background_knn_top1: float | None = None
+    """k-NN top-1 on the *background* label of each image (a nuisance: lower means the features ignore it more);
+    measured on object sets whose ``labels.jsonl`` records backgrounds"""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -37,11 +40,15 @@ def _pct(value: float | None) -> str:
 
 
 def format_table(rows: Sequence[EncoderScores]) -> str:
-    """A markdown table ``encoder | k-NN top-1 | linear top-1`` (percentages, one decimal)."""
-    lines = ["| encoder | k-NN top-1 | linear top-1 |", "|---|---:|---:|"]
+    """A markdown table ``encoder | k-NN top-1 | linear top-1`` (percentages, one decimal), plus a
+    ``background k-NN top-1`` column when any row measured it."""
+    background = any(r.background_knn_top1 is not None for r in rows)
+    lines = ["| encoder | k-NN top-1 | linear top-1 |" + " background k-NN top-1 |" * background]
+    lines.append("|---|---:|---:|" + "---:|" * background)
     for r in rows:
         label = f"{r.encoder} [cls+avgpool]" if r.linear_pooling == "cls+avgpool" else r.encoder
-        lines.append(f"| {label} | {_pct(r.knn_top1)} | {_pct(r.linear_top1)} |")
+        cells = [label, _pct(r.knn_top1), _pct(r.linear_top1)] + [_pct(r.background_knn_top1)] * background
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -197,6 +197,15 @@ def write_object_set(
     return out
 
 
+def read_object_labels(folder: str | Path) -> dict[str, dict[str, Any]] | None:
+    """``folder/labels.jsonl`` of :func:`write_object_set` as ``{relative file: metadata}``; ``None`` without one."""
+    path = Path(folder) / "labels.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {row.pop("file"): row for row in rows}
+
+
 # ------------------------------------------------------------------------------------------------------ CLI
 @dataclass
 class ObjectSetConfig:
