@@ -27,8 +27,8 @@ import torch
 from encoders import create_model
 from encoders.preprocessing import images_to_tensor
 from encoders.utils.config import parse_config
-from envs.core import build_world
 from envs.vec_env import ImageNavVecEnv
+from envs.world import build_world
 
 logger = logging.getLogger(__name__)
 

@@ -54,9 +54,9 @@ _LAZY = {
     "ImageNavVecEnv": "envs.vec_env",
     "SceneFeatures": "envs.features",
     "NavConfig": "envs.core",
-    "NavWorld": "envs.core",
+    "NavWorld": "envs.world",
     "NavCore": "envs.core",
-    "build_world": "envs.core",
+    "build_world": "envs.world",
 }
 
 

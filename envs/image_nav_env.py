@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavCore, NavWorld, TaskName, prepare_navigation
+from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavCore, prepare_navigation
 from envs.features import SceneFeatures
+from envs.world import NavWorld, TaskName
 
 
 class ImageNavEnv(gym.Env):
@@ -102,7 +103,7 @@ class ImageNavEnv(gym.Env):
     - ``max_episode_steps``: time limit (default: the registered spec's, else 500).
     - ``render_mode``: ``None`` or ``"rgb_array"``; ``render_scale``: integer upscaling of rendered frames.
 
-    World (:func:`envs.core.build_world`; or pass ``world=`` a prebuilt :class:`~envs.core.NavWorld` to share):
+    World (:func:`envs.world.build_world`; or pass ``world=`` a prebuilt :class:`~envs.world.NavWorld` to share):
 
     - ``scenes``: prebuilt :class:`envs.scenes.Scene` list, optionally with ``scene_features`` (a
       :class:`~envs.features.SceneFeatures` of their variant images, used as is: no copy, refreshes are seen).

@@ -1,6 +1,6 @@
 """ImageNavVecEnv: ``N`` agents of :class:`~envs.image_nav_env.ImageNavEnv` stepped together as one SB3 ``VecEnv``.
 
-All agents share one :class:`~envs.core.NavWorld` (scenes, feature cache, goals) and one
+All agents share one :class:`~envs.world.NavWorld` (scenes, feature cache, goals) and one
 :class:`~envs.core.NavCore` (the per-agent state as arrays), so a step is a handful of array operations whatever
 ``N`` is, and a trainer in the same process can refresh the features (``refresh_features``) after an encoder
 update without copying anything. Agent ``i`` draws its episodes from its own generator, seeded ``seed + i`` by
@@ -22,8 +22,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, NavWorld, TaskName, prepare_navigation
+from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, prepare_navigation
 from envs.features import SceneFeatures
+from envs.world import NavWorld, TaskName
 
 # Wrappers whose effect the vectorised env provides itself (episode statistics and the time limit).
 _BUILT_IN_WRAPPERS: tuple[type, ...] = (Monitor, gym.wrappers.RecordEpisodeStatistics, gym.wrappers.TimeLimit)
@@ -42,11 +43,11 @@ class ImageNavVecEnv(VecEnv):
         num_envs: number of agents ``N``.
         task: ``"imagenav"`` or ``"objectnav"``.
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` tiles every agent's frame).
-        world: a prebuilt :class:`~envs.core.NavWorld` to share (e.g. ``train_env.world``); otherwise built from
+        world: a prebuilt :class:`~envs.world.NavWorld` to share (e.g. ``train_env.world``); otherwise built from
             ``kwargs``.
         max_episode_steps: time limit (default 500).
         render_scale: integer upscaling of rendered frames.
-        **kwargs: :class:`~envs.core.NavConfig` fields and :func:`~envs.core.build_world` arguments.
+        **kwargs: :class:`~envs.core.NavConfig` fields and :func:`~envs.world.build_world` arguments.
 
     Phase-2 use (RL trainer): build with ``encoder=encoder, cache_block=encoder.n_blocks - n``; after each encoder
     update call ``refresh_features(encoder)``; ``scene_features`` gives the differentiable path

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from encoders import create_model
-from envs.core import NavConfig, build_world
+from envs.core import NavConfig
 from envs.goals import cell_box
 from envs.image_nav_env import ImageNavEnv
 from envs.scenes import SceneGenerator
 from envs.scenes.variants import changed_mask
+from envs.world import build_world
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
 FORWARD, TURN_LEFT, TURN_RIGHT = 0, 1, 2
