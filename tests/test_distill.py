@@ -147,22 +147,28 @@ def test_distill_presets_parse():
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_distilled_student_knn_approaches_the_teacher(tmp_path):
-    """Pretrain a vit_mini teacher briefly, distil it into a vit_pico student, compare k-NN on held-out objects."""
-    from envs.scenes.object_set import write_object_set
+    """Pretrain a vit_mini teacher briefly, distil it into a vit_pico student, compare k-NN on held-out objects.
+
+    The objects lie on plain grey backgrounds. On the textured backgrounds of the default object set, a
+    pretraining run this short learns the *background* (k-NN on the background label 0.79, chance 0.15) and
+    barely the class, so there would be little in the teacher for a student to approach. About 2 minutes on
+    2 CPU cores (teacher 200 iterations, student 400).
+    """
+    from envs.scenes.object_set import PLAIN, write_object_set
     from experiments import eval_encoder, pretrain
 
     classes = ("car", "house", "tree", "person")
-    for split, n in (("train", 40), ("val", 20)):
-        write_object_set(tmp_path / "objects" / split, n, split, classes, image_size=56, progress=False)
-    schedule = ["--optim.epochs", "8", "--train.epoch-length", "25", "--train.batch-size-per-gpu", "16"]
-    schedule += ["--crops.local-crops-number", "4", "--optim.base-lr", "0.004", "--no-train.progress"]
+    for split, n in (("train", 40), ("val", 60)):
+        write_object_set(tmp_path / "objects" / split, n, split, classes, image_size=56, backgrounds=(PLAIN,))
+    schedule = ["--train.epoch-length", "25", "--train.batch-size-per-gpu", "16", "--crops.local-crops-number", "4"]
+    schedule += ["--optim.base-lr", "0.03", "--no-train.progress"]
     data = ["--data", str(tmp_path / "objects" / "train")]
     teacher_run = tmp_path / "teacher"
     args = ["--preset", "pico", "--student.arch", "vit_mini_patch14", *data, "--output", str(teacher_run)]
-    assert pretrain.main([*args, *schedule]) == 0
+    assert pretrain.main([*args, *schedule, "--optim.epochs", "8"]) == 0
     student_run = tmp_path / "student"
     args = ["--preset", "pico", "--teacher-weights", str(teacher_run / "checkpoint.pth"), *data]
-    assert distill.main([*args, "--output", str(student_run), *schedule]) == 0
+    assert distill.main([*args, "--output", str(student_run), *schedule, "--optim.epochs", "16"]) == 0
 
     def knn(name: str, weights) -> float:
         cfg = eval_encoder.EvalConfig(
@@ -176,6 +182,7 @@ def test_distilled_student_knn_approaches_the_teacher(tmp_path):
     teacher = knn("vit_mini_patch14", teacher_run / "teacher_backbone.pth")
     student = knn("vit_pico_patch14", student_run / "student_backbone.pth")
     untrained = knn("vit_pico_patch14", None)
-    assert teacher > untrained + 0.15  # the teacher learnt something to distil
-    assert student > untrained + 0.15
-    assert student >= teacher - 0.1
+    # measured on one CPU (seed 0): teacher 0.575, student 0.558, untrained 0.246 (chance 0.25; 240 val images)
+    assert teacher > untrained + 0.15, (teacher, untrained)  # the teacher learnt something to distil
+    assert student > untrained + 0.15, (student, untrained)
+    assert student >= teacher - 0.1, (student, teacher)
