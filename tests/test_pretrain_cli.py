@@ -86,6 +86,7 @@ def test_cli_smoke_writes_config_checkpoint_backbone_and_tensorboard(image_dir, 
         "schedules/teacher_temp",
         "monitor/grad_norm",
         "monitor/student_cls_std",
+        "monitor/teacher_entropy",
         "charts/images_per_s",
     }
     assert expected <= tags

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from encoders import create_model
 from encoders.data.collate import MaskedMultiCropCollate
 from encoders.train.config import PRESETS, PretrainConfig
-from encoders.train.ssl_meta_arch import SSLMetaArch
+from encoders.train.ssl_meta_arch import SSLMetaArch, normalized_entropy
 from encoders.train.trainer import Trainer
 from encoders.utils.config import replace_nested
 
@@ -68,7 +68,9 @@ def test_gradients_reach_exactly_the_student():
         "ibot_loss",
         "total_loss",
         "student_cls_std",
+        "teacher_entropy",
     }
+    assert 0.0 <= losses["teacher_entropy"] <= 1.0
     assert all(torch.isfinite(v) for v in losses.values())
     total = sum(v for k, v in losses.items() if k.endswith("_loss") and k != "total_loss")
     torch.testing.assert_close(losses["total_loss"], total)
@@ -193,3 +195,24 @@ def test_trainer_freezes_last_layer_then_exports_a_loadable_backbone(tmp_path):
     assert [h["iteration"] for h in result.history] == [1.0, 2.0]
     for key in ("lr", "wd", "momentum", "teacher_temp", "grad_norm", "student_cls_std", "images_per_s"):
         assert key in result.history[-1]
+
+
+def test_normalized_entropy_tells_the_two_collapse_modes_apart():
+    uniform = torch.full((3, 8), 1 / 8)
+    one_hot = F.one_hot(torch.tensor([0, 5, 7]), 8).float()
+    assert normalized_entropy(uniform).item() == pytest.approx(1.0)
+    assert normalized_entropy(one_hot).item() == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 < normalized_entropy(torch.softmax(torch.randn(2, 4, 8), -1)).item() < 1.0
+
+
+def test_trainer_warns_once_when_the_teacher_targets_turn_uniform(caplog):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(cfg=pico_cfg(), ctx=SimpleNamespace(is_main=True))  # warm-up: 1 epoch of 5 iterations
+    with caplog.at_level("WARNING", logger="encoders.train.trainer"):
+        assert not Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.999}, 2, False)  # still warming up
+        assert not Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.5}, 6, False)
+        assert Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.999}, 6, False)
+        assert Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.999}, 7, True)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "uniform" in warnings[0] and "--dino.head-n-prototypes" in warnings[0]

@@ -142,6 +142,18 @@ class SSLNetwork(nn.Module):
         return res
 
 
+def normalized_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the distributions ``probs (..., K)`` divided by ``ln K``: 1 uniform, 0 one-hot.
+
+    On the teacher's centred DINO targets this tells the two collapse modes apart (Caron et al. 2021, sec. 5.3):
+    centering alone drives the targets to uniform, sharpening alone to one-hot. Small-batch runs often end at the
+    uniform extreme, where the DINO loss stays at ``ln K``.
+    """
+    p = probs.float().flatten(0, -2)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(dim=-1).mean()
+    return entropy / math.log(p.shape[-1])
+
+
 def _local_tensors(params: list[torch.Tensor]) -> list[torch.Tensor]:
     """Local shards of FSDP2 ``DTensor`` parameters (plain tensors pass through)."""
     return [p.to_local() if hasattr(p, "to_local") else p for p in params]
@@ -340,7 +352,9 @@ class SSLMetaArch(nn.Module):
         ``batch``: the collate output (``collated_global_crops``, ``collated_local_crops``, ``collated_masks``,
         ``mask_indices_list``, ``masks_weight``, ``upperbound``, ``n_masked_patches``).
         Returns ``dino_local_crops_loss``, ``dino_global_crops_loss``, ``koleo_loss``, ``ibot_loss`` (each as
-        it enters the total, weights included), ``total_loss``, and the collapse monitor ``student_cls_std``.
+        it enters the total, weights included), ``total_loss``, and two collapse monitors: ``student_cls_std``
+        and ``teacher_entropy`` (see :func:`normalized_entropy`: near 1 the teacher's DINO targets are uniform and
+        the DINO loss sits at ``ln K`` with no signal; near 0 they are one-hot).
         """
         dev = self.device
         global_crops = batch["collated_global_crops"].to(dev, non_blocking=True)
@@ -408,6 +422,8 @@ class SSLMetaArch(nn.Module):
         with torch.no_grad():
             feats = F.normalize(out["global_cls"].float(), dim=-1)
             result["student_cls_std"] = feats.std(dim=0).mean() * math.sqrt(feats.shape[-1])
+            if self.do_dino:
+                result["teacher_entropy"] = normalized_entropy(teacher_dino)
         return result
 
     @torch.no_grad()

@@ -41,6 +41,9 @@ from encoders.utils.tensorboard import make_writer
 
 logger = logging.getLogger(__name__)
 
+#: ``monitor/teacher_entropy`` (a fraction of ``ln K``) above which, after the warm-up, the trainer warns
+UNIFORM_TEACHER_ENTROPY = 0.99
+
 CHECKPOINT_NAME = "checkpoint.pth"
 BACKBONE_NAME = "teacher_backbone.pth"
 
@@ -215,6 +218,7 @@ class Trainer:
         )
         images_per_it = r.total_batch_size
         history: list[dict[str, float]] = []
+        warned_uniform = False
         interrupted = False
         it = start
         t_log, it_log = time.perf_counter(), start
@@ -264,6 +268,7 @@ class Trainer:
                     )
                     t_log, it_log = now, it
                     self._write_scalars(writer, scalars, it)
+                    warned_uniform = self._warn_if_uniform(scalars, it, warned_uniform)
                     history.append({"iteration": float(it), **scalars})
                 progress.update(1, loss=total)
                 stop_now = self._stop_agreed()
@@ -304,6 +309,23 @@ class Trainer:
             dist_utils.all_reduce_sum_(stacked)
             stacked /= self.ctx.world_size
         return dict(zip(keys, stacked.tolist()))
+
+    def _warn_if_uniform(self, scalars: dict[str, float], it: int, warned: bool) -> bool:
+        """Log once (rank 0) when the teacher's DINO targets have become uniform; returns whether it has warned."""
+        entropy = scalars.get("teacher_entropy")
+        warmup = self.cfg.optim.warmup_epochs * self.cfg.train.epoch_length
+        if warned or entropy is None or entropy < UNIFORM_TEACHER_ENTROPY or it < warmup:
+            return warned
+        if self.ctx.is_main:
+            logger.warning(
+                "iteration %d: the teacher's DINO targets are uniform (entropy %.3f of ln K), so the DINO loss "
+                "carries no learning signal (the uniform collapse, common at small total batch sizes). Try a larger "
+                "batch, fewer prototypes (--dino.head-n-prototypes), a lower teacher temperature "
+                "(--teacher.teacher-temp) or --train.centering sinkhorn_knopp; see monitor/teacher_entropy",
+                it,
+                entropy,
+            )
+        return True
 
     @staticmethod
     def _write_scalars(writer: Any, scalars: dict[str, float], step: int) -> None:
@@ -425,6 +447,7 @@ def format_run_report(trainer: Trainer, result: TrainResult, title: str, arch: s
         lines.append(
             f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, "
             f"student_cls_std {last.get('student_cls_std', float('nan')):.3f}, "
+            f"teacher_entropy {last.get('teacher_entropy', float('nan')):.3f}, "
             f"{last.get('images_per_s', 0.0):.1f} images/s"
         )
     lines.append(f"  checkpoint: {trainer.checkpoint_path} (continue with --resume)")
