@@ -151,7 +151,7 @@ def test_distilled_student_knn_approaches_the_teacher(tmp_path):
 
     The objects lie on plain grey backgrounds. On the textured backgrounds of the default object set, a
     pretraining run this short learns the *background* (k-NN on the background label 0.79, chance 0.15) and
-    barely the class, so there would be little in the teacher for a student to approach. About 2 minutes on
+    barely the class, so there would be little in the teacher for a student to approach. About 75 s on
     2 CPU cores (teacher 200 iterations, student 400).
     """
     from envs.scenes.object_set import PLAIN, write_object_set
@@ -182,7 +182,8 @@ def test_distilled_student_knn_approaches_the_teacher(tmp_path):
     teacher = knn("vit_mini_patch14", teacher_run / "teacher_backbone.pth")
     student = knn("vit_pico_patch14", student_run / "student_backbone.pth")
     untrained = knn("vit_pico_patch14", None)
-    # measured on one CPU (seed 0): teacher 0.575, student 0.558, untrained 0.246 (chance 0.25; 240 val images)
+    print(f"k-NN top-1: teacher {teacher:.3f}, student {student:.3f}, untrained student {untrained:.3f}")
+    # measured on one CPU (seed 0): teacher 0.575, student 0.558, untrained 0.242 (chance 0.25; 240 val images)
     assert teacher > untrained + 0.15, (teacher, untrained)  # the teacher learnt something to distil
     assert student > untrained + 0.15, (student, untrained)
     assert student >= teacher - 0.1, (student, teacher)
