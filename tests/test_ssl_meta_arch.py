@@ -215,4 +215,4 @@ def test_trainer_warns_once_when_the_teacher_targets_turn_uniform(caplog):
         assert Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.999}, 6, False)
         assert Trainer._warn_if_uniform(fake, {"teacher_entropy": 0.999}, 7, True)
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "uniform" in warnings[0] and "--dino.head-n-prototypes" in warnings[0]
+    assert len(warnings) == 1 and "uniform" in warnings[0] and "monitor/teacher_entropy" in warnings[0]

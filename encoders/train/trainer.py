@@ -318,10 +318,9 @@ class Trainer:
             return warned
         if self.ctx.is_main:
             logger.warning(
-                "iteration %d: the teacher's DINO targets are uniform (entropy %.3f of ln K), so the DINO loss "
-                "carries no learning signal (the uniform collapse, common at small total batch sizes). Try a larger "
-                "batch, fewer prototypes (--dino.head-n-prototypes), a lower teacher temperature "
-                "(--teacher.teacher-temp) or --train.centering sinkhorn_knopp; see monitor/teacher_entropy",
+                "iteration %d: the teacher's DINO targets are uniform (entropy %.3f of ln K): the DINO loss no longer "
+                "carries a learning signal. This collapse is common at small total batch sizes (the official recipe "
+                "uses 1024 or more); watch monitor/teacher_entropy in TensorBoard",
                 it,
                 entropy,
             )
