@@ -505,8 +505,8 @@ class NavCore:
         if cfg.distance_reward_scale:
             reward = reward + cfg.distance_reward_scale * (previous - self.distance)
         self.episode_return += reward
-        self.near_flicker_steps += self._near_flicker[self.scene, row, col]
-        if self.world.variant_mode == "flicker":
+        if self.world.variant_mode == "flicker":  # elsewhere the near-flicker grid is all False
+            self.near_flicker_steps += self._near_flicker[self.scene, row, col]
             slot = self.steps % FLICKER_BLOCK
             for i in np.flatnonzero(slot == 0):
                 self.flicker_seq[i] = rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
