@@ -17,7 +17,6 @@ Reference: Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without S
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from encoders.registry import create_model, get_model_spec
 from encoders.train import distributed as dist_utils
 from encoders.train.config import PretrainConfig
 from encoders.train.param_groups import fuse_params_groups, get_params_groups_with_decay
+from encoders.utils.precision import autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
 
 logger = logging.getLogger(__name__)
@@ -244,9 +244,7 @@ class SSLMetaArch(nn.Module):
         self.ibot_patch_loss = iBOTPatchLoss(ibot_out)
         self.to(self.device)
 
-        self.autocast_dtype: torch.dtype | None = None
-        if cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and self.device.type == "cuda"):
-            self.autocast_dtype = torch.bfloat16
+        self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
         # wrappers live outside the module tree so that state_dict() keys stay official
         self._wrapped: dict[str, Any] = {"student": self.student, "teacher": self.teacher, "strategy": None}
         if cfg.train.compile:
@@ -310,9 +308,7 @@ class SSLMetaArch(nn.Module):
         return self
 
     def _autocast(self):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+        return autocast(self.device, self.autocast_dtype)
 
     @torch.no_grad()
     def get_teacher_output(
