@@ -12,7 +12,12 @@ id                        task
 ``ObjectNavPixels-v0``    object goal, uint8 pixel crops (no encoder)
 ``ImageNavFlicker-v0``    image goal, features, 2 objects per scene change colour every step (noisy TV)
 ``ObjectNavFlicker-v0``   object goal, features, 2 flickering objects per scene
+``*-v1`` (each of above)  the same task with a STOP action that success requires (habitat-lab's rule)
 ========================  ===========================================================================
+
+The ``-v1`` ids follow Gymnasium's convention for a changed task: the episode ends when the agent calls STOP
+(the last action), and it succeeds when it stops within ``success_radius`` cells of the goal; reaching the goal
+without stopping is not success. The ``-v0`` ids keep their rule (the episode ends, successfully, on arrival).
 
 Every constructor argument of :class:`envs.image_nav_env.ImageNavEnv` can be passed to ``gymnasium.make``.
 """
@@ -34,6 +39,9 @@ REGISTERED_IDS: dict[str, dict[str, Any]] = {
     "ImageNavFlicker-v0": {"task": "imagenav", "flicker_objects": 2},
     "ObjectNavFlicker-v0": {"task": "objectnav", "flicker_objects": 2},
 }
+REGISTERED_IDS.update(
+    {env_id.replace("-v0", "-v1"): {**kwargs, "stop_action": True} for env_id, kwargs in list(REGISTERED_IDS.items())}
+)
 
 
 def _register() -> None:

@@ -6,7 +6,9 @@
   :class:`~envs.world.NavWorld` (the static scenes, features and goals; built by :func:`envs.world.build_world`).
 - :class:`NavCore`: ``N`` agents as arrays (scene, variant, cell, heading, goal, steps, path length, visited cells,
   start distance, ...) with one array-level :meth:`NavCore.step`; per-agent random draws happen only at episode
-  resets (and every :data:`FLICKER_BLOCK` steps in flicker mode), each from the agent's own generator.
+  resets, each from the agent's own generator, and always the same number of them, so two policies run with the
+  same seeds face the same episodes. Flicker colours (every :data:`FLICKER_BLOCK` steps in flicker mode) come from
+  a separate per-episode generator seeded by one reset draw: they never shift the episode stream.
 
 Geometry: the agent stands on a cell of the ``h x w`` patch grid (``h = H / patch_size``). The grid is open (no
 obstacles) and bounded: moving into the border is a step that leaves the agent where it is. The geodesic
@@ -44,6 +46,8 @@ FEATURE_BOUND = 1.0e4
 DEFAULT_MAX_EPISODE_STEPS = 500
 #: Flicker variant indices are drawn in blocks of this many steps per agent.
 FLICKER_BLOCK = 64
+#: Distances (cells) at which ``success_within_<k>`` is reported in the info of an episode's last step.
+SUCCESS_DISTANCES: tuple[int, ...] = (0, 1, 2)
 
 _HEADING_DR = np.array([d[0] for d in HEADING_DELTAS], dtype=np.int64)
 _HEADING_DC = np.array([d[1] for d in HEADING_DELTAS], dtype=np.int64)
@@ -275,6 +279,7 @@ class NavCore:
         self.episode_start = np.zeros(n, np.float64)
         self.near_flicker_steps = np.zeros(n, i64)
         self.flicker_seq = np.zeros((n, FLICKER_BLOCK), i64)
+        self.flicker_rngs: list[np.random.Generator | None] = [None] * n
         self.trail = np.zeros((n, self.max_episode_steps + 1, 2), np.int16)
         self._agents = np.arange(n)
         if self.config.observation == "pixels" and self.config.task == "imagenav":
@@ -370,7 +375,7 @@ class NavCore:
             heading = int(opts["heading"])
             if not 0 <= heading < 4:
                 raise ValueError(f"options['heading']={heading} must be 0 (up), 1 (right), 2 (down) or 3 (left)")
-        flicker = rng.integers(self.n_variants, size=FLICKER_BLOCK) if world.variant_mode == "flicker" else None
+        flicker_seed = int(rng.integers(np.iinfo(np.int64).max)) if world.variant_mode == "flicker" else None
         if goal_cell is None:  # object goal: mark the nearest instance's cell for rendering
             goal_cell = self._nearest_instance_cell(goal_id, start)
         return {
@@ -382,7 +387,7 @@ class NavCore:
             "start": start,
             "heading": heading,
             "start_distance": int(dist[start]),
-            "flicker": flicker,
+            "flicker_seed": flicker_seed,
         }
 
     def _cell_option(self, value: Any, name: str) -> tuple[int, int]:
@@ -433,7 +438,9 @@ class NavCore:
         self.start_distance[agents] = [e["start_distance"] for e in eps]
         self.distance[agents] = self.start_distance[agents]
         if self.world.variant_mode == "flicker":
-            self.flicker_seq[agents] = np.stack([e["flicker"] for e in eps])
+            for i, e in zip(agents.tolist(), eps):
+                self.flicker_rngs[i] = np.random.default_rng(e["flicker_seed"])
+                self.flicker_seq[i] = self.flicker_rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
             self.variant[agents] = self.flicker_seq[agents, 0]
         else:
             self.variant[agents] = [e["variant"] for e in eps]
@@ -459,14 +466,14 @@ class NavCore:
         return self._infos(idx, np.zeros(len(idx), bool))
 
     # ------------------------------------------------------------------------------------------ stepping
-    def step(
-        self, actions: np.ndarray, rngs: Sequence[np.random.Generator]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Apply one action per agent. ``-> rewards (N,) float64, terminated (N,), truncated (N,), infos``.
 
-        ``rngs`` are only used in flicker mode, to draw the next block of variant indices of agents whose block is
-        used up. Infos of agents whose episode ended carry ``info["episode"] = {"r", "l", "t"}`` and
-        ``info["near_flicker_fraction"]`` (fraction of the episode's steps that ended next to a flickering object).
+        Every info holds ``distance_to_goal``, the shortest-path distance in cells. Infos of agents whose episode
+        ended also carry ``info["episode"] = {"r", "l", "t"}``, ``info["near_flicker_fraction"]`` (fraction of the
+        episode's steps that ended next to a flickering object) and ``info["success_within_<k>"]`` for ``k`` in
+        :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called within ``k`` cells of the goal (habitat-lab's
+        success at distance ``k``); without one, the episode ended within ``k`` cells.
         """
         cfg = self.config
         a = np.asarray(actions).astype(np.int64, copy=False).reshape(-1)
@@ -509,7 +516,7 @@ class NavCore:
             self.near_flicker_steps += self._near_flicker[self.scene, row, col]
             slot = self.steps % FLICKER_BLOCK
             for i in np.flatnonzero(slot == 0):
-                self.flicker_seq[i] = rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
+                self.flicker_seq[i] = self.flicker_rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
             self.variant = self.flicker_seq[agents, slot]
         infos = self._infos(agents, success)
         for i in np.flatnonzero(terminated | truncated):
@@ -519,6 +526,9 @@ class NavCore:
                 "t": round(time.perf_counter() - float(self.episode_start[i]), 6),
             }
             infos[i]["near_flicker_fraction"] = float(self.near_flicker_steps[i] / self.steps[i])
+            ended = not cfg.stop_action or a[i] == self.stop_index
+            for k in SUCCESS_DISTANCES:
+                infos[i][f"success_within_{k}"] = bool(ended and self.distance[i] <= k)
         return reward, terminated, truncated, infos
 
     def _infos(self, idx: np.ndarray, success: np.ndarray) -> list[dict[str, Any]]:
@@ -659,6 +669,7 @@ __all__ = [
     "GRID_ACTIONS",
     "INFO_KEYS",
     "STOP",
+    "SUCCESS_DISTANCES",
     "ActionMode",
     "NavConfig",
     "NavCore",

@@ -79,14 +79,16 @@ class ImageNavEnv(gym.Env):
     ## Episode End
 
     Terminated: with ``stop_action=False`` when the agent is within ``success_radius`` (success); with
-    ``stop_action=True`` when it calls STOP, successful only within the radius (Habitat convention). Truncated
+    ``stop_action=True`` (the ``-v1`` ids) when it calls STOP, successful only within the radius (Habitat
+    convention). Truncated
     after ``max_episode_steps`` steps (registered ids: 500).
 
-    ``info`` at every step: ``is_success``, ``distance_to_goal`` (cells), ``spl``, ``soft_spl``, ``coverage``
+    ``info`` at every step: ``is_success``, ``distance_to_goal`` (shortest-path distance in cells), ``spl``, ``soft_spl``, ``coverage``
     (fraction of the grid visited), ``path_length`` (cells moved), ``scene_index``, ``variant_index``,
     ``position`` ``(row, col)``, ``heading``, ``near_flicker``; at the last step also ``episode`` =
     ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``) and
-    ``near_flicker_fraction`` (the fraction of the episode's steps that ended next to a flickering object). SPL and
+    ``near_flicker_fraction`` (the fraction of the episode's steps that ended next to a flickering object) and
+    ``success_within_0`` / ``_1`` / ``_2`` (STOP called within 0, 1, 2 cells; without STOP: ended there). SPL and
     soft-SPL are those of the episode if it ended now (final at the last step).
 
     ## Arguments
@@ -164,7 +166,7 @@ class ImageNavEnv(gym.Env):
         return self._observation(), self._core.reset_infos()[0]
 
     def step(self, action: int | np.integer):
-        rewards, terminated, truncated, infos = self._core.step(np.asarray(action).reshape(1), [self.np_random])
+        rewards, terminated, truncated, infos = self._core.step(np.asarray(action).reshape(1))
         return self._observation(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def _observation(self) -> dict[str, np.ndarray]:

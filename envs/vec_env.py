@@ -123,7 +123,7 @@ class ImageNavVecEnv(VecEnv):
         if self._rngs[0] is None:
             raise RuntimeError("call reset() before step()")
         core = self.core
-        rewards, terminated, truncated, infos = core.step(self._actions, self._rngs)
+        rewards, terminated, truncated, infos = core.step(self._actions)
         self._actions = None
         dones = terminated | truncated
         time_limit = (truncated & ~terminated).tolist()
