@@ -83,8 +83,9 @@ class ImageNavEnv(gym.Env):
     convention). Truncated
     after ``max_episode_steps`` steps (registered ids: 500).
 
-    ``info`` at every step: ``is_success``, ``distance_to_goal`` (shortest-path distance in cells), ``spl``, ``soft_spl``, ``coverage``
-    (fraction of the grid visited), ``path_length`` (cells moved), ``scene_index``, ``variant_index``,
+    ``info`` at every step: ``is_success``, ``distance_to_goal`` (shortest-path distance in cells), ``spl``,
+    ``soft_spl``, ``coverage`` (fraction of the grid visited), ``path_length`` (cells moved), ``scene_index``,
+    ``variant_index``,
     ``position`` ``(row, col)``, ``heading``, ``near_flicker``; at the last step also ``episode`` =
     ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``) and
     ``near_flicker_fraction`` (the fraction of the episode's steps that ended next to a flickering object) and

@@ -22,7 +22,9 @@ from tests.test_env_core import RIGHT, make_env, pico_encoder, small_world
 def _errors_but_the_v0_notice() -> None:
     """Every warning is an error, except Gymnasium's notice that a ``-v0`` id has a newer ``-v1``."""
     warnings.simplefilter("error")
-    warnings.filterwarnings("ignore", message=".*is out of date.*upgrading to version `v1`", category=DeprecationWarning)
+    warnings.filterwarnings(
+        "ignore", message=".*is out of date.*upgrading to version `v1`", category=DeprecationWarning
+    )
 
 
 @pytest.mark.parametrize("env_id", list(envs.REGISTERED_IDS))

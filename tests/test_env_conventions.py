@@ -13,7 +13,7 @@ import pytest
 import envs
 from envs.core import SUCCESS_DISTANCES
 from envs.vec_env import ImageNavVecEnv
-from tests.test_env_core import DOWN, RIGHT, make_env, small_world
+from tests.test_env_core import RIGHT, make_env, small_world
 
 
 def _bfs(h: int, w: int, goal_cells: list[tuple[int, int]]) -> np.ndarray:

@@ -91,17 +91,16 @@ class _TerminalObservations(BaseCallback):
 def test_recorded_transitions_match_observations(tmp_path):
     trainer = TwoPhaseTrainer(smoke(phase1_episodes=4, phase2_episodes=0, trajectory_every=0), tmp_path / "run")
     spy = _TerminalObservations()
-    trainer.callbacks.callbacks.append(spy)
-    spy.init_callback(trainer.model)
-    trainer.model.learn(trainer.cfg.ppo.n_steps * trainer.cfg.n_envs, callback=trainer.callbacks)
-    states, _, next_states, dones = trainer.curiosity.recorder.batch()
+    trainer.model.learn_episodes(1, callback=spy)  # one rollout
+    batch = trainer.recorder.batch()
+    states, next_states, dones = batch.states, batch.next_states, batch.dones
     assert dones.any() and spy.rows
     # within an episode, the next state of step t is the state of step t + 1
     cont = ~dones[:-1]
     for a, b in zip(states[1:].arrays(), next_states[:-1].arrays()):
         np.testing.assert_array_equal(a[cont], b[cont])
     # the terminal state recorded for a finished episode is where its last observation was taken
-    source = trainer.curiosity.learner.source
+    source = trainer.curiosity.source
     for t, i, obs in spy.rows:
         state = AgentStates(*(np.asarray([a[t, i]]) for a in next_states.arrays()))
         np.testing.assert_allclose(source.features(state)[0].numpy(), obs, rtol=1e-6)
@@ -116,15 +115,15 @@ def test_resume_continues_counters_and_phase(tmp_path):
     run = tmp_path / "run"
     trainer = TwoPhaseTrainer(smoke(trajectory_every=0), run)
     calls = {"n": 0}
-    original = trainer._run_rollout
+    original = trainer.model.on_update_end
 
-    def interrupt_third(*args, **kwargs):  # Ctrl-C during phase 2
+    def interrupt_third():  # Ctrl-C during phase 2, after the updates of its first rollout
         calls["n"] += 1
+        original()
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(*args, **kwargs)
 
-    trainer._run_rollout = interrupt_third
+    trainer.model.on_update_end = interrupt_third
     first = trainer.train()
     trainer.close()
     assert first.interrupted and first.counters.phase == 2
@@ -134,7 +133,7 @@ def test_resume_continues_counters_and_phase(tmp_path):
 
     resumed = TwoPhaseTrainer.resume(run, {"phase2_episodes": 16})
     c = resumed.counters
-    assert (c.phase, c.episodes, c.rollouts, c.steps) == (2, first.counters.episodes, 2, first.counters.steps)
+    assert (c.phase, c.episodes, c.rollouts, c.steps) == (2, first.counters.episodes, 3, first.counters.steps)
     assert resumed.model.num_timesteps == c.steps
     assert resumed.curiosity.normalizer.return_rms.count == pytest.approx(stats_count)
     assert resumed.curiosity.learner.encoder_optimizer is not None  # phase 2 wiring restored
@@ -143,7 +142,7 @@ def test_resume_continues_counters_and_phase(tmp_path):
     result = resumed.train()
     resumed.close()
     assert not result.interrupted and result.counters.phase == 2
-    assert result.counters.episodes >= 8 + 16 and result.counters.rollouts > 2
+    assert result.counters.episodes >= 8 + 16 and result.counters.rollouts > 3
     assert result.counters.steps == result.counters.rollouts * 16 * 4
     assert "phase1_end" in list_checkpoints(run) and checkpoint_dir(run).name == "final"
     with pytest.raises(ValueError, match="cannot change encoder"):

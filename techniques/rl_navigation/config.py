@@ -168,7 +168,9 @@ class TwoPhaseConfig:
     encoder_weight_decay: float = 0.0
     """AdamW weight decay of the encoder in phase 2"""
     intrinsic_coef: float = 0.5
-    """scale of the normalised intrinsic reward added to the extrinsic one (0: extrinsic only)"""
+    """scale of the normalised intrinsic advantages added to the extrinsic ones (0: extrinsic only)"""
+    extrinsic_coef: float = 1.0
+    """scale of the extrinsic advantages (0: pure curiosity, the protocol of Burda et al. 2019's large-scale study)"""
     n_envs: int = 16
     """parallel agents (one batched ImageNavVecEnv)"""
     seed: int = 1
@@ -311,11 +313,17 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         "--phase2-episodes": cfg.phase2_episodes,
         "--eval-episodes": cfg.eval_episodes,
         "--intrinsic-coef": cfg.intrinsic_coef,
+        "--extrinsic-coef": cfg.extrinsic_coef,
         "--checkpoint-every": cfg.checkpoint_every,
         "--trajectory-every": cfg.trajectory_every,
     }.items():
         if value < 0:
             raise ValueError(f"{flag} must be >= 0, got {value}")
+    if cfg.extrinsic_coef == 0 and (cfg.curiosity.space == "none" or cfg.intrinsic_coef == 0):
+        raise ValueError(
+            "--extrinsic-coef 0 (pure curiosity) leaves nothing to learn without an intrinsic reward; pass "
+            "--intrinsic-coef > 0 and a --curiosity.space other than none"
+        )
     if cfg.phase1_episodes + cfg.phase2_episodes < 1:
         raise ValueError("--phase1-episodes + --phase2-episodes must be >= 1 (nothing to train)")
     if cfg.phase2_episodes > 0 and cfg.unfreeze_layers < 1:

@@ -1,8 +1,9 @@
-"""Episode counting and navigation metrics of finished episodes, collected from SB3 rollouts.
+"""Episode counting and navigation metrics of finished episodes, collected during training.
 
 The two-phase schedule is driven by episode counts, so every finished episode is counted here (one per
-``done``), together with its ``info`` metrics (success, SPL, soft-SPL, coverage, path length, the fraction of
-steps spent next to a flickering object) and its return and length (``info["episode"]``).
+``done``, fed by :class:`~techniques.rl_navigation.curiosity.RolloutRecorder`), together with its ``info``
+metrics (success, success at 0/1/2 cells, SPL, soft-SPL, coverage, path length, distance to goal at the end, the
+fraction of steps spent next to a flickering object) and its return and length (``info["episode"]``).
 """
 
 from __future__ import annotations
@@ -10,36 +11,31 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+
+from envs.core import SUCCESS_DISTANCES
 
 EPISODE_METRICS: tuple[str, ...] = (
     "is_success",
+    *(f"success_within_{k}" for k in SUCCESS_DISTANCES),
     "spl",
     "soft_spl",
     "coverage",
     "path_length",
+    "distance_to_goal",
     "near_flicker_fraction",
 )
 
 
-class EpisodeStatsCallback(BaseCallback):
+class EpisodeStats:
     """Counts finished episodes and buffers their metrics until :meth:`pop` (called once per rollout)."""
 
     def __init__(self) -> None:
-        super().__init__(verbose=0)
         self.episodes = 0
         self._pending: dict[str, list[float]] = {}
         self._reset_pending()
 
     def _reset_pending(self) -> None:
         self._pending = {key: [] for key in (*EPISODE_METRICS, "return", "length")}
-
-    def _on_step(self) -> bool:
-        dones = np.asarray(self.locals["dones"])
-        infos: list[dict[str, Any]] = self.locals["infos"]
-        for i in np.flatnonzero(dones):
-            self.add_episode(infos[i])
-        return True
 
     def add_episode(self, info: dict[str, Any]) -> None:
         """Count one finished episode from its last ``info``."""
@@ -57,4 +53,4 @@ class EpisodeStatsCallback(BaseCallback):
         return out
 
 
-__all__ = ["EPISODE_METRICS", "EpisodeStatsCallback"]
+__all__ = ["EPISODE_METRICS", "EpisodeStats"]

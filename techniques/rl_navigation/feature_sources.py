@@ -3,7 +3,10 @@
 A :class:`FeatureSource` gives, for states recorded during a rollout,
 
 - ``features(states)``: the current features (detached; what the policy saw, used for rewards and the critic),
-- ``targets(states)``: the prediction targets for next states (detached, from the target network in phase 2),
+- ``targets(states)``: the prediction targets for next states (detached, from the target network's cache in
+  phase 2), used to score a rollout;
+- ``training_targets(states)``: the targets of a training minibatch (the same, except that with a live target
+  they are recomputed with the current encoder weights under stop-gradient),
 - ``features_with_grad(states)``: the current features with autograd to the encoder's unfrozen blocks
   (phase 2), or the detached features when nothing trains.
 
@@ -63,6 +66,8 @@ class FeatureSource(Protocol):
 
     def targets(self, states: AgentStates) -> torch.Tensor: ...
 
+    def training_targets(self, states: AgentStates) -> torch.Tensor: ...
+
     def features_with_grad(self, states: AgentStates) -> torch.Tensor: ...
 
 
@@ -84,14 +89,18 @@ class SemanticFeatureSource:
         self.radius = int(radius)
         self.device = torch.device(device)
         self.encoder: SemanticEncoder | None = None
+        self.live_targets = False
         self.dim = cache.dim
 
     @property
     def trainable(self) -> bool:
         return self.encoder is not None
 
-    def start_fine_tuning(self, encoder: SemanticEncoder, target_cache: SceneFeatures | None = None) -> None:
-        """Gradients flow into ``encoder``'s unfrozen blocks; targets come from ``target_cache`` (default: cache)."""
+    def start_fine_tuning(
+        self, encoder: SemanticEncoder, target_cache: SceneFeatures | None = None, live_targets: bool = False
+    ) -> None:
+        """Gradients flow into ``encoder``'s unfrozen blocks; targets come from ``target_cache`` (default: cache),
+        or, with ``live_targets``, training targets are recomputed with ``encoder`` under stop-gradient."""
         if self.cache.boundary_tokens is None:
             raise ValueError(
                 "the feature cache holds no boundary tokens, so the encoder cannot be fine-tuned; build the "
@@ -99,6 +108,7 @@ class SemanticFeatureSource:
             )
         self.encoder = encoder
         self.target_cache = target_cache if target_cache is not None else self.cache
+        self.live_targets = bool(live_targets)
 
     def _lookup(self, cache: SceneFeatures, s: AgentStates) -> torch.Tensor:
         s = s.reshape(-1)
@@ -111,9 +121,18 @@ class SemanticFeatureSource:
     def targets(self, states: AgentStates) -> torch.Tensor:
         return self._lookup(self.target_cache, states)
 
+    def training_targets(self, states: AgentStates) -> torch.Tensor:
+        if not self.live_targets or self.encoder is None:
+            return self.targets(states)
+        with torch.no_grad():
+            return self._recompute(states)
+
     def features_with_grad(self, states: AgentStates) -> torch.Tensor:
         if self.encoder is None:
             return self.features(states)
+        return self._recompute(states)
+
+    def _recompute(self, states: AgentStates) -> torch.Tensor:
         s = states.reshape(-1)
         out = self.encoder.window_features(self.cache, s.scene, s.variant, s.row, s.col, self.radius)
         return out.to(self.device)
@@ -161,6 +180,7 @@ class PixelFeatureSource:
         return self._crops(states)
 
     targets = features
+    training_targets = features
     features_with_grad = features
 
 

@@ -108,7 +108,7 @@ class ForwardModelTrainer:
                 s, nxt = flat_s[idx], flat_n[idx]
                 z = (self.source.features_with_grad(s) if train_encoder else self.source.features(s)).to(self.device)
                 with torch.no_grad():
-                    target = self.source.targets(nxt).to(self.device)
+                    target = self.source.training_targets(nxt).to(self.device)
                 loss = self.model.loss(z, self._actions(flat_a[idx]), target, self._cond(s))
                 self.optimizer.zero_grad(set_to_none=True)
                 if train_encoder:

@@ -35,6 +35,14 @@ class IntrinsicCritic(nn.Module):
             nn.Linear(hidden_dim, 1),
         )
 
+    def reset_parameters(self, seed: int) -> None:
+        """Re-initialise every layer (PyTorch's default init) from ``seed``, leaving the global RNG alone."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for module in self.net:
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, D) -> (B,)``."""
         return self.net(normalise_features(features)).squeeze(-1)

@@ -12,9 +12,16 @@ Per key:
   layer-normalised without affine parameters, so the policy's input scale does not drift when phase 2
   fine-tunes the encoder.
 
-With ``match_keys=(a, b)`` (default ``("local", "goal")`` when both exist with the same width) the product
-``norm(a) * norm(b)`` and the cosine ``cos(a, b)`` are appended: "does what I see match the goal" becomes one
-linear read-out instead of something the MLP has to discover.
+Goal matching ("does what I see match the goal" as a direct read-out instead of something the MLP has to
+discover), with ``match_keys=(view, goal)``; ``"auto"`` uses the environments' ``("features", "goal")`` and
+``None`` turns it off:
+
+- ``view`` of shape ``(D,)`` (``observation="mean"``): the product ``norm(view) * norm(goal) / sqrt(D)`` and the
+  cosine ``cos(view, goal)`` are appended (``D + 1`` values);
+- ``view`` of shape ``(K, K, D)`` (``observation="window"``): the cosine of the goal with every window cell is
+  appended (``K * K`` values, 0 for cells outside the scene, which are zero vectors).
+
+Pixel observations have no feature keys: "auto" then matches nothing.
 """
 
 from __future__ import annotations
@@ -64,8 +71,8 @@ class NavigationExtractor(BaseFeaturesExtractor):
         observation_space: the environment's ``Dict`` space.
         cnn_dim: output width of the CNN of each image key.
         normalise_min_dim: layer-normalise float keys with at least this many values.
-        match_keys: two keys whose normalised product and cosine are appended; ``"auto"`` uses
-            ``("local", "goal")`` when both exist with equal widths; ``None`` disables it.
+        match_keys: ``(view, goal)`` keys whose match is appended (see the module docstring); ``"auto"`` uses
+            ``("features", "goal")`` when both exist; ``None`` disables it.
     """
 
     def __init__(
@@ -82,26 +89,33 @@ class NavigationExtractor(BaseFeaturesExtractor):
         self.normalised: list[str] = []
         self.keys = sorted(observation_space.spaces)
         width = 0
-        flat: dict[str, int] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
         for key in self.keys:
             space = observation_space.spaces[key]
             if _is_image(space):
                 self.cnns[key] = _SmallCNN(tuple(space.shape), cnn_dim)
                 width += cnn_dim
             else:
+                shapes[key] = tuple(space.shape)
                 n = int(np.prod(space.shape))
-                flat[key] = n
                 width += n
                 if n >= normalise_min_dim:
                     self.normalised.append(key)
         if match_keys == "auto":
-            ok = "local" in flat and "goal" in flat and flat["local"] == flat["goal"]
-            match_keys = ("local", "goal") if ok else None
+            match_keys = ("features", "goal") if "features" in shapes and "goal" in shapes else None
+        self.match_cells = 0  # K*K for a window view, 0 for a single vector
         if match_keys is not None:
-            a, b = match_keys
-            if flat.get(a) is None or flat.get(a) != flat.get(b):
-                raise ValueError(f"match_keys {match_keys} must name two float keys of equal width; have {flat}")
-            width += flat[a] + 1
+            view, goal = match_keys
+            view_shape, goal_shape = shapes.get(view), shapes.get(goal)
+            if view_shape is None or goal_shape is None or len(goal_shape) != 1 or view_shape[-1] != goal_shape[0]:
+                raise ValueError(
+                    f"match_keys {match_keys} must name a float view (D,) or (K, K, D) and a goal (D,); have {shapes}"
+                )
+            if len(view_shape) == 1:
+                width += goal_shape[0] + 1
+            else:
+                self.match_cells = int(np.prod(view_shape[:-1]))
+                width += self.match_cells
         self.match_keys = match_keys
         self._features_dim = width
 
@@ -117,10 +131,18 @@ class NavigationExtractor(BaseFeaturesExtractor):
         parts = {key: self._encode(key, observations[key]) for key in self.keys}
         out = [parts[key] for key in self.keys]
         if self.match_keys is not None:
-            a, b = (parts[k] for k in self.match_keys)
-            out.append(a * b / a.shape[-1] ** 0.5)
-            out.append(F.cosine_similarity(a, b, dim=-1, eps=1e-6)[:, None])
+            out.extend(self.goal_match(observations))
         return torch.cat(out, dim=1)
+
+    def goal_match(self, observations: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The appended goal-match columns: ``[(B, D), (B, 1)]`` for a vector view, ``[(B, K*K)]`` for a window."""
+        view_key, goal_key = self.match_keys
+        goal = observations[goal_key].float()  # (B, D)
+        if self.match_cells == 0:
+            a, b = self._encode(view_key, observations[view_key]), self._encode(goal_key, observations[goal_key])
+            return [a * b / a.shape[-1] ** 0.5, F.cosine_similarity(a, b, dim=-1, eps=1e-6)[:, None]]
+        cells = observations[view_key].float().reshape(len(goal), self.match_cells, -1)  # (B, K*K, D)
+        return [F.cosine_similarity(cells, goal[:, None, :], dim=-1, eps=1e-6)]  # (B, K*K)
 
 
 __all__ = ["NavigationExtractor"]

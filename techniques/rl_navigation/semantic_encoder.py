@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import encoders
@@ -30,7 +31,7 @@ from encoders.checkpoint import (
 )
 from encoders.preprocessing import images_to_tensor
 from encoders.vision_transformer import DinoVisionTransformer
-from envs.features import SceneFeatures, StorageDType, window_mean
+from envs.features import SceneFeatures, StorageDType
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,20 @@ def pool_patch_window(grid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     window = grid[rr.clamp(0, h - 1)[:, :, None], cc.clamp(0, w - 1)[:, None, :]]  # (B, K, K, D)
     total = (window * valid[..., None]).sum(dim=(1, 2))  # (B, D)
     return total / valid.sum(dim=(1, 2))[:, None]
+
+
+def clipped_window_mean(grids: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean of each cell's clipped ``(2r+1) x (2r+1)`` window, in ``grids``' dtype (differentiable).
+
+    ``(U, h, w, D) -> (U, h, w, D)``: average pooling with stride 1 that counts only the cells inside the grid, so
+    border windows average fewer cells (the rule of :func:`envs.features.window_mean`, which accumulates in
+    float64 for the cache; this one stays in the autograd path's dtype).
+    """
+    if radius < 0:
+        raise ValueError(f"patch_radius must be >= 0, got {radius}")
+    x = grids.permute(0, 3, 1, 2)  # (U, D, h, w)
+    out = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    return out.permute(0, 2, 3, 1)  # (U, h, w, D)
 
 
 class SemanticEncoder(nn.Module):
@@ -247,7 +262,7 @@ class SemanticEncoder(nn.Module):
         pair = np.asarray(scene_idx, dtype=np.int64) * cache.n_variants + np.asarray(variant_idx, dtype=np.int64)
         unique, inverse = np.unique(pair.reshape(-1), return_inverse=True)
         grids = cache.grids_from_tokens(self.backbone, unique // cache.n_variants, unique % cache.n_variants)
-        means = window_mean(grids, radius).to(grids.dtype)  # (U, h, w, D)
+        means = clipped_window_mean(grids, radius)  # (U, h, w, D), no float64 in the autograd path
         dev = means.device
         index = torch.from_numpy(inverse.reshape(-1)).to(dev)
         r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev).reshape(-1)
@@ -260,4 +275,4 @@ class SemanticEncoder(nn.Module):
         return save_backbone(self.backbone, path, name=self.name, overrides=self.overrides)
 
 
-__all__ = ["SemanticEncoder", "pool_patch_window"]
+__all__ = ["SemanticEncoder", "clipped_window_mean", "pool_patch_window"]

@@ -7,9 +7,13 @@ blocks and the final norm (their own AdamW optimiser, ``encoder_lr``), their inp
 autograd from the cache's boundary tokens; targets come from a stop-gradient EMA copy of those blocks (or a
 frozen / the online copy); after each rollout's update the cached grids are refreshed in place (top blocks
 only) so the policy sees current features, the target copy follows, and feature std / effective rank are
-checked against their phase-1 values. The intrinsic-reward statistics are reset and re-warmed at the switch.
+checked against their phase-1 values. At the switch the intrinsic-reward statistics are reset and the intrinsic
+critic is re-initialised; both re-warm (the critic fits, the policy gets no intrinsic advantage) for
+``curiosity.warmup_rollouts`` rollouts.
 
-Phases are driven by episode counts and switch at rollout boundaries. The run folder holds ``config.json``,
+PPO is :class:`~techniques.rl_navigation.algorithm.CuriosityPPO`; ``learn`` runs once per phase, ended by the
+phase's episode budget, so SB3's progress, schedules and fps cover the run. Phases are driven by episode counts
+and switch at rollout boundaries. The run folder holds ``config.json``,
 TensorBoard events, and ``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a
 ``checkpoints/latest`` pointer; checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts,
 at the end and on Ctrl-C / SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
@@ -29,8 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from encoders.checkpoint import atomic_save, load_file
@@ -39,6 +41,7 @@ from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.tensorboard import make_writer
 from envs.features import SceneFeatures
+from techniques.rl_navigation.algorithm import CuriosityPPO
 from techniques.rl_navigation.checkpointing import (
     CHECKPOINT_DIR,
     ENCODER_FILE,
@@ -49,9 +52,9 @@ from techniques.rl_navigation.checkpointing import (
 )
 from techniques.rl_navigation.collapse_monitor import CollapseMonitor, sample_features
 from techniques.rl_navigation.config import TwoPhaseConfig, check_config, env_kwargs, resolve_device, task_id
-from techniques.rl_navigation.curiosity import CuriosityCallback
+from techniques.rl_navigation.curiosity import Curiosity, RolloutRecorder
 from techniques.rl_navigation.environment import make_env
-from techniques.rl_navigation.episode_stats import EpisodeStatsCallback
+from techniques.rl_navigation.episode_stats import EPISODE_METRICS
 from techniques.rl_navigation.evaluation import trajectory_grid
 from techniques.rl_navigation.feature_sources import PixelFeatureSource, SemanticFeatureSource
 from techniques.rl_navigation.forward_model import ForwardModel
@@ -139,6 +142,8 @@ class TwoPhaseTrainer:
         self.counters = Counters()
         self.checkpoints: dict[str, Path] = {}
         self._periodic: list[Path] = []
+        self._progress: Progress | None = None
+        self._rollout_started = time.perf_counter()
         seed_everything(cfg.seed)
         state = None if resume_from is None else load_file(resume_from / STATE_FILE)
         self._build(resume_from)
@@ -169,15 +174,14 @@ class TwoPhaseTrainer:
         if self.cache is None and cfg.curiosity.space == "semantic":
             # pixel observations with semantic curiosity: the forward model still needs encoder features
             self.cache = self.encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
-        self.tracker = EpisodeStatsCallback()
+        self.recorder = RolloutRecorder(self.env)
         self.curiosity = self._build_curiosity(pixels)
         self.target: TargetEncoder | None = None
         self.target_cache: SceneFeatures | None = None
         self.model = self._build_ppo(pixels)
-        callbacks = [self.tracker] + ([self.curiosity] if self.curiosity is not None else [])
-        self.callbacks = CallbackList(callbacks)
+        self.model.on_update_end = self._after_rollout
 
-    def _build_curiosity(self, pixels: bool) -> CuriosityCallback | None:
+    def _build_curiosity(self, pixels: bool) -> Curiosity | None:
         cfg, cur = self.cfg, self.cfg.curiosity
         if cur.space == "none":
             return None
@@ -210,13 +214,12 @@ class TwoPhaseTrainer:
         normalizer = IntrinsicRewardNormalizer(
             cfg.n_envs, gamma=cur.gamma, episodic=cur.episodic, warmup_rollouts=cur.warmup_rollouts
         )
-        critic = None if cur.episodic else IntrinsicCritic(source.dim, cur.critic_hidden).to(fm_device)
-        return CuriosityCallback(
-            self.env.core,
+        critic = IntrinsicCritic(source.dim, cur.critic_hidden).to(fm_device)
+        return Curiosity(
             learner,
             normalizer,
+            critic,
             cfg.intrinsic_coef,
-            critic=critic,
             critic_lr=cur.critic_lr,
             critic_epochs=cur.critic_epochs,
             critic_batch_size=cur.forward_batch_size,
@@ -225,12 +228,15 @@ class TwoPhaseTrainer:
             seed=cfg.seed,
         )
 
-    def _build_ppo(self, pixels: bool) -> PPO:
+    def _build_ppo(self, pixels: bool) -> CuriosityPPO:
         cfg, p = self.cfg, self.cfg.ppo
         ppo_device = self.device if pixels else torch.device("cpu")  # SB3: MLP policies run best on the CPU
-        model = PPO(
+        model = CuriosityPPO(
             "MultiInputPolicy",
-            self.env,
+            self.recorder,
+            curiosity=self.curiosity,
+            extrinsic_coef=cfg.extrinsic_coef,
+            total_episodes=self.total_episodes,
             learning_rate=p.learning_rate,
             n_steps=p.n_steps,
             batch_size=p.batch_size,
@@ -271,7 +277,7 @@ class TwoPhaseTrainer:
             )
         else:
             self.target_cache = self.cache
-        self.source.start_fine_tuning(self.encoder, self.target_cache)
+        self.source.start_fine_tuning(self.encoder, self.target_cache, live_targets=self.target.live)
         self.curiosity.after_update = self._after_encoder_update
 
     def _switch_to_phase2(self) -> None:
@@ -285,7 +291,7 @@ class TwoPhaseTrainer:
         self.checkpoints["phase1_end"] = self.save_checkpoint("phase1_end")
         self.monitor.set_reference(self._encoder_stats())
         self._enter_phase2()
-        self.curiosity.normalizer.reset()
+        self.curiosity.reset()
         self.counters.phase = 2
         self.counters.phase2_start_episode = self.counters.episodes
         self.writer.add_scalar("charts/phase", 2, self.counters.steps)
@@ -296,9 +302,7 @@ class TwoPhaseTrainer:
         if self.target.update():
             self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
         refresh_s = time.perf_counter() - t0
-        last_obs = getattr(self.model, "_last_obs", None)
-        if isinstance(last_obs, dict):  # the next rollout starts from observations with current features
-            self.model._last_obs = self.env.core.observe()
+        self.model.refresh_observations()  # the next rollout starts from observations with current features
         stats = self._encoder_stats()
         self.monitor.check(stats, step=self.model.num_timesteps)
         return {"refresh_seconds": refresh_s, **{f"encoder_{k}": v for k, v in stats.items()}}
@@ -321,50 +325,46 @@ class TwoPhaseTrainer:
         """Run (or continue) both phases; checkpoints on exit, including Ctrl-C / SIGTERM."""
         interrupted = False
         restore = _install_sigterm()
-        progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=self.counters.episodes)
+        self._progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=self.counters.episodes)
+        self._rollout_started = time.perf_counter()
         try:
-            while True:
-                c = self.counters
-                if c.phase == 1 and c.episodes >= self.cfg.phase1_episodes and self.cfg.phase2_episodes > 0:
+            if self.counters.phase == 1:
+                phase1_only = self.cfg.phase2_episodes == 0
+                self.model.learn_episodes(self.total_episodes if phase1_only else self.cfg.phase1_episodes)
+                if not phase1_only:
                     self._switch_to_phase2()
-                if c.episodes >= self.total_episodes:
-                    break
-                before = c.episodes
-                stats = self._run_rollout()
-                progress.update(c.episodes - before, phase=c.phase, fps=stats.get("fps", 0.0))
+            if self.counters.phase == 2:
+                self.model.learn_episodes(self.total_episodes)
         except KeyboardInterrupt:
             interrupted = True
             logger.warning("interrupted: saving a checkpoint of rollout %d first", self.counters.rollouts)
         finally:
             restore()
-            progress.close()
+            self._progress.close()
+            self._progress = None
         name = "interrupted" if interrupted else "final"
         self.checkpoints[name] = self.save_checkpoint(name)
         self.writer.flush()
         return TrainResult(self.run_dir, self.counters, interrupted, dict(self.checkpoints))
 
-    def _run_rollout(self) -> dict[str, float]:
+    def _after_rollout(self) -> None:
+        """After each rollout's updates (``CuriosityPPO.on_update_end``): counters, logs, checkpoints."""
         cfg, c = self.cfg, self.counters
-        t0 = time.perf_counter()
-        steps_before = self.model.num_timesteps
-        self.model.learn(
-            total_timesteps=cfg.ppo.n_steps * cfg.n_envs,
-            callback=self.callbacks,
-            reset_num_timesteps=False,
-            progress_bar=False,
-        )
-        elapsed = time.perf_counter() - t0
+        now = time.perf_counter()
+        steps_before, episodes_before = c.steps, c.episodes
         c.rollouts += 1
         c.steps = int(self.model.num_timesteps)
-        c.episodes = self.tracker.episodes
-        c.ppo_updates = int(getattr(self.model, "_n_updates", 0))
-        fps = (c.steps - steps_before) / max(elapsed, 1e-9)
+        c.episodes = self.recorder.episodes
+        c.ppo_updates = int(self.model.training_state()["n_updates"])
+        fps = (c.steps - steps_before) / max(now - self._rollout_started, 1e-9)
+        self._rollout_started = now
         self._log_rollout(fps)
         if cfg.checkpoint_every and c.rollouts % cfg.checkpoint_every == 0:
             self.save_checkpoint(f"rollout_{c.rollouts:06d}", periodic=True)
         if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
             self._log_trajectories()
-        return {"fps": fps}
+        if self._progress is not None:
+            self._progress.update(c.episodes - episodes_before, phase=c.phase, fps=fps)
 
     def _log_rollout(self, fps: float) -> None:
         c, w = self.counters, self.writer
@@ -372,19 +372,14 @@ class TwoPhaseTrainer:
         w.add_scalar("charts/phase", c.phase, step)
         w.add_scalar("charts/fps", fps, step)
         w.add_scalar("charts/episodes", c.episodes, step)
-        episodes = self.tracker.pop()
+        episodes = self.recorder.stats.pop()
         if len(episodes["is_success"]):
             w.add_scalar("charts/episode_return", float(np.nanmean(episodes["return"])), step)
             w.add_scalar("charts/episode_length", float(np.nanmean(episodes["length"])), step)
-            w.add_scalar("charts/success_rate", float(episodes["is_success"].mean()), step)
-            w.add_scalar("charts/spl", float(episodes["spl"].mean()), step)
-            w.add_scalar("charts/soft_spl", float(episodes["soft_spl"].mean()), step)
-            w.add_scalar("charts/coverage", float(episodes["coverage"].mean()), step)
-            w.add_scalar("charts/path_length", float(episodes["path_length"].mean()), step)
-            w.add_scalar("charts/near_flicker", float(episodes["near_flicker_fraction"].mean()), step)
-        if self.curiosity is None:
-            return
-        s = self.curiosity.last_stats
+            for key in EPISODE_METRICS:
+                tag = _CHART_TAGS.get(key, key)
+                w.add_scalar(f"charts/{tag}", float(episodes[key].mean()), step)
+        s = {**self.model.last_rollout_stats, **(self.curiosity.last_stats if self.curiosity is not None else {})}
         keys = (
             "intrinsic_mean",
             "intrinsic_std",
@@ -396,6 +391,8 @@ class TwoPhaseTrainer:
         for key in keys:
             if key in s:
                 w.add_scalar(f"curiosity/{key}", s[key], step)
+        if self.curiosity is None:
+            return
         if "intrinsic_value_loss" in s:
             w.add_scalar("losses/intrinsic_value", s["intrinsic_value_loss"], step)
         if "forward_loss" in s:
@@ -436,6 +433,7 @@ class TwoPhaseTrainer:
         return {
             "config": config_to_dict(self.cfg),
             "counters": asdict(self.counters),
+            "algorithm": self.model.training_state(),
             "curiosity": None if self.curiosity is None else self.curiosity.state_dict(),
             "target": None if self.target is None else self.target.state_dict(),
             "monitor": self.monitor.state_dict(),
@@ -455,9 +453,7 @@ class TwoPhaseTrainer:
             if self.target.separate:
                 self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
         self.model.set_parameters(str(ckpt / POLICY_FILE), exact_match=True, device=self.model.device)
-        self.model.num_timesteps = self.counters.steps
-        self.model._n_updates = self.counters.ppo_updates
-        self.tracker.episodes = self.counters.episodes
+        self.model.load_training_state(state["algorithm"])
         root = self.run_dir / CHECKPOINT_DIR
         self._periodic = [root / n for n in state.get("periodic", []) if (root / n).exists()]
         set_rng_state(state["rng"])
@@ -499,6 +495,10 @@ class TwoPhaseTrainer:
         self.writer.close()
         self.env.close()
         torch.set_num_threads(self._previous_threads)
+
+
+#: TensorBoard names of episode metrics under ``charts/`` (others keep their info key).
+_CHART_TAGS = {"is_success": "success_rate", "near_flicker_fraction": "near_flicker"}
 
 
 def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:

@@ -1,0 +1,159 @@
+"""PPO with curiosity, extending Stable-Baselines3 the way the sb3-contrib algorithms do: a subclass that overrides
+``collect_rollouts`` and ``train``.
+
+- ``collect_rollouts`` runs SB3's own loop over a :class:`~techniques.rl_navigation.curiosity.RolloutRecorder`
+  (the env wrapper that records the agents' transitions), then adds the rollout's intrinsic advantages to the
+  extrinsic ones SB3 computed: ``A = e * A_ext + c * A_int`` (``e`` = ``extrinsic_coef``; the buffer's returns,
+  which PPO's critic regresses, stay extrinsic). It returns ``False``, which ends ``learn``, once
+  ``episode_budget`` episodes have finished: the schedule is driven by episodes, and ``learn`` runs once per
+  phase.
+- ``train`` is PPO's update, then the curiosity learner's and the intrinsic critic's (and, in phase 2, the
+  encoder's and the feature refresh through ``Curiosity.after_update``), then the ``on_update_end`` hook
+  (logging, checkpoints).
+- ``progress_remaining`` is ``1 - episodes / total_episodes`` over the whole run, so learning-rate and clip-range
+  schedules follow the run (SB3 would otherwise measure it against one ``learn`` call's timesteps).
+
+Everything a bit-exact resume needs from the algorithm is in :meth:`CuriosityMixin.training_state` (counters,
+progress, the last observations' episode starts); the curiosity state is ``curiosity.state_dict()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
+
+from techniques.rl_navigation.curiosity import Curiosity, RolloutRecorder, Transitions
+
+
+class CuriosityMixin:
+    """Curiosity, episode budgets and run-long progress for an SB3 on-policy algorithm (see the module docstring).
+
+    Mixed in before the algorithm class (``class CuriosityPPO(CuriosityMixin, PPO)``); call
+    :meth:`_init_curiosity` before the algorithm's ``__init__``.
+    """
+
+    recorder: RolloutRecorder
+    curiosity: Curiosity | None
+    extrinsic_coef: float
+    total_episodes: int
+    episode_budget: int
+    on_update_end: Callable[[], None] | None
+    last_rollout_stats: dict[str, float]
+
+    def _init_curiosity(
+        self, env: VecEnv | None, curiosity: Curiosity | None, extrinsic_coef: float, total_episodes: int
+    ) -> None:
+        if env is not None and not isinstance(env, RolloutRecorder):
+            raise ValueError(f"{type(self).__name__} needs its env wrapped in a RolloutRecorder, got {type(env)}")
+        if extrinsic_coef < 0 or total_episodes < 1:
+            raise ValueError(
+                f"need extrinsic_coef >= 0 and total_episodes >= 1, got {extrinsic_coef}, {total_episodes}"
+            )
+        self.recorder = env
+        self.curiosity = curiosity
+        self.extrinsic_coef = float(extrinsic_coef)
+        self.total_episodes = int(total_episodes)
+        self.episode_budget = int(total_episodes)
+        self.on_update_end = None
+        self.last_rollout_stats = {}
+        self._rollout: Transitions | None = None
+
+    # ------------------------------------------------------------------------------------------ running
+    def learn_episodes(self, budget: int, callback: BaseCallback | None = None) -> Any:
+        """``learn`` until ``budget`` episodes (counted over the whole run) have finished.
+
+        The ``total_timesteps`` handed to SB3 is an upper bound on the steps this can take (each remaining episode
+        lasts at most the time limit); the episode budget ends the loop first.
+        """
+        self.episode_budget = int(budget)
+        remaining = max(self.episode_budget - self.recorder.episodes, 0)
+        per_agent = math.ceil(remaining / self.n_envs)
+        bound = (per_agent * self.recorder.core.max_episode_steps + self.n_steps) * self.n_envs
+        return self.learn(total_timesteps=bound, callback=callback, reset_num_timesteps=self.num_timesteps == 0)
+
+    def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: Any, n_rollout_steps: int) -> bool:
+        if self.recorder.episodes >= self.episode_budget:
+            return False
+        self.recorder.start_rollout(n_rollout_steps)
+        if not super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps):
+            return False
+        batch = self.recorder.batch()
+        stats = {"extrinsic_advantage_std": float(np.std(rollout_buffer.advantages))}
+        if self.extrinsic_coef != 1.0:
+            rollout_buffer.advantages *= self.extrinsic_coef
+        if self.curiosity is not None:
+            rollout_buffer.advantages += self.curiosity.rollout_advantages(batch)
+        self.last_rollout_stats = stats
+        self._rollout = batch
+        return True
+
+    def train(self) -> None:
+        super().train()
+        if self.curiosity is not None and self._rollout is not None:
+            self.curiosity.update(self._rollout)
+        self._rollout = None
+        if self.on_update_end is not None:
+            self.on_update_end()
+
+    def refresh_observations(self) -> None:
+        """Take the next rollout's first observations anew from the env (after its features were refreshed)."""
+        self._last_obs = self.recorder.observe()
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        """Progress over the whole run, in episodes (SB3 calls this after each rollout)."""
+        super()._update_current_progress_remaining(self.recorder.episodes, self.total_episodes)
+
+    # ------------------------------------------------------------------------------------------ state
+    def training_state(self) -> dict[str, Any]:
+        """Counters and progress of the run (for checkpoints; the policy itself is saved by ``save``)."""
+        return {
+            "num_timesteps": int(self.num_timesteps),
+            "n_updates": int(self._n_updates),
+            "episodes": int(self.recorder.episodes),
+            "progress_remaining": float(self._current_progress_remaining),
+            "last_episode_starts": None if self._last_episode_starts is None else self._last_episode_starts.tolist(),
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`training_state` (before the next ``learn_episodes``)."""
+        self.num_timesteps = int(state["num_timesteps"])
+        self._n_updates = int(state["n_updates"])
+        self.recorder.stats.episodes = int(state["episodes"])
+        self._current_progress_remaining = float(state["progress_remaining"])
+        if state.get("last_episode_starts") is not None:
+            self._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "recorder", "curiosity", "on_update_end", "_rollout"]
+
+
+class CuriosityPPO(CuriosityMixin, PPO):
+    """SB3 PPO with curiosity (see the module docstring).
+
+    Args:
+        policy, env, **kwargs: as :class:`stable_baselines3.PPO`; ``env`` must be a :class:`RolloutRecorder`.
+        curiosity: the intrinsic reward (``None``: extrinsic-only PPO, still episode-driven).
+        extrinsic_coef: ``e``, the weight of the extrinsic advantages (0: pure curiosity).
+        total_episodes: episodes of the whole run (the denominator of ``progress_remaining``).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: RolloutRecorder | None,
+        curiosity: Curiosity | None = None,
+        extrinsic_coef: float = 1.0,
+        total_episodes: int = 1,
+        **kwargs: Any,
+    ):
+        self._init_curiosity(env, curiosity, extrinsic_coef, total_episodes)
+        super().__init__(policy, env, **kwargs)
+
+
+__all__ = ["CuriosityMixin", "CuriosityPPO"]
