@@ -69,6 +69,7 @@ def test_phase2_trains_exactly_the_top_blocks_and_norm(tmp_path):
     online_block = trainer.encoder.backbone.blocks[-1].attn.qkv.weight
     assert not torch.equal(target_block, online_block)
     assert list_checkpoints(tmp_path / "run") == ["final", "phase1_end", "rollout_000002"]
+    assert trainer.curiosity.resets == 1  # the phase switch re-initialised the intrinsic critic and the normaliser
     trainer.close()
 
 

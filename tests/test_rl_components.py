@@ -1,0 +1,191 @@
+"""Units of the RL stack: NavigationExtractor's goal matching, ForwardModelTrainer, IntrinsicCritic,
+PixelFeatureSource, SemanticFeatureSource (float32 autograd path, live stop-gradient targets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from envs.features import SceneFeatures
+from techniques.rl_navigation.feature_sources import AgentStates, PixelFeatureSource, SemanticFeatureSource
+from techniques.rl_navigation.forward_model import ForwardModel
+from techniques.rl_navigation.forward_trainer import ForwardModelTrainer
+from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
+from techniques.rl_navigation.policy import NavigationExtractor
+from techniques.rl_navigation.semantic_encoder import SemanticEncoder, clipped_window_mean
+from tests.test_env_core import make_env
+
+
+def _states(*arrays) -> AgentStates:
+    return AgentStates(*(np.asarray(a, dtype=np.int64) for a in arrays))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SemanticEncoder:
+    torch.manual_seed(0)
+    return SemanticEncoder.from_name("vit_pico_patch14", depth=3)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(2, 1, 56, 70, 3), dtype=np.uint8)  # 4x5 cells
+
+
+# ------------------------------------------------------------------------------------------ extractor
+@pytest.mark.parametrize("observation", ["mean", "window"])
+def test_extractor_matches_the_goal_against_what_the_env_observes(observation):
+    env = make_env(observation=observation, patch_radius=1)
+    space = env.observation_space
+    extractor = NavigationExtractor(space)
+    assert extractor.match_keys == ("features", "goal")  # the env's keys: the match is on
+    d = space["goal"].shape[0]
+    plain = NavigationExtractor(space, match_keys=None)
+    extra = extractor.features_dim - plain.features_dim
+    assert extra == (d + 1 if observation == "mean" else 9)
+    obs, _ = env.reset(seed=0)
+    batch = {k: torch.as_tensor(v)[None] for k, v in obs.items()}
+    goal = batch["goal"]
+    if observation == "mean":
+        batch["features"] = goal.clone()  # standing at the goal: cosine 1
+        out = extractor(batch)
+        assert out[0, -1].item() == pytest.approx(1.0, abs=1e-5)
+    else:
+        window = torch.zeros(1, 3, 3, d)
+        window[0, 0, 2] = goal[0]  # the goal in the top-right cell of the window, nothing elsewhere
+        batch["features"] = window
+        match = extractor(batch)[0, -9:]
+        expected = torch.zeros(9)
+        expected[2] = 1.0
+        torch.testing.assert_close(match, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="must name a float view"):
+        NavigationExtractor(space, match_keys=("goal", "heading"))
+
+
+# ------------------------------------------------------------------------------------------ forward trainer
+def _semantic_source(encoder: SemanticEncoder, images: np.ndarray) -> tuple[SemanticFeatureSource, SceneFeatures]:
+    cache = encoder.build_cache(images, cache_top_layers=1)
+    return SemanticFeatureSource(cache, radius=1), cache
+
+
+def test_forward_trainer_learns_fixed_transitions_and_trains_only_what_it_should(encoder, images):
+    source, cache = _semantic_source(encoder, images)
+    rng = np.random.default_rng(0)
+    n = 64
+    s = _states(rng.integers(2, size=n), np.zeros(n), rng.integers(4, size=n), rng.integers(5, size=n), np.zeros(n))
+    nxt = _states(s.scene, s.variant, (s.row + 1) % 4, s.col, s.heading)
+    actions = np.ones(n, dtype=np.int64)
+    model = ForwardModel(source.dim, 4, hidden_dim=32)
+    learner = ForwardModelTrainer(model, source, lr=1e-2, epochs=20, batch_size=16)
+    before = learner.errors(s, actions, nxt)
+    assert before.shape == (n,) and before.dtype == np.float64
+    stats = learner.update(s, actions, nxt, np.random.default_rng(0))
+    assert stats["steps"] == 20 * 4 and stats["forward_loss"] < stats["forward_loss_first"]
+    assert learner.errors(s, actions, nxt).mean() < 0.5 * before.mean()
+    # phase 2: the encoder's optimiser steps exactly its unfrozen parameters, through the forward loss
+    encoder.freeze().unfreeze_top_layers(1)
+    try:
+        frozen = {k: v.clone() for k, v in encoder.backbone.state_dict().items()}
+        learner.enable_encoder_training(encoder.trainable_parameters(), lr=1e-2)
+        source.start_fine_tuning(encoder)
+        learner.epochs = 1
+        learner.update(s, actions, nxt, np.random.default_rng(0))
+        changed = {k for k, v in encoder.backbone.state_dict().items() if not torch.equal(v, frozen[k])}
+        assert changed and all(k.startswith(("blocks.2.", "norm.")) for k in changed)
+    finally:
+        encoder.backbone.load_state_dict(frozen)
+        encoder.freeze()
+    with pytest.raises(ValueError, match="epochs must be >= 0"):
+        ForwardModelTrainer(model, source, epochs=-1)
+
+
+class _Dtypes(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.seen.add(t.dtype)
+        return out
+
+
+def test_phase2_features_stay_float32_and_match_the_cache(encoder, images):
+    source, cache = _semantic_source(encoder, images)
+    encoder.unfreeze_top_layers(1)
+    try:
+        source.start_fine_tuning(encoder)
+        s = _states([0, 1, 1], [0, 0, 0], [0, 2, 3], [0, 2, 4], [0, 0, 0])
+        with _Dtypes() as mode:
+            z = source.features_with_grad(s)
+        assert z.requires_grad and torch.float64 not in mode.seen
+        torch.testing.assert_close(z.detach(), source.features(s), rtol=1e-5, atol=1e-5)
+    finally:
+        encoder.freeze()
+    grids = torch.randn(2, 4, 5, 3)
+    from envs.features import window_mean
+
+    torch.testing.assert_close(clipped_window_mean(grids, 1), window_mean(grids, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_live_targets_follow_the_encoder_without_a_refresh(encoder, images):
+    source, cache = _semantic_source(encoder, images)
+    s = _states([0, 1], [0, 0], [1, 2], [1, 3], [0, 0])
+    encoder.unfreeze_top_layers(1)
+    weight = encoder.backbone.norm.bias  # trained in phase 2, shifts every feature
+    try:
+        source.start_fine_tuning(encoder, live_targets=True)
+        cached = source.targets(s)
+        torch.testing.assert_close(source.training_targets(s), cached, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            weight.add_(0.5)  # the encoder moves; the cache has not been refreshed
+        live = source.training_targets(s)
+        assert not live.requires_grad
+        assert (live - cached).abs().max() > 1e-3
+        torch.testing.assert_close(source.targets(s), cached)  # scoring still reads the cache
+        source.start_fine_tuning(encoder, live_targets=False)
+        torch.testing.assert_close(source.training_targets(s), cached)
+    finally:
+        with torch.no_grad():
+            weight.sub_(0.5)
+        encoder.freeze()
+
+
+# ------------------------------------------------------------------------------------------ critic, pixels
+def test_intrinsic_critic_fits_and_reinitialises_deterministically():
+    torch.manual_seed(0)
+    critic = IntrinsicCritic(8, hidden_dim=16)
+    features = torch.randn(256, 8)
+    returns = features[:, 0] * 0.5 + 1.0  # a function of the (layer-normed) features
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    first = critic.fit(opt, features, returns, epochs=1, batch_size=64, generator=torch.Generator().manual_seed(0))
+    last = critic.fit(opt, features, returns, epochs=30, batch_size=64, generator=torch.Generator().manual_seed(0))
+    assert critic(features).shape == (256,) and last < 0.2 * first
+    critic.reset_parameters(3)
+    a = [p.detach().clone() for p in critic.parameters()]
+    critic.reset_parameters(3)
+    assert all(torch.equal(x, y.detach()) for x, y in zip(a, critic.parameters()))
+    critic.reset_parameters(4)
+    assert not all(torch.equal(x, y.detach()) for x, y in zip(a, critic.parameters()))
+
+
+def test_pixel_source_pools_crops_and_is_black_outside():
+    images = np.zeros((1, 1, 28, 28, 3), dtype=np.uint8)
+    images[0, 0, :14, :14] = 255  # the top-left cell is white
+    source = PixelFeatureSource(images, patch_size=14, radius=0, size=2)
+    assert source.dim == 12 and not source.trainable
+    out = source.features(_states([0, 0], [0, 0], [0, 1], [0, 1], [0, 0]))
+    torch.testing.assert_close(out[0], torch.ones(12))  # white cell
+    torch.testing.assert_close(out[1], torch.zeros(12))  # black cell
+    wide = PixelFeatureSource(images, patch_size=14, radius=1, size=3)  # 3x3 cells around (0, 0): 1 of 9 white
+    crop = wide.features(_states([0], [0], [0], [0], [0]))[0].reshape(3, 3, 3)  # (C, y, x)
+    torch.testing.assert_close(crop[:, 1, 1], torch.ones(3))  # the centre (its own cell)
+    torch.testing.assert_close(crop[:, 0, 0], torch.zeros(3))  # outside the image: black
+    torch.testing.assert_close(
+        wide.targets(_states([0], [0], [0], [0], [0])), wide.features(_states([0], [0], [0], [0], [0]))
+    )
+    with pytest.raises(ValueError, match="pixel size"):
+        PixelFeatureSource(images, 14, 0, size=0)
