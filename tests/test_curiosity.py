@@ -3,6 +3,7 @@ progress over the whole run, and no writes to SB3's private attributes from the 
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def test_schedules_see_the_progress_of_the_whole_run(tmp_path):
     trainer.close()
     # SB3 reads the schedule twice per update (to set and to log the lr), one update per rollout, both phases
     assert len(seen) == 2 * result.counters.rollouts >= 8
-    assert all(b <= a for a, b in zip(seen, seen[1:]))  # never jumps back (it did at every learn() call)
+    assert all(b <= a for a, b in itertools.pairwise(seen))  # never jumps back (it did at every learn() call)
     assert seen[0] > 0.5 and seen[-1] == pytest.approx(1 - result.counters.episodes / 32)
 
 

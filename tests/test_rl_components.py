@@ -64,13 +64,13 @@ def test_extractor_matches_the_goal_against_what_the_env_observes(observation):
 
 
 # ------------------------------------------------------------------------------------------ forward trainer
-def _semantic_source(encoder: SemanticEncoder, images: np.ndarray) -> tuple[SemanticFeatureSource, SceneFeatures]:
-    cache = encoder.build_cache(images, cache_top_layers=1)
-    return SemanticFeatureSource(cache, radius=1), cache
+def _semantic_source(encoder: SemanticEncoder, images: np.ndarray) -> SemanticFeatureSource:
+    cache: SceneFeatures = encoder.build_cache(images, cache_top_layers=1)
+    return SemanticFeatureSource(cache, radius=1)
 
 
 def test_forward_trainer_learns_fixed_transitions_and_trains_only_what_it_should(encoder, images):
-    source, cache = _semantic_source(encoder, images)
+    source = _semantic_source(encoder, images)
     rng = np.random.default_rng(0)
     n = 64
     s = _states(rng.integers(2, size=n), np.zeros(n), rng.integers(4, size=n), rng.integers(5, size=n), np.zeros(n))
@@ -114,7 +114,7 @@ class _Dtypes(TorchDispatchMode):
 
 
 def test_phase2_features_stay_float32_and_match_the_cache(encoder, images):
-    source, cache = _semantic_source(encoder, images)
+    source = _semantic_source(encoder, images)
     encoder.unfreeze_top_layers(1)
     try:
         source.start_fine_tuning(encoder)
@@ -132,7 +132,7 @@ def test_phase2_features_stay_float32_and_match_the_cache(encoder, images):
 
 
 def test_live_targets_follow_the_encoder_without_a_refresh(encoder, images):
-    source, cache = _semantic_source(encoder, images)
+    source = _semantic_source(encoder, images)
     s = _states([0, 1], [0, 0], [1, 2], [1, 3], [0, 0])
     encoder.unfreeze_top_layers(1)
     weight = encoder.backbone.norm.bias  # trained in phase 2, shifts every feature
