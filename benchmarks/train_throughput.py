@@ -30,11 +30,9 @@ from techniques.rl_navigation.trainer import TwoPhaseTrainer
 
 
 def _time_rollouts(trainer: TwoPhaseTrainer, warmup: int, timed: int) -> float:
-    for _ in range(warmup):
-        trainer._run_rollout()
+    trainer.model.learn_rollouts(warmup)
     t0 = time.perf_counter()
-    for _ in range(timed):
-        trainer._run_rollout()
+    trainer.model.learn_rollouts(timed)
     elapsed = time.perf_counter() - t0
     return timed * trainer.cfg.ppo.n_steps * trainer.cfg.n_envs / elapsed
 

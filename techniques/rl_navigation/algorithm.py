@@ -77,6 +77,15 @@ class CuriosityMixin:
         bound = (per_agent * self.recorder.core.max_episode_steps + self.n_steps) * self.n_envs
         return self.learn(total_timesteps=bound, callback=callback, reset_num_timesteps=self.num_timesteps == 0)
 
+    def learn_rollouts(self, n_rollouts: int, callback: BaseCallback | None = None) -> Any:
+        """``learn`` for exactly ``n_rollouts`` rollouts whatever the episode budget (benchmarks, tests)."""
+        budget, self.episode_budget = self.episode_budget, np.iinfo(np.int64).max
+        try:
+            steps = int(n_rollouts) * self.n_steps * self.n_envs
+            return self.learn(total_timesteps=steps, callback=callback, reset_num_timesteps=self.num_timesteps == 0)
+        finally:
+            self.episode_budget = budget
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: Any, n_rollout_steps: int) -> bool:
         if self.recorder.episodes >= self.episode_budget:
             return False
