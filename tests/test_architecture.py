@@ -1,4 +1,4 @@
-"""Dependencies point one way: encoders <- envs <- techniques <- experiments (see ../shared/DESIGN.md)."""
+"""Dependencies point one way: encoders <- envs <- techniques <- experiments (README.md, "How it works")."""
 
 from __future__ import annotations
 

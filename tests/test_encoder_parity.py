@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,21 +14,39 @@ import encoders
 ATOL = RTOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def reference(dinov2_fixtures):
-    weights = torch.load(dinov2_fixtures / "vits14_depth2_weights.pt", weights_only=True)
-    io = torch.load(dinov2_fixtures / "vits14_depth2_io.pt", weights_only=True)
-    model = encoders.create_model("dinov2_vits14", depth=weights["config"]["depth"])
+# The vendored compact model (embed 96, 3 heads) always; the full-width ViT-S/14 pair (embed 384, 25 MB)
+# when SEMNAV_FIXTURES points at it (tests/fixtures/README.md). fixture set -> (pytest fixture, file stem, inputs).
+CASES = {
+    "compact": ("dinov2_fixtures", "vit_d96_depth2", ["x56", "x42x70"]),
+    "vits14": ("full_width_fixtures", "vits14_depth2", ["x224", "x98x140"]),
+}
+INPUTS = [(fixture_set, name) for fixture_set, (_, _, names) in CASES.items() for name in names]
+
+
+@functools.cache
+def _load_reference(folder: Path, stem: str):
+    weights = torch.load(folder / f"{stem}_weights.pt", weights_only=True)
+    io = torch.load(folder / f"{stem}_io.pt", weights_only=True)
+    config = weights["config"]
+    model = encoders.create_model(
+        "dinov2_vits14", depth=config["depth"], embed_dim=config["embed_dim"], num_heads=config["num_heads"]
+    )
     model.load_state_dict(weights["state_dict"], strict=True)
     return model.eval(), io
 
 
-INPUTS = ["x224", "x98x140"]
+@pytest.fixture
+def reference(request, fixture_set: str):
+    """(official-weights model, reference io) of one fixture set."""
+    fixture_name, stem, _ = CASES[fixture_set]
+    return _load_reference(request.getfixturevalue(fixture_name), stem)
+
+
 FF_KEYS = ["x_norm_clstoken", "x_norm_regtokens", "x_norm_patchtokens", "x_prenorm"]
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
 def test_forward_features_match_reference(reference, name):
     model, io = reference
     out = model.forward_features(io["inputs"][name])
@@ -36,7 +56,7 @@ def test_forward_features_match_reference(reference, name):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
 def test_masked_forward_matches_reference(reference, name):
     model, io = reference
     masks = io["masks"][name]
@@ -49,7 +69,7 @@ def test_masked_forward_matches_reference(reference, name):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
 def test_intermediate_layers_match_reference(reference, name):
     model, io = reference
     x = io["inputs"][name]
@@ -65,7 +85,7 @@ def test_intermediate_layers_match_reference(reference, name):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
 def test_interpolated_pos_encoding_matches_reference(reference, name):
     model, io = reference
     x = io["inputs"][name]
