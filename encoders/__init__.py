@@ -4,7 +4,7 @@ The encoder contract used by the rest of semnav is :meth:`DinoVisionTransformer.
 which returns ``{x_norm_clstoken, x_norm_regtokens, x_norm_patchtokens, x_prenorm, masks}``.
 """
 
-from encoders.checkpoint import CheckpointError, atomic_save, save_backbone
+from encoders.checkpoint import CheckpointError, DiskFullError, atomic_save, save_backbone
 from encoders.registry import (
     create_model,
     create_model_from_checkpoint,
@@ -17,6 +17,7 @@ from encoders.vision_transformer import DinoVisionTransformer
 __all__ = [
     "CheckpointError",
     "DinoVisionTransformer",
+    "DiskFullError",
     "atomic_save",
     "create_model",
     "create_model_from_checkpoint",

@@ -18,6 +18,10 @@ import torch
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+#: Upscaling by more than this factor (a 16x16 image brought to 224 px: 14x) earns a warning: the pixels are blurred
+#: into large flat blocks and carry no detail for the encoder
+UPSCALE_WARNING_FACTOR = 2.0
+
 # OpenCV >= 4.10 decodes straight to RGB; older versions decode to BGR and we swap the channels.
 _IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
@@ -130,6 +134,25 @@ def resize_to_multiple(
         return image
     shrinking = new_h * new_w < h * w
     return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def upscale_warning(
+    source: str | os.PathLike,
+    shape: tuple[int, ...],
+    target: int,
+    use: str,
+    side: Literal["shorter", "longer"] = "shorter",
+) -> str | None:
+    """The warning to log when an ``(H, W, ...)`` image must be upscaled more than :data:`UPSCALE_WARNING_FACTOR`
+    for its ``side`` to reach ``target`` pixels (``None`` when it is large enough); ``use`` says what for."""
+    length = min(int(shape[0]), int(shape[1])) if side == "shorter" else max(int(shape[0]), int(shape[1]))
+    factor = target / max(length, 1)
+    if factor <= UPSCALE_WARNING_FACTOR:
+        return None
+    return (
+        f"{source} is {shape[1]}x{shape[0]} px, upscaled {factor:.1f}x to the {target} px {use}: its pixels become "
+        "flat blocks without detail for the encoder; use larger images"
+    )
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray:

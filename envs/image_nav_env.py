@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavCore, prepare_navigation
+from envs.contract import check_action, check_argument_types, check_options, require_reset
+from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, prepare_navigation
 from envs.features import SceneFeatures
-from envs.world import NavWorld, TaskName
+from envs.world import NavWorld, TaskName, build_world
 
 
 class ImageNavEnv(gym.Env):
@@ -137,6 +138,8 @@ class ImageNavEnv(gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        arguments = {"max_episode_steps": max_episode_steps, "render_scale": render_scale, **kwargs}
+        check_argument_types(arguments, type(self).__init__, NavConfig, build_world)
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.config, self.world = prepare_navigation(task, world, **kwargs)
@@ -146,6 +149,7 @@ class ImageNavEnv(gym.Env):
         self._core = NavCore(self.config, self.world, 1, max_episode_steps or DEFAULT_MAX_EPISODE_STEPS)
         self.observation_space = self._core.observation_space()
         self.action_space = self._core.action_space()
+        self._has_reset = False
 
     @property
     def core(self) -> NavCore:
@@ -157,6 +161,7 @@ class ImageNavEnv(gym.Env):
         return self.world.features
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = check_options(options)
         super().reset(seed=seed)
         limit = self._max_episode_steps
         if limit is None:
@@ -164,16 +169,20 @@ class ImageNavEnv(gym.Env):
             limit = spec_limit or DEFAULT_MAX_EPISODE_STEPS
         self._core.set_max_episode_steps(limit)
         self._core.reset_agents([0], [self.np_random], [options])
+        self._has_reset = True
         return self._observation(), self._core.reset_infos()[0]
 
-    def step(self, action: int | np.integer):
-        rewards, terminated, truncated, infos = self._core.step(np.asarray(action).reshape(1))
+    def step(self, action: int | np.integer | np.ndarray):
+        require_reset(self._has_reset, "step")
+        a = np.array([check_action(action, self.action_space.n)])
+        rewards, terminated, truncated, infos = self._core.step(a)
         return self._observation(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {key: value[0] for key, value in self._core.observe().items()}
 
     def render(self) -> np.ndarray | None:
+        require_reset(self._has_reset, "render")
         if self.render_mode is None:
             gym.logger.warn(
                 "You are calling render method without specifying any render mode. "

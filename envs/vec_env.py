@@ -22,9 +22,10 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from envs.contract import check_actions, check_argument_types, check_options, require_reset
 from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, prepare_navigation
 from envs.features import SceneFeatures
-from envs.world import NavWorld, TaskName
+from envs.world import NavWorld, TaskName, build_world
 
 # Wrappers whose effect the vectorised env provides itself (episode statistics and the time limit).
 _BUILT_IN_WRAPPERS: tuple[type, ...] = (Monitor, gym.wrappers.RecordEpisodeStatistics, gym.wrappers.TimeLimit)
@@ -72,6 +73,8 @@ class ImageNavVecEnv(VecEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        arguments = {"max_episode_steps": max_episode_steps, "render_scale": render_scale, **kwargs}
+        check_argument_types(arguments, type(self).__init__, NavConfig, build_world)
         config, world = prepare_navigation(task, world, **kwargs)
         self.core = NavCore(config, world, num_envs, max_episode_steps)
         self.render_mode = render_mode
@@ -114,14 +117,24 @@ class ImageNavVecEnv(VecEnv):
         self._reset_options()
         return self.core.observe()
 
+    def set_options(self, options: list[dict] | dict | None = None) -> None:
+        """Options for the next ``reset()``: one dict for every agent, or a list of ``num_envs`` dicts (or None)."""
+        if isinstance(options, (list, tuple)):
+            if len(options) != self.num_envs:
+                raise ValueError(f"set_options got {len(options)} option dicts for {self.num_envs} agents")
+            for opt in options:
+                check_options(opt)
+        else:
+            check_options(options)
+        super().set_options(list(options) if isinstance(options, tuple) else options)
+
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
+        require_reset(self._rngs[0] is not None, "step")
+        self._actions = check_actions(actions, self.num_envs, self.action_space.n)
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async(actions)")
-        if self._rngs[0] is None:
-            raise RuntimeError("call reset() before step()")
         core = self.core
         rewards, terminated, truncated, infos = core.step(self._actions)
         self._actions = None
@@ -188,6 +201,7 @@ class ImageNavVecEnv(VecEnv):
         return [wrapped for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
+        require_reset(self._rngs[0] is not None, "render")
         if self.render_mode != "rgb_array":
             warnings.warn(
                 f"The render mode is {self.render_mode}, but get_images() needs render_mode='rgb_array'; "
@@ -204,6 +218,7 @@ class ImageNavVecEnv(VecEnv):
             raise ValueError(f"agent must be in [0, {self.num_envs}), got {agent}")
         scale = self.render_scale if scale is None else scale
         if episode == "current":
+            require_reset(self._rngs[agent] is not None, "render")
             return self.core.render(agent, scale)
         if episode != "last":
             raise ValueError(f"episode must be 'current' or 'last', got {episode!r}")

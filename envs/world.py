@@ -31,7 +31,15 @@ from torch import nn
 
 from envs.features import SceneFeatures, StorageDType
 from envs.goals import GoalPooling, ObjectGoals, build_object_goals
-from envs.scenes import SPLITS, Scene, SceneGenerator, choose_flicker_objects, variant_images
+from envs.scenes import (
+    SPLITS,
+    Scene,
+    SceneGenerator,
+    SceneTooSmallError,
+    choose_flicker_objects,
+    smallest_image_size,
+    variant_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,13 +197,24 @@ def load_scenes(
         scene_ids = range(n_scenes)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    generator = scene_generator or SceneGenerator(image_size=image_size, patch_size=patch_size, seed=scene_seed)
-    if generator.image_size % patch_size:
-        raise ValueError(
-            f"the scene generator's image_size {generator.image_size} is not a multiple of the encoder's patch size "
-            f"{patch_size}"
+    if scene_generator is not None:
+        if scene_generator.image_size % patch_size:
+            raise ValueError(
+                f"the scene generator's image_size {scene_generator.image_size} is not a multiple of the encoder's "
+                f"patch size {patch_size}"
+            )
+        return scene_generator.generate_many([int(i) for i in scene_ids], split)
+    try:
+        return SceneGenerator(image_size=image_size, patch_size=patch_size, seed=scene_seed).generate_many(
+            [int(i) for i in scene_ids], split
         )
-    return generator.generate_many([int(i) for i in scene_ids], split)
+    except SceneTooSmallError as e:
+        fits = smallest_image_size(scene_ids, split, image_size + 1, patch_size=patch_size, seed=scene_seed)
+        raise ValueError(
+            f"image_size={image_size} is too small for the default procedural scenes ({e}); the smallest image_size "
+            f"that fits these scenes is {fits}; or pass a scene_generator=envs.scenes.SceneGenerator(image_size="
+            f"{image_size}, ...) with fewer, smaller objects (its n_objects and object_size arguments)"
+        ) from e
 
 
 def scene_variant_images(

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-import encoders
 from encoders.checkpoint import atomic_write_text
 from encoders.curation import balanced_sample, deduplicate, embed_images, kmeans, load_embeddings, retrieve_nearest
 from encoders.curation.embed import Embeddings, EmbedFn
@@ -37,6 +36,7 @@ from encoders.data.augmentations import center_crop_transform
 from encoders.data.image_folder import scan_image_files
 from encoders.eval.features import backbone_feature_fn, load_frozen_encoder, pixel_features
 from encoders.train.distributed import resolve_device
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config, save_config
 from encoders.utils.logging import setup_logging
 
@@ -248,9 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         summary = run(cfg)
-    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e)
     print(
         f"pool {summary['pool_images']} images: {summary['unreadable']} unreadable, "
         f"{summary['duplicates_removed']} near-duplicates removed, {summary.get('retrieved', '-')} retrieved, "

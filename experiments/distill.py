@@ -26,13 +26,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from encoders.checkpoint import CheckpointError
 from encoders.distill.config import PRESETS, DistillConfig
 from encoders.distill.meta_arch import DistillMetaArch
 from encoders.distill.teacher import TeacherHeadsMissing, load_teacher, train_teacher_heads
 from encoders.train import distributed as dist_utils
 from encoders.train.config import resolve_run
 from encoders.train.trainer import check_run_folder, fit_from_config, format_run_report
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config
 from encoders.utils.logging import setup_logging
 
@@ -51,10 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(rank=ctx.rank)
     try:
         return run(cfg, ctx)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        if ctx.is_main:
-            print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e, show=ctx.is_main)
     finally:
         dist_utils.cleanup()
 

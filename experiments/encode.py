@@ -24,6 +24,7 @@ import torch
 import encoders
 from encoders.eval.pca import pca_rgb, upsample_map
 from encoders.preprocessing import images_to_tensor, read_image_rgb, resize_to_multiple
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.logging import setup_logging
 
 logger = logging.getLogger("experiments.encode")
@@ -67,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         model = load_encoder(args.encoder, args.weights, args.device)
         image_path = args.image if args.image is not None else write_demo_scene(args.demo_scene, args.size)
         image = read_image_rgb(image_path)
-    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e)
     image = resize_to_multiple(image, model.patch_size, mode="resize", max_side=args.size)
     h, w = image.shape[0] // model.patch_size, image.shape[1] // model.patch_size
     with torch.inference_mode():

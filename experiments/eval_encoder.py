@@ -26,7 +26,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-import encoders
 from encoders.data.augmentations import center_crop_transform
 from encoders.data.image_folder import LabelledImageFolder
 from encoders.eval.features import (
@@ -44,6 +43,7 @@ from encoders.eval.protocol import evaluate_frozen
 from encoders.eval.report import EncoderScores, format_table, write_report
 from encoders.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from encoders.train.distributed import resolve_device
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config, save_config
 from encoders.utils.logging import setup_logging
 from encoders.utils.seed import seed_everything
@@ -301,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         rows, out = run(cfg)
-    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e)
     print(format_table(rows))
     print(f"wrote {out / 'results.json'} and PCA grids to {out}")
     return 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import encoders
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import parse_config
 from encoders.utils.logging import setup_logging
 
@@ -80,9 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             random_baseline=cfg.baseline,
             device=cfg.device,
         )
-    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e)
     summaries = {label: summarize(r) for label, r in results.items()}
     out_dir = cfg.output or (ns.run_dir / "eval")
     meta = {

@@ -10,8 +10,9 @@ Several GPUs (or CPU processes with gloo)::
 
 Every config field is a flag (``--help``); ``--resume`` continues ``<output>/checkpoint.pth`` exactly;
 Ctrl-C or SIGTERM saves a checkpoint first. The run folder gets ``config.json``, ``tensorboard/``,
-``checkpoint.pth`` and ``teacher_backbone.pth`` (+ ``.json``), which loads with
-``encoders.create_model(arch, pretrained=PATH)``.
+``checkpoint.pth`` (with the ``--train.keep-checkpoints`` - 1 it replaced: ``checkpoint.1.pth``, ...; a damaged
+latest one is skipped on ``--resume`` with a warning) and ``teacher_backbone.pth`` (+ ``.json``), which loads with
+``encoders.create_model(arch, pretrained=PATH)``. Bad input and a full disk end in one ``error:`` line, exit code 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from encoders.train import distributed as dist_utils
 from encoders.train.config import PRESETS, PretrainConfig
 from encoders.train.ssl_meta_arch import SSLMetaArch
 from encoders.train.trainer import fit_from_config, format_run_report
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import parse_config
 from encoders.utils.logging import setup_logging
 
@@ -33,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(rank=ctx.rank)
     try:
         return run(cfg, ctx)
+    except CLI_ERRORS as e:
+        return report_error(e, show=ctx.is_main)
     finally:
         dist_utils.cleanup()
 

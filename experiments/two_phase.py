@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import encoders
+from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config
 from encoders.utils.logging import setup_logging
 from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device
@@ -54,6 +55,8 @@ def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
     """
     import cv2
 
+    from encoders.train.checkpointing import training_checkpoints
+    from encoders.train.trainer import CHECKPOINT_NAME
     from envs.scenes import SceneGenerator
     from experiments import pretrain
     from techniques.rl_navigation.config import scene_generator_kwargs
@@ -84,7 +87,7 @@ def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
     ]
     if cfg.pretrain_iterations > 0:
         argv += ["--train.max-iterations", str(cfg.pretrain_iterations)]
-    if (run / "checkpoint.pth").exists():
+    if training_checkpoints(run / CHECKPOINT_NAME):
         argv.append("--resume")
     logger.info("pretraining %s on %d procedural scenes: experiments.pretrain %s", spec.name, cfg.pretrain_images, argv)
     t0 = time.perf_counter()
@@ -132,9 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif not cfg.encoder_weights:
                 logger.warning("random-init %s: pass --encoder-weights (or --pretrain) for real features", cfg.encoder)
             trainer = TwoPhaseTrainer(cfg, run_dir)
-    except (ValueError, FileNotFoundError, encoders.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return report_error(e)
     run_dir = trainer.run_dir
     t_train = time.perf_counter()
     result = trainer.train()

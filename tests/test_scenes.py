@@ -152,7 +152,7 @@ def test_generator_rejects_bad_arguments(kwargs, match):
 
 def test_too_crowded_scene_is_a_clear_error():
     crowded = SceneGenerator(image_size=112, n_objects=(30, 30), object_size=(40, 40), max_tries=20)
-    with pytest.raises(RuntimeError, match="lower n_objects"):
+    with pytest.raises(ValueError, match="lower n_objects"):
         crowded.generate(0)
 
 

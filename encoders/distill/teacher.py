@@ -32,7 +32,11 @@ from encoders.distill.config import DistillConfig
 from encoders.heads import DINOHead
 from encoders.registry import create_model, load_official_state_dict, models_fitting
 from encoders.train import distributed as dist_utils
-from encoders.train.checkpointing import CHECKPOINT_FORMAT, load_training_checkpoint
+from encoders.train.checkpointing import (
+    CHECKPOINT_FORMAT,
+    load_newest_training_checkpoint,
+    training_checkpoints,
+)
 from encoders.train.config import DINOConfig, IBOTConfig, PretrainConfig
 from encoders.train.ssl_meta_arch import SSLMetaArch, SSLNetwork, _local_tensors
 from encoders.utils.config import config_from_dict, replace_nested
@@ -229,11 +233,12 @@ def train_teacher_heads(cfg: DistillConfig, ctx: dist_utils.DistributedContext) 
     arch, backbone_sd = teacher_backbone_state(cfg.teacher_weights, cfg.teacher_arch)
     hcfg = heads_config(cfg, arch, iterations)
     checkpoint = Path(hcfg.output) / CHECKPOINT_NAME
-    if checkpoint.exists():
-        done = int(load_training_checkpoint(checkpoint)["iteration"])
+    if training_checkpoints(checkpoint):
+        newest, state, _ = load_newest_training_checkpoint(checkpoint)
+        done = int(state["iteration"])
         if done >= iterations:
-            logger.info("teacher heads: reusing %s (%d iterations)", checkpoint, done)
-            return checkpoint
+            logger.info("teacher heads: reusing %s (%d iterations)", newest, done)
+            return newest
         hcfg = dataclasses.replace(hcfg, resume=True)
     logger.info("teacher heads: training DINO/iBOT heads on the frozen %s for %d iterations", arch, iterations)
     _, result = fit_from_config(

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from encoders.checkpoint import atomic_save, load_file
+from encoders.checkpoint import atomic_save, file_versions, load_file, load_newest_intact
 from encoders.train import distributed as dist_utils
 from encoders.utils.seed import get_rng_state, set_rng_state
 
@@ -95,10 +95,13 @@ def save_training_checkpoint(
     iteration: int,
     config: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    keep: int = 1,
 ) -> Path | None:
     """Write ``{model, optimizer, iteration, rng (per rank), config, world_size, format, **extra}`` atomically.
 
-    A collective: call it on every rank (rank 0 writes). ``iteration`` is the next iteration to run.
+    A collective: call it on every rank (rank 0 writes). ``iteration`` is the next iteration to run. ``keep``
+    checkpoints stay: ``path`` and the ``keep - 1`` it replaced (``checkpoint.1.pth``, ...; see
+    :func:`training_checkpoints`).
     """
     model_sd, optim_sd = full_state_dicts(model, optimizer)
     rng = gather_rng_states()
@@ -114,9 +117,32 @@ def save_training_checkpoint(
         "world_size": dist_utils.get_world_size(),
         **(extra or {}),
     }
-    out = atomic_save(payload, path)
+    out = atomic_save(payload, path, keep_previous=keep - 1)
     logger.info("saved checkpoint %s (iteration %d)", out, iteration)
     return out
+
+
+def training_checkpoints(path: str | os.PathLike) -> list[Path]:
+    """The kept checkpoints of a run, newest first: ``checkpoint.pth``, ``checkpoint.1.pth``, ..."""
+    return file_versions(path)
+
+
+def load_newest_training_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], list[Path]]:
+    """The newest intact of :func:`training_checkpoints` ``(path, state, unreadable newer ones)``; a damaged
+    newer one is skipped with a warning naming both files."""
+    versions = training_checkpoints(path)
+    if not versions:
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return load_newest_intact(versions, load_training_checkpoint, what="checkpoint")
+
+
+def set_aside_unreadable(paths: list[Path]) -> None:
+    """Rename damaged checkpoints to ``<name>.unreadable`` so that they neither block a run nor take a slot among
+    the kept ones (call it on rank 0)."""
+    for path in paths:
+        target = path.with_name(path.name + ".unreadable")
+        os.replace(path, target)
+        logger.warning("moved the unreadable checkpoint %s to %s", path, target)
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -180,6 +180,9 @@ class TrainConfig:
     """multi-process strategy under torchrun: DistributedDataParallel or FSDP (fully_shard)"""
     checkpoint_every: int = 3750
     """save a checkpoint every N iterations (and always at the end and on Ctrl-C / SIGTERM)"""
+    keep_checkpoints: int = 2
+    """checkpoints kept: checkpoint.pth and the ones it replaced (checkpoint.1.pth, ...); --resume falls back to
+    the newest intact one if the latest is damaged"""
     log_every: int = 10
     """TensorBoard scalars every N iterations"""
     progress: bool = True
@@ -251,6 +254,10 @@ def resolve_run(cfg: TrainLoopConfig, world_size: int = 1) -> ResolvedRun:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if o.epochs < 1:
         raise ValueError(f"optim.epochs must be >= 1, got {o.epochs}")
+    if t.keep_checkpoints < 1:
+        raise ValueError(f"train.keep_checkpoints must be >= 1, got {t.keep_checkpoints}")
+    if t.checkpoint_every < 1:
+        raise ValueError(f"train.checkpoint_every must be >= 1 iterations, got {t.checkpoint_every}")
     if t.max_iterations < 0:
         raise ValueError(f"train.max_iterations must be >= 0 (0 = all epochs), got {t.max_iterations}")
     total_batch = t.batch_size_per_gpu * world_size

@@ -22,6 +22,7 @@ from encoders.data.augmentations import DataAugmentationDINO
 from encoders.data.collate import MaskedMultiCropCollate
 from encoders.data.image_folder import ImageFolderDataset
 from encoders.data.samplers import ShardedInfiniteSampler
+from encoders.preprocessing import upscale_warning
 from encoders.train.config import CropsConfig, TrainLoopConfig
 
 logger = logging.getLogger(__name__)
@@ -127,11 +128,31 @@ class MultiCropDataPipeline:
             seed=seed,
             rank=rank,
         )
+        self._warn_if_small(crops.global_crops_size)
         if high_res_start is not None:  # validate the high-res size now rather than at the end of training
             DataAugmentationDINO(
                 global_crops_size=crops.high_res_global_crops_size,
                 local_crops_size=crops.local_crops_size,
                 patch_size=patch_size,
+            )
+
+    def _warn_if_small(self, crop_size: int, probes: int = 8) -> None:
+        """Decode up to ``probes`` images spread over the dataset; warn if some must be upscaled a lot for the
+        global crops (tiny images blur into flat blocks)."""
+        n = len(self.images)
+        small = []
+        for index in sorted({int(i) for i in np.linspace(0, n - 1, min(probes, n))}):
+            image, _ = self.images[index]
+            source = self.images.samples[index] if hasattr(self.images, "samples") else f"image {index}"
+            warning = upscale_warning(source, image.shape, crop_size, "global crops")
+            if warning is not None:
+                small.append(warning)
+        if small:
+            logger.warning(
+                "%d of %d images probed are much smaller than the crops; e.g. %s (or lower --crops.global-crops-size)",
+                len(small),
+                min(probes, n),
+                small[0],
             )
 
     @classmethod

@@ -26,13 +26,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from encoders.checkpoint import atomic_write_text
+from encoders.checkpoint import CheckpointError, atomic_write_text
 from encoders.train import distributed as dist_utils
 from encoders.train.checkpointing import (
     load_full_state_dicts,
-    load_training_checkpoint,
+    load_newest_training_checkpoint,
     restore_rng_state,
     save_training_checkpoint,
+    set_aside_unreadable,
+    training_checkpoints,
 )
 from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run
 from encoders.train.schedules import apply_optim_scheduler, schedule_values
@@ -178,7 +180,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, next_iteration: int) -> Path | None:
-        """Write ``checkpoint.pth`` (model, optimizer, iteration, RNG of every rank, config). Collective."""
+        """Write ``checkpoint.pth`` (model, optimizer, iteration, RNG of every rank, config), keeping the
+        ``train.keep_checkpoints - 1`` it replaces as ``checkpoint.1.pth``, ... Collective."""
         return save_training_checkpoint(
             self.checkpoint_path,
             self.model,
@@ -186,18 +189,29 @@ class Trainer:
             next_iteration,
             self.config_dict,
             extra={"resolved": dict(vars(self.resolved))},
+            keep=self.cfg.train.keep_checkpoints,
         )
 
     def _resume(self) -> tuple[int, list | None]:
+        """Load the newest intact checkpoint (a damaged newer one is set aside as ``*.unreadable``)."""
         if not self.cfg.resume:
             return 0, None
-        if not self.checkpoint_path.exists():
+        if not training_checkpoints(self.checkpoint_path):
             raise FileNotFoundError(
                 f"--resume: no checkpoint at {self.checkpoint_path}; check --output (the run folder) or drop --resume"
             )
-        state = load_training_checkpoint(self.checkpoint_path)
+        try:
+            path, state, unreadable = load_newest_training_checkpoint(self.checkpoint_path)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"{e}. Drop --resume to start afresh in {self.output} (the unreadable files are then set aside), "
+                "or restore them from a backup"
+            ) from e
         load_full_state_dicts(self.model, self.optimizer, state["model"], state["optimizer"])
-        logger.info("resumed from %s at iteration %d", self.checkpoint_path, state["iteration"])
+        dist_utils.barrier()  # every rank has read its checkpoint before rank 0 moves damaged files away
+        if self.ctx.is_main:
+            set_aside_unreadable(unreadable)
+        logger.info("resumed from %s at iteration %d", path, state["iteration"])
         return int(state["iteration"]), state.get("rng")
 
     # -------------------------------------------------------------------------------------------- loop
@@ -351,6 +365,7 @@ _RESUME_FREE_FIELDS = {
     "train.progress",
     "train.log_every",
     "train.checkpoint_every",
+    "train.keep_checkpoints",
 }
 
 
@@ -365,15 +380,28 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
-    """Refuse to overwrite a run without ``--resume``; on resume, warn about config fields that changed."""
+    """Refuse to overwrite a run without ``--resume``; on resume, warn about config fields that changed.
+
+    A folder whose checkpoints are all unreadable (e.g. truncated by a full disk) holds nothing to continue: a fresh
+    start sets them aside as ``*.unreadable`` with a warning instead of refusing.
+    """
     run_dir = Path(cfg.output)
     if not cfg.resume:
-        if (run_dir / CHECKPOINT_NAME).exists():
-            raise ValueError(
-                f"{run_dir} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or choose "
-                "another --output"
-            )
-        return
+        existing = training_checkpoints(run_dir / CHECKPOINT_NAME)
+        if not existing:
+            return
+        try:
+            path, state, _ = load_newest_training_checkpoint(run_dir / CHECKPOINT_NAME)
+        except CheckpointError as e:
+            logger.warning("%s. Starting a new run in %s", e, run_dir)
+            if dist_utils.is_main_process():
+                set_aside_unreadable(existing)
+            dist_utils.barrier()
+            return
+        raise ValueError(
+            f"{run_dir} already holds a run ({path.name}, iteration {state['iteration']}); pass --resume to continue "
+            "it, or choose another --output"
+        )
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return

@@ -6,7 +6,13 @@ annotations) and ``python -m envs.scenes.object_set`` (labelled single-object im
 """
 
 from envs.scenes.folder import FolderSceneSource
-from envs.scenes.generator import PLAIN_BACKGROUND, SceneGenerator, render_object
+from envs.scenes.generator import (
+    PLAIN_BACKGROUND,
+    SceneGenerator,
+    SceneTooSmallError,
+    render_object,
+    smallest_image_size,
+)
 from envs.scenes.layout import ObjectLayout, SceneLayout
 from envs.scenes.palette import colour_distance, distinct_colour, random_colour
 from envs.scenes.splits import split_seed
@@ -24,6 +30,7 @@ __all__ = [
     "SceneGenerator",
     "SceneLayout",
     "SceneObject",
+    "SceneTooSmallError",
     "choose_flicker_objects",
     "colour_distance",
     "colour_variants",
@@ -31,6 +38,7 @@ __all__ = [
     "random_colour",
     "recolour",
     "render_object",
+    "smallest_image_size",
     "split_seed",
     "variant_colours",
     "variant_images",

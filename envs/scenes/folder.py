@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from encoders.data.image_folder import IMAGE_EXTENSIONS, scan_image_files
-from encoders.preprocessing import read_image_rgb, resize_to_multiple
+from encoders.preprocessing import read_image_rgb, resize_to_multiple, upscale_warning
 from envs.scenes.types import Scene
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class FolderSceneSource:
         self.image_size = int(image_size)
         self.patch_size = int(patch_size)
         self.mode = mode
+        self._warned = False  # one upscaling warning per source
 
     def __len__(self) -> int:
         return len(self.files)
@@ -121,7 +122,14 @@ class FolderSceneSource:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} photos")
         index %= len(self)
-        image = fit_photo(read_image_rgb(self.files[index]), self.image_size, self.patch_size, self.mode)
+        photo = read_image_rgb(self.files[index])
+        if not self._warned:
+            side = "shorter" if self.mode == "crop" else "longer"
+            warning = upscale_warning(self.files[index], photo.shape, self.image_size, "scenes", side)
+            if warning is not None:
+                logger.warning("%s (warned once per folder)", warning)
+                self._warned = True
+        image = fit_photo(photo, self.image_size, self.patch_size, self.mode)
         source = str(self.files[index])
         return Scene(image, [], background="photo", split="folder", scene_id=index, layout=None, source=source)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +23,16 @@ from envs.scenes.palette import random_colour
 from envs.scenes.splits import split_index, split_seed
 from envs.scenes.types import BACKGROUNDS, OBJECT_CLASSES, Colour, Scene
 
-__all__ = ["PLAIN_BACKGROUND", "SceneGenerator", "split_seed"]
+__all__ = ["PLAIN_BACKGROUND", "SceneGenerator", "SceneTooSmallError", "smallest_image_size", "split_seed"]
 
 logger = logging.getLogger(__name__)
 
 #: Background colour of :meth:`SceneGenerator.render_object` when ``background=None``.
 PLAIN_BACKGROUND: Colour = (150, 150, 150)
+
+
+class SceneTooSmallError(ValueError):
+    """The scene is too small for the objects it must hold (the largest does not fit, or too few could be placed)."""
 
 
 class SceneGenerator:
@@ -97,7 +102,7 @@ class SceneGenerator:
             self._class_p = None
         largest = max(max(rotated_extent(*get_object_class(c).extent, max_rotation)) for c in classes)
         if largest * object_size[1] + 8 > image_size:
-            raise ValueError(
+            raise SceneTooSmallError(
                 f"objects of size {object_size[1]} px do not fit in a {image_size} px scene; "
                 "lower object_size or raise image_size"
             )
@@ -135,7 +140,7 @@ class SceneGenerator:
             obj = self._place(rng, placed)
             if obj is None:
                 if len(placed) < self.n_objects[0]:
-                    raise RuntimeError(
+                    raise SceneTooSmallError(
                         f"could only place {len(placed)} of at least {self.n_objects[0]} objects in scene "
                         f"{scene_id} ({split}); lower n_objects, object_size or min_gap, or raise image_size"
                     )
@@ -262,3 +267,20 @@ def render_object(
     image = canvas.copy()
     paste_object(image, canvas, region, layers, (int(colour[0]), int(colour[1]), int(colour[2])))
     return image
+
+
+def smallest_image_size(
+    scene_ids: Sequence[int], split: str, start: int, limit: int = 2048, **generator_kwargs: Any
+) -> int | None:
+    """The smallest ``image_size >= start`` (a multiple of ``patch_size``) at which ``SceneGenerator(image_size,
+    **generator_kwargs)`` lays out every scene of ``scene_ids`` (layouts only, no pixels); ``None`` up to ``limit``."""
+    patch = int(generator_kwargs.get("patch_size", 14))
+    for size in range(-(-start // patch) * patch, limit + 1, patch):
+        try:
+            generator = SceneGenerator(image_size=size, **generator_kwargs)
+            for scene_id in scene_ids:
+                generator.sample_layout(int(scene_id), split)
+        except SceneTooSmallError:
+            continue
+        return size
+    return None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from encoders.checkpoint import atomic_write_text
+from encoders.train.checkpointing import training_checkpoints
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_POINTER = "latest"
@@ -36,6 +37,52 @@ def checkpoint_dir(run_dir: str | os.PathLike, name: str = LATEST_POINTER) -> Pa
         available = list_checkpoints(run_dir)
         raise FileNotFoundError(f"checkpoint {path} not found; available: {', '.join(available) or 'none'}")
     return path
+
+
+def check_run_folder(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` as a two-phase run folder to resume, or an error that says what the folder is instead.
+
+    Raises:
+        FileNotFoundError: no such folder.
+        ValueError: a pretraining or distillation run (``experiments.pretrain`` / ``distill``), the ``pretrain``
+            subfolder of a two-phase run, or a folder with neither ``config.json`` nor ``checkpoints/``.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume {path}: no such run folder")
+    kind = _encoder_run_kind(path)
+    if kind is not None:
+        cli, backbone = kind
+        owner = path.parent.parent if path.name == "run" and path.parent.name == "pretrain" else None
+        hint = f"; to continue the two_phase run it belongs to, pass --resume {owner}" if owner else ""
+        raise ValueError(
+            f"--resume {path} is an encoder {cli} run (experiments.{cli}), not a two_phase run: continue it with "
+            f"python -m experiments.{cli} <its flags> --output {path} --resume, or train on its encoder with "
+            f"--encoder-weights {path / backbone}{hint}"
+        )
+    if _encoder_run_kind(path / "run") is not None:
+        raise ValueError(
+            f"--resume {path} is the pretraining folder of the two_phase run {path.parent}; pass --resume {path.parent}"
+        )
+    if not (path / "config.json").exists():
+        raise ValueError(f"--resume {path} is not a two_phase run folder (it has no config.json)")
+    return path
+
+
+def _encoder_run_kind(path: Path) -> tuple[str, str] | None:
+    """``("pretrain", backbone file)`` or ``("distill", ...)`` when ``path`` is an encoder training run folder."""
+    if not training_checkpoints(path / "checkpoint.pth"):
+        return None
+    if (path / "student_backbone.pth").exists() or '"teacher_weights"' in _read_text(path / "config.json"):
+        return "distill", "student_backbone.pth"
+    return "pretrain", "teacher_backbone.pth"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[str]:
@@ -71,6 +118,7 @@ __all__ = [
     "LATEST_POINTER",
     "POLICY_FILE",
     "STATE_FILE",
+    "check_run_folder",
     "checkpoint_dir",
     "list_checkpoints",
     "write_checkpoint",

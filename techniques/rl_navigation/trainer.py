@@ -47,6 +47,7 @@ from techniques.rl_navigation.checkpointing import (
     ENCODER_FILE,
     POLICY_FILE,
     STATE_FILE,
+    check_run_folder,
     checkpoint_dir,
     write_checkpoint,
 )
@@ -474,9 +475,7 @@ class TwoPhaseTrainer:
 
         ``overrides`` may change only :data:`RESUME_OVERRIDABLE` fields (e.g. more episodes, another device).
         """
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"--resume {run_dir}: no such run folder")
+        run_dir = check_run_folder(run_dir)
         cfg = load_config(TwoPhaseConfig, run_dir)
         bad = sorted(set(overrides or {}) - set(RESUME_OVERRIDABLE))
         if bad:
