@@ -1,10 +1,14 @@
-"""Shared test fixtures: the vendored DINOv2 reference outputs and deterministic torch settings."""
+"""Shared test fixtures: the vendored DINOv2 reference outputs, deterministic torch settings, a PNG folder and the
+root logger put back after CLIs."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -37,3 +41,29 @@ def full_width_fixtures() -> Path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """16 PNGs of random sizes with random filled shapes."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        h, w = (int(v) for v in rng.integers(60, 140, size=2))
+        img = np.full((h, w, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+        for _ in range(3):
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.circle(img, center, int(rng.integers(5, 30)), color, -1)
+        cv2.imwrite(str(root / f"img_{i:02d}.png"), img)
+    return root
+
+
+@pytest.fixture
+def restore_logging():
+    """Put the root logger's handlers and level back after a CLI configured logging for itself."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -30,27 +30,7 @@ from experiments import pretrain, two_phase
 
 PICO = ["--preset", "pico", "--no-train.progress"]
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """8 PNGs of 60-100 px with a filled circle."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        h, w = (int(v) for v in rng.integers(60, 100, size=2))
-        img = np.full((h, w, 3), rng.integers(0, 256, 3), dtype=np.uint8)
-        cv2.circle(img, (w // 2, h // 2), 20, tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
-        cv2.imwrite(str(root / f"img_{i:02d}.png"), img)
-    return root
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _pretrain(argv: list[str]) -> int:

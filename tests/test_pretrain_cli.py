@@ -4,7 +4,6 @@ graceful SIGTERM, high-resolution phase, and clear errors for bad input."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 
@@ -23,29 +22,7 @@ from experiments import pretrain
 PICO = ["--preset", "pico", "--no-train.progress"]
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """16 PNGs of random sizes with random filled shapes."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for i in range(16):
-        h, w = (int(v) for v in rng.integers(60, 140, size=2))
-        img = np.full((h, w, 3), rng.integers(0, 256, 3), dtype=np.uint8)
-        for _ in range(3):
-            color = tuple(int(c) for c in rng.integers(0, 256, 3))
-            center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-            cv2.circle(img, center, int(rng.integers(5, 30)), color, -1)
-        cv2.imwrite(str(root / f"img_{i:02d}.png"), img)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _run(argv: list[str]) -> int:
