@@ -4,6 +4,7 @@
     python -m experiments.encode --encoder vit_tiny_patch14 --weights runs/pretrain/backbone.pth --image photo.jpg
     python -m experiments.encode --encoder vits14 --weights official --image photo.jpg   # needs network or hub cache
     python -m experiments.encode --encoder vits14 --demo-scene out/scene.png            # a procedural scene
+    python -m experiments.encode --encoder vits14 --sample-photo out/astronaut.png      # a scikit-image photo
 
 The image is resized so its longer side is ``--size`` and both sides are multiples of the patch size.
 The PNG shows the image and the first 3 principal components of its patch features as RGB
@@ -46,11 +47,49 @@ def write_demo_scene(path: Path, size: int) -> Path:
     return path
 
 
+#: Real photographs bundled in the scikit-image package (no download): name -> loader of an (H, W, 3) uint8 RGB array.
+SAMPLE_PHOTOS = {
+    "astronaut": lambda data: data.astronaut(),
+    "coffee": lambda data: data.coffee(),
+    "chelsea": lambda data: data.chelsea(),
+    "rocket": lambda data: data.rocket(),
+    "motorcycle": lambda data: data.stereo_motorcycle()[0],
+    "hubble": lambda data: data.hubble_deep_field(),
+    "retina": lambda data: data.retina(),
+}
+
+
+def write_sample_photo(path: Path) -> Path:
+    """Write the scikit-image photo named by ``path``'s stem (a :data:`SAMPLE_PHOTOS` key) to ``path``.
+
+    Raises:
+        ValueError: the stem names no bundled photo, or scikit-image is not installed.
+    """
+    name = Path(path).stem
+    if name not in SAMPLE_PHOTOS:
+        raise ValueError(f"no bundled photo named {name!r} (the file name's stem); use one of {sorted(SAMPLE_PHOTOS)}")
+    try:
+        from skimage import data
+    except ImportError as e:
+        raise ValueError("--sample-photo needs scikit-image: pip install scikit-image (or -e '.[dev]')") from e
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(SAMPLE_PHOTOS[name](data), cv2.COLOR_RGB2BGR)):
+        raise ValueError(f"could not write {path}; use a .png or .jpg path in a writable folder")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="image file (jpg/png/webp/bmp/...)")
     source.add_argument("--demo-scene", type=Path, metavar="PATH", help="render a procedural scene to PATH and use it")
+    source.add_argument(
+        "--sample-photo",
+        type=Path,
+        metavar="PATH",
+        help=f"write the scikit-image photo named by PATH's stem ({', '.join(SAMPLE_PHOTOS)}) to PATH and use it",
+    )
     parser.add_argument(
         "--encoder", default="vits14", help=f"registry name; one of {', '.join(encoders.list_models())}"
     )
@@ -66,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model = load_encoder(args.encoder, args.weights, args.device)
-        image_path = args.image if args.image is not None else write_demo_scene(args.demo_scene, args.size)
+        if args.image is not None:
+            image_path = args.image
+        elif args.sample_photo is not None:
+            image_path = write_sample_photo(args.sample_photo)
+        else:
+            image_path = write_demo_scene(args.demo_scene, args.size)
         image = read_image_rgb(image_path)
     except CLI_ERRORS as e:
         return report_error(e)

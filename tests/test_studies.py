@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.studies import common, flicker, invariance, navigation, phase2_health
+from experiments.studies import common, demo_seeds, flicker, invariance, navigation, phase2_health
 
 
 def test_mean_ci_hand_case():
@@ -113,3 +113,32 @@ def test_phase2_health_smoke(tmp_path):
     results = _check_outputs(out, ("phase2_health.png",))
     assert set(results["summary"]) == {"ema", "online"}
     assert set(results["summary"]["ema"]) == set(phase2_health.METRICS)
+
+
+def _summary(success: float, spl: float) -> dict:
+    return {m: {"mean": v, "ci95": 0.0, "n": 200} for m, v in zip(demo_seeds.METRICS, (success, spl, spl, 0.1))}
+
+
+def test_demo_seeds_aggregate_pairs_the_random_walk_by_seed():
+    per_seed = {
+        1: {"phase-2 end": _summary(0.4, 0.2), "random walk": _summary(0.2, 0.1)},
+        3: {"phase-2 end": _summary(0.3, 0.1), "random walk": _summary(0.2, 0.05)},
+    }
+    s = demo_seeds.aggregate(per_seed)
+    assert s["phase-2 end"]["success"]["mean"] == pytest.approx(0.35) and s["phase-2 end"]["success"]["n"] == 2
+    diff = s["phase-2 end"]["success_minus_random"]  # per seed 0.2 and 0.1: mean 0.15, s = 0.0707, t(1) = 12.706
+    assert diff["mean"] == pytest.approx(0.15) and diff["ci95"] == pytest.approx(12.706 * 0.05, rel=1e-6)
+    assert "success_minus_random" not in s["random walk"]
+    text = demo_seeds.table(s, per_seed)
+    assert "| phase-2 end | 2 | 0.350 ± 0.635 |" in text and "0.400, 0.300 |" in text
+
+
+def test_demo_seeds_smoke(tmp_path):
+    out = tmp_path / "demo"
+    text = _run(demo_seeds.main, ["--budget", "smoke", "--out", str(out)])
+    results = _check_outputs(out, ())
+    assert set(results["summary"]) == {"phase-1 end", "phase-2 end", "random walk"}
+    assert results["summary"]["random walk"]["success"]["n"] == 2 and "| phase-2 end | 2 |" in text
+    for seed in (1, 2):
+        run = json.loads((out / "runs" / f"seed{seed}" / "config.json").read_text())
+        assert run["seed"] == seed

@@ -104,9 +104,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 # ------------------------------------------------------------------------------------------------ config
 def parse_study_config(
-    cls: type[T], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
+    cls: type[T],
+    argv: Sequence[str] | None,
+    budgets: Mapping[str, Mapping[str, Any]],
+    description: str,
+    default_budget: str = "cpu",
 ) -> T:
-    """Parse a study config: ``--budget NAME`` applies a named budget (a preset), other flags override it."""
+    """Parse a study config: ``--budget NAME`` (default ``default_budget``) applies a named budget (a preset),
+    other flags override it."""
     import sys
 
     from encoders.utils.config import parse_config
@@ -121,7 +126,7 @@ def parse_study_config(
         else:
             rewritten.append(a)
     presets = {name: {**values, "budget": name} for name, values in budgets.items()}
-    return parse_config(cls, rewritten, presets=presets, description=description, default_preset="cpu")
+    return parse_config(cls, rewritten, presets=presets, description=description, default_preset=default_budget)
 
 
 def save_json(data: Any, path: str | os.PathLike) -> Path:

@@ -1,0 +1,119 @@
+"""The demo over several seeds: ``experiments.two_phase --preset demo`` once per seed, and one table of the
+held-out results aggregated over the seeds (the README's demo table comes from this command).
+
+    python -m experiments.studies.demo_seeds --seeds 1 2 3 4 --out runs/demo_seeds     # ~4-7 min per seed, 2 CPUs
+    python -m experiments.studies.demo_seeds --budget smoke --out /tmp/demo_seeds       # seconds (tests)
+
+Every seed is a complete demo run (its own pretrained encoder, phase 1, phase 2 and the held-out evaluation of
+the phase-1-end and phase-2-end policies and a random walk on the same episodes) in ``<out>/runs/seed<k>``,
+reused when it already finished with the same arguments. A seed makes a run repeat exactly only on the same
+machine with the same torch build (thread count and CPU kernels change float rounding, and RL amplifies it), so
+the table reports the mean over seeds with a 95% Student-t interval over the per-seed means, the per-seed
+successes, and each policy's success minus the random walk's, paired by seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.studies.common import (
+    eval_summary,
+    fmt_ci,
+    markdown_table,
+    mean_ci,
+    parse_study_config,
+    run_seconds,
+    run_two_phase,
+    write_outputs,
+)
+
+logger = logging.getLogger("experiments.studies.demo_seeds")
+
+METRICS = ("success", "spl", "soft_spl", "coverage")
+BASELINE = "random walk"
+
+
+@dataclass
+class DemoSeedsConfig:
+    """The demo (``two_phase --preset demo``) once per seed, aggregated over the seeds."""
+
+    out: Path = Path("runs/demo_seeds")
+    """output folder (per-seed runs in <out>/runs/seed<k>)"""
+    budget: str = "demo"
+    """budget name (set by --budget: smoke | demo): the two_phase preset of every seed"""
+    seeds: tuple[int, ...] = (1, 2, 3, 4)
+    """the seeds (--seed of two_phase)"""
+    device: str = "auto"
+    """device of the encoder and forward model (auto, cpu, cuda)"""
+
+
+BUDGETS: dict[str, dict] = {"smoke": {"seeds": (1, 2)}, "demo": {}}
+
+
+def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> dict[str, dict]:
+    """Per-seed eval summaries ``{seed: {policy: {metric: {"mean", ...}}}}`` -> ``{policy: {metric: mean_ci}}``
+    over the seeds' means, plus ``success_minus_random`` (paired by seed) for every policy but the random walk."""
+    policies = list(next(iter(per_seed.values())))
+    out: dict[str, dict] = {}
+    for policy in policies:
+        out[policy] = {m: mean_ci([s[policy][m]["mean"] for s in per_seed.values()]) for m in METRICS}
+        if policy != BASELINE and all(BASELINE in s for s in per_seed.values()):
+            diffs = [s[policy]["success"]["mean"] - s[BASELINE]["success"]["mean"] for s in per_seed.values()]
+            out[policy]["success_minus_random"] = mean_ci(diffs)
+    return out
+
+
+def table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], per_seed: Mapping[int, Mapping]) -> str:
+    """The markdown table: one row per policy, mean ± 95% t-interval over seeds, and the per-seed successes."""
+    seeds = list(per_seed)
+    header = ["policy", "seeds", "success", "SPL", "soft-SPL", "coverage", "success − random walk", "success per seed"]
+    rows = []
+    for policy, s in summary.items():
+        per = ", ".join(f"{per_seed[k][policy]['success']['mean']:.3f}" for k in seeds)
+        diff = fmt_ci(s["success_minus_random"]) if "success_minus_random" in s else ""
+        rows.append([policy, str(len(seeds)), *(fmt_ci(s[m]) for m in METRICS), diff, per])
+    return markdown_table(header, rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(DemoSeedsConfig, argv, BUDGETS, __doc__.split("\n\n")[0], default_budget="demo")
+    setup_logging()
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise SystemExit(f"error: --seeds must be distinct seeds, e.g. --seeds 1 2 3 4; got {list(cfg.seeds)}")
+    t0 = time.perf_counter()
+    per_seed: dict[int, dict] = {}
+    seconds: dict[int, float] = {}
+    for seed in cfg.seeds:
+        logger.info("demo_seeds: seed %d (%d of %d)", seed, len(per_seed) + 1, len(cfg.seeds))
+        args = ["--preset", cfg.budget, "--seed", str(seed), "--device", cfg.device]
+        run_dir = run_two_phase(cfg.out / "runs" / f"seed{seed}", args)
+        per_seed[seed] = eval_summary(run_dir)
+        seconds[seed] = run_seconds(run_dir)
+    summary = aggregate(per_seed)
+    text = table(summary, per_seed)
+    episodes = next(iter(next(iter(per_seed.values())).values()))["success"]["n"]
+    notes = [
+        f"two_phase --preset {cfg.budget}, seeds {', '.join(map(str, cfg.seeds))}; held-out test split, {episodes} "
+        "episodes per policy and seed (the same episodes for every policy of a seed); mean ± 95% Student-t interval "
+        "over the per-seed means",
+        "per seed: " + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in seconds.items()),
+    ]
+    wall = time.perf_counter() - t0
+    write_outputs(cfg.out, cfg, per_seed, {"summary": summary, "run_seconds": seconds}, text, wall, notes)
+    print(text)
+    print("\n".join(notes))
+    print(f"demo_seeds: {wall / 60:.1f} min -> {cfg.out}")
+    return 0
+
+
+__all__ = ["BUDGETS", "DemoSeedsConfig", "aggregate", "main", "table"]
+
+if __name__ == "__main__":
+    sys.exit(main())
