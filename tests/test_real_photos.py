@@ -50,7 +50,7 @@ def test_folder_source_crops_the_photographs(photo_folder):
 
 def test_image_nav_env_runs_on_the_photographs(photo_folder):
     env = gym.make(
-        "ImageNav-v0",
+        "ImageNav-v1",
         scene_folder=photo_folder,
         n_scenes=None,
         encoder="vit_pico_patch14",
