@@ -128,6 +128,10 @@ class ImageNavVecEnv(VecEnv):
             check_options(options)
         super().set_options(list(options) if isinstance(options, tuple) else options)
 
+    def observe(self) -> VecEnvObs:
+        """The current observations of every agent, without stepping (e.g. after :meth:`refresh_features`)."""
+        return self.core.observe()
+
     def step_async(self, actions: np.ndarray) -> None:
         require_reset(self._rngs[0] is not None, "step")
         self._actions = check_actions(actions, self.num_envs, self.action_space.n)

@@ -1,5 +1,6 @@
 """Shared machinery of the results studies: budgets and config parsing, shared encoders, two_phase sub-runs,
-statistics (mean and 95% t-interval over seeds), TensorBoard scalars, result files and matplotlib figures.
+statistics (mean and 95% t-interval over seeds; rliable's IQM and probability of improvement, both from
+:mod:`techniques.rl_navigation.statistics`), TensorBoard scalars, result files and matplotlib figures.
 
 Every study writes into its ``--out`` folder: ``config.json`` (the resolved study config), ``raw.json`` (per-seed
 numbers), ``results.json`` (summaries), ``table.md`` (the markdown table quoted in the README) and PNG figures;
@@ -21,80 +22,18 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from techniques.rl_navigation.statistics import fmt_ci, mean_ci, t_quantile
+
 logger = logging.getLogger("experiments.studies")
 
 T = TypeVar("T")
 S = TypeVar("S", bound="RLStudyConfig")
-
-#: Two-sided 95% quantiles of Student's t distribution, ``T_975[df]`` for ``df = 1..30``.
-T_975: tuple[float, ...] = (
-    float("nan"),
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
 
 #: Where the shared encoders (tiny pretrained teacher, distilled student) are built once and reused.
 DEFAULT_ENCODERS_DIR = Path("runs/studies/encoders")
 
 
 # ------------------------------------------------------------------------------------------------ statistics
-def t_quantile(df: int) -> float:
-    """Two-sided 95% Student-t quantile for ``df`` degrees of freedom (normal 1.96 beyond 30)."""
-    if df < 1:
-        return float("nan")
-    return T_975[df] if df < len(T_975) else 1.96
-
-
-def mean_ci(values: Sequence[float]) -> dict[str, float]:
-    """``{"mean", "ci95", "n", "std"}``: mean and the half-width of the 95% t-interval ``t * s / sqrt(n)``.
-
-    NaNs are dropped; with one value the half-width is NaN (no interval from a single seed).
-    """
-    x = np.asarray([v for v in values if v is not None and not math.isnan(float(v))], dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return {"mean": float("nan"), "ci95": float("nan"), "n": 0, "std": float("nan")}
-    std = float(x.std(ddof=1)) if n > 1 else float("nan")
-    half = t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
-    return {"mean": float(x.mean()), "ci95": float(half), "n": int(n), "std": std}
-
-
-def fmt_ci(summary: Mapping[str, float], digits: int = 3) -> str:
-    """``"0.123 ± 0.045"`` (or just the mean when there is no interval)."""
-    m, h = summary["mean"], summary["ci95"]
-    if math.isnan(m):
-        return "n/a"
-    return f"{m:.{digits}f}" if math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
-
-
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A markdown table from a header and rows of cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -307,8 +246,8 @@ class RLStudyConfig:
     """output folder"""
     budget: str = "cpu"
     """budget name (set by --budget: smoke | cpu)"""
-    seeds: int = 3
-    """seeds per arm (1..N)"""
+    seeds: int = 5
+    """seeds per arm (1..N; rliable's intervals need several)"""
     encoders_dir: Path = DEFAULT_ENCODERS_DIR
     """shared encoders (the tiny pretrained one is built here once)"""
     official_weights: str | None = None
@@ -520,7 +459,6 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 __all__ = [
     "DEFAULT_ENCODERS_DIR",
     "SMOKE_RL",
-    "T_975",
     "RLSettings",
     "bar_chart",
     "binned_curves",

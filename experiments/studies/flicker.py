@@ -44,6 +44,7 @@ from experiments.studies.common import (
     start_rl_study,
     write_outputs,
 )
+from techniques.rl_navigation.statistics import fmt_interval, iqm_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.flicker")
 
@@ -77,13 +78,11 @@ BUDGETS = {
 def flicker_episodes(run_dir: Path, split: str, episodes: int, random_walk: bool = False) -> dict[str, float]:
     """Run a run's final policy (or a random walk) for ``episodes`` episodes of ``split``: mean per-episode
     fraction of steps next to a flickering object, coverage and success."""
-    from stable_baselines3 import PPO
-
     from encoders.utils.config import load_config
     from techniques.rl_navigation.checkpointing import ENCODER_FILE, POLICY_FILE, checkpoint_dir
     from techniques.rl_navigation.config import TwoPhaseConfig
     from techniques.rl_navigation.environment import make_env
-    from techniques.rl_navigation.evaluation import policy_actor, random_actor
+    from techniques.rl_navigation.evaluation import load_policy, policy_actor, random_actor, run_episodes
     from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
     cfg = load_config(TwoPhaseConfig, run_dir)
@@ -96,25 +95,10 @@ def flicker_episodes(run_dir: Path, split: str, episodes: int, random_walk: bool
     if random_walk:
         act = random_actor(env.action_space.n, n_envs, seed)
     else:
-        act = policy_actor(PPO.load(str(ckpt / POLICY_FILE), device="cpu"))
-    return _run(env, act, episodes)
-
-
-def _run(env: Any, act: Any, episodes: int) -> dict[str, float]:
-    n = env.num_envs
-    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
-    done_count = np.zeros(n, dtype=np.int64)
-    rows: dict[str, list[float]] = {m: [] for m in METRICS}
-    obs = env.reset()
-    while (done_count < quota).any():
-        obs, _, dones, infos = env.step(act(obs))
-        for i in np.flatnonzero(dones & (done_count < quota)):
-            done_count[i] += 1
-            rows["near_flicker"].append(float(infos[i]["near_flicker_fraction"]))
-            rows["coverage"].append(float(infos[i]["coverage"]))
-            rows["success"].append(float(infos[i]["is_success"]))
+        act = policy_actor(load_policy(ckpt / POLICY_FILE, cfg.policy))
+    results = run_episodes(env, act, episodes, max_frames=0)
     env.close()
-    return {m: float(np.mean(v)) for m, v in rows.items()}
+    return {m: float(np.mean(getattr(results, m))) for m in METRICS}
 
 
 def target_noise(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -186,21 +170,55 @@ def noise_table(noise: dict[str, dict[str, Any]]) -> tuple[str, dict[str, dict[s
     return markdown_table(header, rows), summary
 
 
+#: (policy, reference): the probability that the policy spends fewer steps next to flicker than the reference.
+LESS_FLICKER: tuple[tuple[str, str], ...] = (("PPO + semantic curiosity", "PPO + pixel curiosity"),)
+
+
 def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
-    """``{split: {policy: {metric: mean_ci over seeds}}}``."""
-    return {
-        split: {p: {m: mean_ci([v[m] for v in seeds.values()]) for m in METRICS} for p, seeds in pol.items()}
-        for split, pol in raw.items()
-    }
+    """``{split: {policy: {metric: mean_ci over seeds, "near_flicker_iqm": iqm_ci, "less_flicker": P(fewer)}}}``."""
+    out: dict[str, dict[str, dict[str, dict]]] = {}
+    for split, pol in raw.items():
+        out[split] = {}
+        for p, seeds in pol.items():
+            s: dict[str, dict] = {m: mean_ci([v[m] for v in seeds.values()]) for m in METRICS}
+            s["near_flicker_iqm"] = iqm_ci(_near_flicker(seeds))
+            out[split][p] = s
+        for policy, ref in LESS_FLICKER:
+            if policy in pol and ref in pol:  # lower is better: P(X < Y) = P(-X > -Y)
+                p = probability_of_improvement(-_near_flicker(pol[policy]), -_near_flicker(pol[ref]))
+                out[split][policy]["less_flicker"] = {**p, "than": ref}
+    return out
+
+
+def _near_flicker(seeds: dict[str, dict[str, float]]) -> np.ndarray:
+    return np.asarray([[seeds[k]["near_flicker"]] for k in sorted(seeds, key=int)], dtype=np.float64)
 
 
 def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
     """One markdown table per split."""
     parts = []
+    header = [
+        "policy",
+        "seeds",
+        "fraction of steps next to flicker",
+        "its IQM",
+        "coverage",
+        "success",
+        "P(less flicker)",
+    ]
     for split, rows in summary.items():
-        body = [[p, str(s["near_flicker"]["n"]), *(fmt_ci(s[m]) for m in METRICS)] for p, s in rows.items()]
-        header = ["policy", "seeds", "fraction of steps next to flicker", "coverage", "success"]
-        parts.append(f"**{split} scenes** ({episodes} episodes per policy and seed)\n\n" + markdown_table(header, body))
+        body = []
+        for p, s in rows.items():
+            iqm = s["near_flicker_iqm"]
+            less = s.get("less_flicker")
+            cells = [fmt_ci(s["near_flicker"]), fmt_interval(iqm["iqm"], iqm["low"], iqm["high"])]
+            cells += [fmt_ci(s["coverage"]), fmt_ci(s["success"])]
+            cells.append(f"{fmt_interval(less['p'], less['low'], less['high'], 2)} than {less['than']}" if less else "")
+            body.append([p, str(s["near_flicker"]["n"]), *cells])
+        parts.append(
+            f"**{split} scenes** ({episodes} episodes per policy and seed; mean ± 95% t-interval and IQM "
+            "[stratified-bootstrap 95% interval] over seeds)\n\n" + markdown_table(header, body)
+        )
     return "\n\n".join(parts)
 
 

@@ -67,7 +67,7 @@ class InvarianceConfig:
     """output folder"""
     budget: str = "cpu"
     """budget name (set by --budget: smoke | cpu)"""
-    seeds: int = 3
+    seeds: int = 5
     """seeds (object / colour draws and random init)"""
     encoders_dir: Path = DEFAULT_ENCODERS_DIR
     """shared encoders (tiny pretrained teacher, distilled student): built here once, reused when present"""

@@ -1,6 +1,7 @@
 """Study 2, navigation on held-out scenes: random walk, extrinsic-only PPO, PPO + semantic curiosity (phase 1
-only), the full two-phase method and PPO + pixel-space curiosity, on ``ObjectNav-v0`` (the goal object is shown
-in another colour) and ``ImageNav-v0``.
+only), the full two-phase method, PPO + pixel-space curiosity, and the field's baselines (ICM, a random-init
+encoder, RND, a goal-distance dense reward, pure curiosity, an LSTM policy) on ``ObjectNav-v0`` (the goal object
+is shown in another colour) and ``ImageNav-v0``.
 
     python -m experiments.studies.navigation --budget cpu --out runs/studies/navigation
     python -m experiments.studies.navigation --budget cpu --rl.phase1-episodes 3000 --rl.phase2-episodes 1500 \\
@@ -10,8 +11,10 @@ Every arm trains the same number of episodes (``--rl.phase1-episodes + --rl.phas
 spends the last ``--rl.phase2-episodes`` of them fine-tuning the encoder's top blocks. Each arm is a normal
 ``experiments.two_phase`` run folder (``<out>/runs/<task>/<arm>__seed<k>``) whose final evaluation on the test
 split (``--rl.eval-episodes`` episodes, same episodes for every policy of a seed) gives the per-seed success,
-SPL and coverage; the random walk is evaluated in the extrinsic-only run. Tables report the mean over seeds
-and its 95% t-interval; learning curves are the training episodes' success rate and coverage.
+SPL and coverage; the random walk is evaluated in the extrinsic-only run. Tables report, over seeds (a seed's
+score is its mean over its evaluation episodes), the mean with its 95% t-interval, the interquartile mean with its
+stratified-bootstrap 95% interval, and the probability that the row improves on the row it is compared with
+(rliable; Agarwal et al. 2021); learning curves are the training episodes' success rate and coverage.
 """
 
 from __future__ import annotations
@@ -32,9 +35,7 @@ from experiments.studies.common import (
     binned_curves,
     curve_by_episodes,
     eval_summary,
-    fmt_ci,
     markdown_table,
-    mean_ci,
     new_figure,
     phase_args,
     plot_band,
@@ -44,6 +45,7 @@ from experiments.studies.common import (
     start_rl_study,
     write_outputs,
 )
+from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.navigation")
 
@@ -55,6 +57,12 @@ ARMS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("semantic_p1", ("--curiosity.space", "semantic"), False),
     ("two_phase", ("--curiosity.space", "semantic", "--curiosity.target-mode", "ema"), True),
     ("pixels", ("--curiosity.space", "pixels"), False),
+    ("inverse", ("--curiosity.space", "inverse"), False),
+    ("random", ("--curiosity.space", "random"), False),
+    ("rnd", ("--curiosity.space", "rnd"), False),
+    ("goal_distance", ("--curiosity.space", "none", "--intrinsic-coef", "0", "--goal-distance-reward", "1.0"), False),
+    ("pure_curiosity", ("--curiosity.space", "semantic", "--extrinsic-coef", "0"), False),
+    ("lstm", ("--curiosity.space", "semantic", "--policy", "lstm"), False),
 )
 
 #: Table rows: (label, arm, evaluated policy label in the arm's summary_test.json).
@@ -65,7 +73,20 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("full two-phase (phase-1 end)", "two_phase", "phase-1 end"),
     ("full two-phase", "two_phase", "phase-2 end"),
     ("PPO + pixel curiosity", "pixels", "final"),
+    ("PPO + ICM (inverse-dynamics features)", "inverse", "final"),
+    ("PPO + random-encoder curiosity", "random", "final"),
+    ("PPO + RND", "rnd", "final"),
+    ("PPO + goal-distance reward", "goal_distance", "final"),
+    ("pure curiosity (no extrinsic advantage)", "pure_curiosity", "final"),
+    ("LSTM PPO + semantic curiosity", "lstm", "final"),
 )
+
+#: The row each row is compared with (probability of improvement).
+REFERENCE = {
+    "PPO, extrinsic only": "random walk",
+    "full two-phase": "full two-phase (phase-1 end)",
+    **{label: "PPO, extrinsic only" for label, _, _ in ROWS[2:] if label != "full two-phase"},
+}
 
 
 @dataclass
@@ -76,10 +97,12 @@ class NavigationConfig(RLStudyConfig):
     """output folder"""
     tasks: tuple[str, ...] = ("ObjectNav-v0", "ImageNav-v0")
     """tasks (registered environment ids)"""
+    arms: tuple[str, ...] = tuple(a for a, _, _ in ARMS)
+    """arms to run (ppo, semantic_p1, two_phase, pixels, inverse, random, rnd, goal_distance, pure_curiosity, lstm)"""
 
 
 BUDGETS = {
-    "smoke": {"seeds": 2, "tasks": ("ImageNav-v0",), **SMOKE_RL},
+    "smoke": {"seeds": 2, "tasks": ("ImageNav-v0",), "arms": ("ppo", "two_phase", "rnd"), **SMOKE_RL},
     "cpu": {},
 }
 
@@ -105,25 +128,48 @@ def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, 
     return raw
 
 
+def _scores(seeds: dict[str, dict[str, float]], metric: str) -> np.ndarray:
+    """``(seeds, 1)`` scores of one row and task, in seed order."""
+    return np.asarray([[seeds[k][metric]] for k in sorted(seeds, key=int)], dtype=np.float64)
+
+
 def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
-    """``{task: {row: {metric: mean_ci over seeds}}}``."""
-    return {
-        task: {
-            row: {m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl")}
-            for row, seeds in rows.items()
-        }
-        for task, rows in raw.items()
-    }
+    """``{task: {row: {metric: mean_ci over seeds, "<metric>_iqm": iqm_ci, "improvement": P(row > reference)}}}``
+    (the probability of improvement on success, over the rows of :data:`REFERENCE` present)."""
+    out: dict[str, dict[str, dict[str, dict]]] = {}
+    for task, rows in raw.items():
+        out[task] = {}
+        for row, seeds in rows.items():
+            s: dict[str, dict] = {m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl")}
+            for m in ("success", "spl"):
+                s[f"{m}_iqm"] = iqm_ci(_scores(seeds, m))
+            ref = REFERENCE.get(row)
+            if ref in rows:
+                p = probability_of_improvement(_scores(seeds, "success"), _scores(rows[ref], "success"))
+                s["improvement"] = {**p, "over": ref}
+            out[task][row] = s
+    return out
 
 
 def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
     """One markdown table per task."""
     parts = []
+    header = ["policy", "seeds", "success", "success IQM", "SPL", "SPL IQM", "coverage", "P(success > ref)", "ref"]
     for task, rows in summary.items():
-        body = [[row, str(s["success"]["n"]), *(fmt_ci(s[m]) for m in METRICS)] for row, s in rows.items()]
+        body = []
+        for row, s in rows.items():
+            iqm = {
+                m: fmt_interval(s[f"{m}_iqm"]["iqm"], s[f"{m}_iqm"]["low"], s[f"{m}_iqm"]["high"])
+                for m in ("success", "spl")
+            }
+            imp = s.get("improvement")
+            p = fmt_interval(imp["p"], imp["low"], imp["high"], 2) if imp else ""
+            cells = [fmt_ci(s["success"]), iqm["success"], fmt_ci(s["spl"]), iqm["spl"], fmt_ci(s["coverage"])]
+            body.append([row, str(s["success"]["n"]), *cells, p, imp["over"] if imp else ""])
         parts.append(
-            f"**{task}** (test split, {episodes} episodes per policy and seed)\n\n"
-            + markdown_table(["policy", "seeds", "success", "SPL", "coverage"], body)
+            f"**{task}** (test split, {episodes} episodes per policy and seed; mean ± 95% t-interval over seeds; "
+            "IQM [stratified-bootstrap 95% interval]; probability of improvement over the reference row)\n\n"
+            + markdown_table(header, body)
         )
     return "\n\n".join(parts)
 
@@ -142,6 +188,12 @@ def curves_figure(cfg: NavigationConfig, runs: dict[str, dict[str, dict[int, Pat
         "semantic_p1": "+ semantic cur.",
         "two_phase": "two-phase",
         "pixels": "+ pixel cur.",
+        "inverse": "+ ICM",
+        "random": "+ random-enc. cur.",
+        "rnd": "+ RND",
+        "goal_distance": "+ goal-distance",
+        "pure_curiosity": "pure curiosity",
+        "lstm": "LSTM + semantic cur.",
     }
     fig, axes = plt.subplots(len(runs), 2, figsize=(9, 3.0 * len(runs)), squeeze=False)
     for r, (task, arms) in enumerate(runs.items()):
@@ -174,11 +226,14 @@ def heldout_figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    unknown = sorted(set(cfg.arms) - {a for a, _, _ in ARMS})
+    if unknown:
+        raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(a for a, _, _ in ARMS)}")
     t_runs = time.perf_counter()
     runs: dict[str, dict[str, dict[int, Path]]] = {}
     for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every arm
         for task in cfg.tasks:
-            for arm, _, _ in ARMS:
+            for arm in cfg.arms:
                 logger.info("navigation: %s / %s / seed %d", task, arm, seed)
                 run_dir = run_arm(cfg.out, base, task, arm, arm_flags(cfg, arm), seed)
                 runs.setdefault(task, {}).setdefault(arm, {})[seed] = run_dir
@@ -192,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = [
         f"encoder: {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
         f"{cfg.rl.phase1_episodes + cfg.rl.phase2_episodes} episodes (two-phase: {cfg.rl.phase1_episodes} + "
-        f"{cfg.rl.phase2_episodes}); {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
+        f"{cfg.rl.phase2_episodes}); {cfg.seeds} seeds; mean ± 95% t-interval, IQM and probability of improvement "
+        "(rliable, stratified bootstrap) over seeds",
         f"sub-runs: {time.perf_counter() - t_runs:.0f} s in all (per run: "
         + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in next(iter(seconds.values())).items())
         + ")",

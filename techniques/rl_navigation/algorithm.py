@@ -13,8 +13,12 @@
 - ``progress_remaining`` is ``1 - episodes / total_episodes`` over the whole run, so learning-rate and clip-range
   schedules follow the run (SB3 would otherwise measure it against one ``learn`` call's timesteps).
 
+:class:`CuriosityPPO` extends SB3's PPO, :class:`CuriosityRecurrentPPO` sb3-contrib's RecurrentPPO (an LSTM
+policy, ``--policy lstm``) with the same mixin: both keep their own ``collect_rollouts`` loop and ``train``.
+
 Everything a bit-exact resume needs from the algorithm is in :meth:`CuriosityMixin.training_state` (counters,
-progress, the last observations' episode starts); the curiosity state is ``curiosity.state_dict()``.
+progress, the last observations' episode starts, the LSTM states); the curiosity state is
+``curiosity.state_dict()``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -127,6 +132,7 @@ class CuriosityMixin:
             "episodes": int(self.recorder.episodes),
             "progress_remaining": float(self._current_progress_remaining),
             "last_episode_starts": None if self._last_episode_starts is None else self._last_episode_starts.tolist(),
+            "lstm_states": _clone_states(getattr(self, "_last_lstm_states", None)),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -137,6 +143,8 @@ class CuriosityMixin:
         self._current_progress_remaining = float(state["progress_remaining"])
         if state.get("last_episode_starts") is not None:
             self._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
+        if state.get("lstm_states") is not None:
+            self._last_lstm_states = _clone_states(state["lstm_states"])
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "recorder", "curiosity", "on_update_end", "_rollout"]
@@ -165,4 +173,27 @@ class CuriosityPPO(CuriosityMixin, PPO):
         super().__init__(policy, env, **kwargs)
 
 
-__all__ = ["CuriosityMixin", "CuriosityPPO"]
+class CuriosityRecurrentPPO(CuriosityMixin, RecurrentPPO):
+    """sb3-contrib RecurrentPPO (LSTM policy) with curiosity; arguments as :class:`CuriosityPPO`."""
+
+    def __init__(
+        self,
+        policy: Any,
+        env: RolloutRecorder | None,
+        curiosity: Curiosity | None = None,
+        extrinsic_coef: float = 1.0,
+        total_episodes: int = 1,
+        **kwargs: Any,
+    ):
+        self._init_curiosity(env, curiosity, extrinsic_coef, total_episodes)
+        super().__init__(policy, env, **kwargs)
+
+
+def _clone_states(states: Any) -> Any:
+    """A deep copy of sb3-contrib's ``RNNStates`` (tuples of tensors), or ``None``."""
+    if states is None:
+        return None
+    return type(states)(*(tuple(t.detach().clone() for t in pair) for pair in states))
+
+
+__all__ = ["CuriosityMixin", "CuriosityPPO", "CuriosityRecurrentPPO"]

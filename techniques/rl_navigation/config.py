@@ -23,20 +23,17 @@ from typing import Any, Literal
 
 import torch
 
+from envs import REGISTERED_IDS
 from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.target_encoder import TargetMode
 
-CuriositySpace = Literal["semantic", "pixels", "none"]
+CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd"]
+#: Curiosity spaces whose learner reads the encoder's window-mean features.
+ENCODER_SPACES: tuple[str, ...] = ("semantic", "inverse", "rnd")
 
-#: Task names accepted by ``--task``: the registered Gymnasium ids and their environment keyword arguments.
-TASKS: dict[str, dict[str, Any]] = {
-    "ImageNav-v0": {"task": "imagenav"},
-    "ObjectNav-v0": {"task": "objectnav"},
-    "ImageNavPixels-v0": {"task": "imagenav", "observation": "pixels"},
-    "ObjectNavPixels-v0": {"task": "objectnav", "observation": "pixels"},
-    "ImageNavFlicker-v0": {"task": "imagenav", "flicker_objects": 2},
-    "ObjectNavFlicker-v0": {"task": "objectnav", "flicker_objects": 2},
-}
+#: Task names accepted by ``--task``: the registered Gymnasium ids and their environment keyword arguments
+#: (``-v1``: STOP required for success).
+TASKS: dict[str, dict[str, Any]] = dict(REGISTERED_IDS)
 _TASK_ALIASES = {"imagenav": "ImageNav-v0", "objectnav": "ObjectNav-v0"}
 
 
@@ -65,7 +62,9 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """gradient clipping of the policy update"""
     net_arch: tuple[int, ...] = (128, 128)
-    """hidden layers of the policy and value MLPs (after the features extractor)"""
+    """hidden layers of the policy and value MLPs (after the features extractor; with --policy lstm, after the LSTM)"""
+    lstm_hidden: int = 128
+    """hidden size of the LSTM (--policy lstm)"""
 
 
 @dataclass
@@ -73,8 +72,10 @@ class CuriosityConfig:
     """Forward model, intrinsic reward and phase-2 safeguards (``--curiosity.*``)."""
 
     space: CuriositySpace = "semantic"
-    """what the forward model predicts: 'semantic' (window-mean encoder features), 'pixels' (downsampled pixel
-    crops; a baseline) or 'none' (extrinsic-only PPO; no forward model, phase 2 has nothing to train)"""
+    """the intrinsic reward: a forward model in 'semantic' (window-mean encoder features), 'pixels' (downsampled
+    pixel crops), 'random' (features of a random-init encoder of the same architecture, Burda et al. 2019) or
+    'inverse' space (ICM: features learned by inverse dynamics, Pathak et al. 2017); 'rnd' (Random Network
+    Distillation's novelty bonus on the encoder features); 'none' (extrinsic-only PPO). Phase 2 needs 'semantic'"""
     forward_hidden: int = 256
     """hidden width of the forward model"""
     forward_layers: int = 2
@@ -112,6 +113,10 @@ class CuriosityConfig:
     """warn when the encoder's feature std or effective rank falls below this fraction of its phase-1 value"""
     pixel_size: int = 6
     """side of the downsampled crop that pixel-space curiosity predicts (space='pixels')"""
+    rnd_dim: int = 64
+    """output width of RND's random target network (space='rnd')"""
+    inverse_dim: int = 64
+    """width of the inverse-dynamics embedding the forward model predicts (space='inverse')"""
 
 
 @dataclass
@@ -122,11 +127,14 @@ class TwoPhaseConfig:
     """experiment name (the run folder is {task}__{exp_name}__{seed}__{time})"""
     task: str = "ImageNav-v0"
     """environment id: ImageNav-v0, ObjectNav-v0, ImageNavPixels-v0, ObjectNavPixels-v0, ImageNavFlicker-v0,
-    ObjectNavFlicker-v0 (or imagenav / objectnav)"""
+    ObjectNavFlicker-v0, each also as -v1 (success needs STOP, habitat-lab's rule), or imagenav / objectnav"""
     actions: Literal["grid", "egocentric"] = "grid"
     """action set: 'grid' (up/down/left/right) or 'egocentric' (forward/turn left/turn right)"""
     stop_action: bool = False
-    """add a STOP action (success then needs STOP within the success radius)"""
+    """add a STOP action (success then needs STOP within the success radius; the -v1 tasks always have it)"""
+    policy: Literal["mlp", "lstm"] = "mlp"
+    """'mlp' (memoryless PPO) or 'lstm' (sb3-contrib RecurrentPPO: an LSTM after the features extractor, as the
+    memory of habitat's and OVRL's agents)"""
     observation: Literal["mean", "window"] = "mean"
     """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window (pixel tasks ignore this)"""
     encoder: str = "dinov2_vits14"
@@ -156,7 +164,10 @@ class TwoPhaseConfig:
     include_position: bool = False
     """add the agent's normalised (row, col) to the observation"""
     distance_reward_scale: float = 0.0
-    """reward shaping by distance decrease (0: sparse success reward)"""
+    """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
+    goal_distance_reward: float = 0.0
+    """dense baseline reward: this times the step's decrease in cosine distance between the observed features and
+    the goal's (VIP-style, no privileged distance; feature tasks only; 0: off)"""
     phase1_episodes: int = 10_000
     """episodes of phase 1 (encoder frozen)"""
     phase2_episodes: int = 5_000
@@ -329,6 +340,8 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     if cfg.phase2_episodes > 0 and cfg.unfreeze_layers < 1:
         raise ValueError("phase 2 needs --unfreeze-layers >= 1 (or pass --phase2-episodes 0 for phase-1-only)")
     pixels = TASKS[task_id(cfg.task)].get("observation") == "pixels"
+    if cfg.goal_distance_reward != 0 and pixels:
+        raise ValueError("--goal-distance-reward needs feature observations; use a task without Pixels or pass 0")
     if cfg.phase2_episodes > 0 and (pixels or cfg.curiosity.space != "semantic"):
         raise ValueError(
             "phase 2 fine-tunes the encoder through the semantic forward model, so it needs a feature task and "
@@ -361,7 +374,7 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
     kwargs.setdefault("observation", cfg.observation)
     kwargs.update(
         actions=cfg.actions,
-        stop_action=cfg.stop_action,
+        stop_action=cfg.stop_action or bool(kwargs.get("stop_action", False)),
         patch_radius=cfg.patch_radius,
         success_radius=cfg.success_radius,
         min_start_distance=cfg.min_start_distance,
@@ -376,6 +389,7 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
 
 
 __all__ = [
+    "ENCODER_SPACES",
     "PRESETS",
     "TASKS",
     "CuriosityConfig",

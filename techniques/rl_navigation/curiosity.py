@@ -103,7 +103,7 @@ class RolloutRecorder(VecEnvWrapper):
 
     def observe(self) -> VecEnvObs:
         """The current observations of every agent (after a feature refresh: with the new features)."""
-        return self.core.observe()
+        return self.venv.observe()
 
     def reset(self) -> VecEnvObs:
         obs = self.venv.reset()

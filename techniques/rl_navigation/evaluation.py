@@ -7,9 +7,14 @@ drawn from its own generator (seed ``seed + i``), so every policy evaluated with
 scenes, goals and starts. Policies act stochastically by default: a memoryless reactive policy that is made
 deterministic can loop forever between two cells, which says little about what it learned.
 
-Metrics per episode (from the environment's final ``info``): success, SPL and soft-SPL (Anderson et al. 2018),
-coverage (fraction of cells visited), path length (cells moved), and the return. Summaries report the mean and
-the half-width of a normal-approximation 95% confidence interval ``1.96 * std / sqrt(n)``.
+Metrics per episode (from the environment's final ``info``): success, success within 0, 1 and 2 cells
+(habitat-lab's success at those distances; with STOP, STOP called there), SPL and soft-SPL (Anderson et al.
+2018), coverage (fraction of cells visited), path length (cells moved), the shortest-path distance to the goal
+at the end, the fraction of steps next to a flickering object, and the return. Summaries report the mean and the
+half-width of its 95% t-interval (:func:`techniques.rl_navigation.statistics.mean_ci`).
+
+Policies with memory (``--policy lstm``, sb3-contrib RecurrentPPO) get their LSTM state carried from step to step
+and reset at episode starts (:func:`policy_actor`).
 """
 
 from __future__ import annotations
@@ -25,19 +30,28 @@ from typing import Any
 import cv2
 import numpy as np
 
+from envs.core import SUCCESS_DISTANCES
+from techniques.rl_navigation.statistics import fmt_ci, mean_ci
+
 logger = logging.getLogger(__name__)
 
 #: Reported metrics: (key in results, display name).
 METRICS: tuple[tuple[str, str], ...] = (
     ("success", "success"),
+    *((f"success_within_{k}", f"success@{k}") for k in SUCCESS_DISTANCES),
     ("spl", "SPL"),
     ("soft_spl", "soft-SPL"),
     ("coverage", "coverage"),
     ("path_length", "path length"),
+    ("distance_to_goal", "final distance"),
+    ("near_flicker", "near flicker"),
     ("episode_return", "return"),
 )
+#: Result fields read from the final ``info`` under another key.
+_INFO_KEYS = {"success": "is_success", "near_flicker": "near_flicker_fraction"}
 
-Actor = Callable[[dict[str, np.ndarray]], np.ndarray]
+#: ``act(observations {key: (N, ...)}, episode_starts (N,) bool) -> actions (N,)``.
+Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -45,10 +59,15 @@ class EpisodeResults:
     """Per-episode metrics of an evaluation (arrays of length ``n``) and a few trajectory frames."""
 
     success: np.ndarray
+    success_within_0: np.ndarray
+    success_within_1: np.ndarray
+    success_within_2: np.ndarray
     spl: np.ndarray
     soft_spl: np.ndarray
     coverage: np.ndarray
     path_length: np.ndarray
+    distance_to_goal: np.ndarray
+    near_flicker: np.ndarray
     episode_return: np.ndarray
     length: np.ndarray
     frames: list[np.ndarray] = field(default_factory=list)
@@ -62,7 +81,7 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
 
     Args:
         env: an :class:`envs.vec_env.ImageNavVecEnv` (seed it first with ``env.seed(seed)``).
-        act: observations ``{key: (N, ...)}`` -> actions ``(N,)``.
+        act: an :data:`Actor`.
         n_episodes: total episodes (``>= 1``).
         max_frames: rendered final frames of the first finished episodes to keep.
     """
@@ -71,20 +90,21 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
     n = env.num_envs
     quota = np.full(n, n_episodes // n) + (np.arange(n) < n_episodes % n)
     done_count = np.zeros(n, dtype=np.int64)
-    rows: dict[str, list[float]] = {k: [] for k in ("success", "spl", "soft_spl", "coverage", "path_length")}
-    rows["episode_return"], rows["length"] = [], []
+    info_metrics = [k for k, _ in METRICS if k != "episode_return"]
+    rows: dict[str, list[float]] = {k: [] for k in (*info_metrics, "episode_return", "length")}
     frames: list[np.ndarray] = []
     obs = env.reset()
+    starts = np.ones(n, dtype=bool)
     while (done_count < quota).any():
-        obs, _, dones, infos = env.step(act(obs))
+        obs, _, dones, infos = env.step(act(obs, starts))
+        starts = np.asarray(dones, dtype=bool)
         for i in np.flatnonzero(dones):
             if done_count[i] >= quota[i]:
                 continue
             done_count[i] += 1
             info = infos[i]
-            rows["success"].append(float(info["is_success"]))
-            for key in ("spl", "soft_spl", "coverage", "path_length"):
-                rows[key].append(float(info[key]))
+            for key in info_metrics:
+                rows[key].append(float(info[_INFO_KEYS.get(key, key)]))
             rows["episode_return"].append(float(info["episode"]["r"]))
             rows["length"].append(float(info["episode"]["l"]))
             if len(frames) < max_frames:
@@ -95,30 +115,43 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
 
 
 def policy_actor(model: Any, deterministic: bool = False) -> Actor:
-    """Actions of an SB3 model (``model.predict``)."""
+    """Actions of an SB3 model (``model.predict``); a recurrent model's state is carried between calls and reset
+    where ``episode_starts``."""
+    state: Any = None
 
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        actions, _ = model.predict(obs, deterministic=deterministic)
+    def act(obs: dict[str, np.ndarray], episode_starts: np.ndarray) -> np.ndarray:
+        nonlocal state
+        actions, state = model.predict(obs, state=state, episode_start=episode_starts, deterministic=deterministic)
         return np.asarray(actions).reshape(-1)
 
     return act
 
 
+def load_policy(path: str | os.PathLike, policy: str = "mlp", device: str = "cpu") -> Any:
+    """An SB3 model saved by the trainer: PPO (``policy="mlp"``) or sb3-contrib RecurrentPPO (``"lstm"``)."""
+    if policy == "lstm":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO.load(str(path), device=device)
+    from stable_baselines3 import PPO
+
+    return PPO.load(str(path), device=device)
+
+
 def random_actor(n_actions: int, n_envs: int, seed: int = 0) -> Actor:
     """Uniformly random actions: the random-walk baseline."""
     rng = np.random.default_rng(seed)
-    return lambda obs: rng.integers(0, n_actions, size=n_envs)
+    return lambda obs, episode_starts: rng.integers(0, n_actions, size=n_envs)
 
 
 def summarize(results: EpisodeResults) -> dict[str, dict[str, float]]:
-    """``{metric: {"mean", "ci95", "n"}}`` (normal-approximation 95% CI half-width)."""
-    out = {}
-    for key, _ in METRICS:
-        x = getattr(results, key)
-        n = len(x)
-        std = float(x.std(ddof=1)) if n > 1 else 0.0
-        out[key] = {"mean": float(x.mean()) if n else float("nan"), "ci95": 1.96 * std / max(n, 1) ** 0.5, "n": n}
-    return out
+    """``{metric: {"mean", "ci95", "n", "std"}}``: the mean over episodes and its 95% t-interval half-width."""
+    return {key: mean_ci(getattr(results, key)) for key, _ in METRICS}
+
+
+def episode_table(results: dict[str, EpisodeResults]) -> dict[str, dict[str, list[float]]]:
+    """Per-episode values ``{policy: {metric: [...]}}`` (for aggregation over seeds, e.g. with rliable)."""
+    return {label: {key: getattr(r, key).tolist() for key, _ in METRICS} for label, r in results.items()}
 
 
 def format_table(summaries: dict[str, dict[str, dict[str, float]]], metrics: Sequence[str] | None = None) -> str:
@@ -129,7 +162,7 @@ def format_table(summaries: dict[str, dict[str, dict[str, float]]], metrics: Seq
     lines = [header, "|" + "---|" * (len(keys) + 2)]
     for policy, summary in summaries.items():
         n = next(iter(summary.values()))["n"]
-        cells = [f"{summary[k]['mean']:.3f} ± {summary[k]['ci95']:.3f}" for k in keys]
+        cells = [fmt_ci(summary[k]) for k in keys]
         lines.append(f"| {policy} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -199,8 +232,6 @@ def evaluate_run(
     Each checkpoint's own encoder re-encodes the held-out scenes; every policy runs ``episodes`` episodes with
     the same environment seed (default ``config.seed + 10_000``). Returns ``{label: results}``.
     """
-    from stable_baselines3 import PPO
-
     from encoders.utils.config import load_config
     from techniques.rl_navigation.checkpointing import ENCODER_FILE, POLICY_FILE, checkpoint_dir
     from techniques.rl_navigation.config import TwoPhaseConfig, resolve_device
@@ -219,7 +250,7 @@ def evaluate_run(
         encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, dev)
         env = make_env(cfg, encoder, split, n_scenes, n_envs)
         env.seed(seed)
-        model = PPO.load(str(ckpt / POLICY_FILE), device="cpu")
+        model = load_policy(ckpt / POLICY_FILE, cfg.policy)
         label = checkpoint_label(name, cfg.phase2_episodes > 0)
         logger.info("evaluating %s (%s) on %d %s episodes", label, ckpt, episodes, split)
         out[label] = run_episodes(env, policy_actor(model, deterministic), episodes)
@@ -236,8 +267,10 @@ __all__ = [
     "METRICS",
     "EpisodeResults",
     "checkpoint_label",
+    "episode_table",
     "evaluate_run",
     "format_table",
+    "load_policy",
     "policy_actor",
     "random_actor",
     "run_episodes",

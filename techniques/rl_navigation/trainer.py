@@ -41,7 +41,7 @@ from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.tensorboard import make_writer
 from envs.features import SceneFeatures
-from techniques.rl_navigation.algorithm import CuriosityPPO
+from techniques.rl_navigation.algorithm import CuriosityPPO, CuriosityRecurrentPPO
 from techniques.rl_navigation.checkpointing import (
     CHECKPOINT_DIR,
     ENCODER_FILE,
@@ -52,8 +52,15 @@ from techniques.rl_navigation.checkpointing import (
     write_checkpoint,
 )
 from techniques.rl_navigation.collapse_monitor import CollapseMonitor, sample_features
-from techniques.rl_navigation.config import TwoPhaseConfig, check_config, env_kwargs, resolve_device, task_id
-from techniques.rl_navigation.curiosity import Curiosity, RolloutRecorder
+from techniques.rl_navigation.config import (
+    ENCODER_SPACES,
+    TwoPhaseConfig,
+    check_config,
+    env_kwargs,
+    resolve_device,
+    task_id,
+)
+from techniques.rl_navigation.curiosity import Curiosity, CuriosityLearner, RolloutRecorder
 from techniques.rl_navigation.environment import make_env
 from techniques.rl_navigation.episode_stats import EPISODE_METRICS
 from techniques.rl_navigation.evaluation import trajectory_grid
@@ -62,7 +69,10 @@ from techniques.rl_navigation.forward_model import ForwardModel
 from techniques.rl_navigation.forward_trainer import ForwardModelTrainer
 from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
 from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer
+from techniques.rl_navigation.inverse_dynamics import ICMLearner
 from techniques.rl_navigation.policy import NavigationExtractor
+from techniques.rl_navigation.rewards import GoalDistanceReward
+from techniques.rl_navigation.rnd import RNDTrainer
 from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 from techniques.rl_navigation.target_encoder import TargetEncoder
 
@@ -169,13 +179,14 @@ class TwoPhaseTrainer:
             raise ValueError(f"--unfreeze-layers {self.n_top} is not in [1, {self.encoder.n_blocks}] for {cfg.encoder}")
         pixels = env_kwargs(cfg).get("observation") == "pixels"
         self.env = make_env(cfg, self.encoder, "train", cache_top_layers=self.n_top)
+        rewarded = self.env if cfg.goal_distance_reward == 0 else GoalDistanceReward(self.env, cfg.goal_distance_reward)
         self.writer = make_writer(self.run_dir)
         self.monitor = CollapseMonitor(cfg.curiosity.collapse_fraction)
         self.cache = self.env.scene_features
-        if self.cache is None and cfg.curiosity.space == "semantic":
+        if self.cache is None and cfg.curiosity.space in ENCODER_SPACES:
             # pixel observations with semantic curiosity: the forward model still needs encoder features
             self.cache = self.encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
-        self.recorder = RolloutRecorder(self.env)
+        self.recorder = RolloutRecorder(rewarded)
         self.curiosity = self._build_curiosity(pixels)
         self.target: TargetEncoder | None = None
         self.target_cache: SceneFeatures | None = None
@@ -187,31 +198,8 @@ class TwoPhaseTrainer:
         if cur.space == "none":
             return None
         fm_device = self.device
-        if cur.space == "semantic":
-            source = SemanticFeatureSource(self.cache, cfg.patch_radius, fm_device)
-        else:
-            source = PixelFeatureSource(
-                self.env.world.images, self.env.world.patch_size, cfg.patch_radius, cur.pixel_size, fm_device
-            )
+        source, learner = self._build_learner(fm_device)
         self.source = source
-        heading_cond = cfg.actions == "egocentric"
-        forward_model = ForwardModel(
-            source.dim,
-            self.env.action_space.n,
-            hidden_dim=cur.forward_hidden,
-            n_layers=cur.forward_layers,
-            cond_dim=4 if heading_cond else 0,
-            loss=cur.forward_loss,
-        ).to(fm_device)
-        learner = ForwardModelTrainer(
-            forward_model,
-            source,
-            lr=cur.forward_lr,
-            epochs=cur.forward_epochs,
-            batch_size=cur.forward_batch_size,
-            max_grad_norm=cur.forward_max_grad_norm,
-            heading_cond=heading_cond,
-        )
         normalizer = IntrinsicRewardNormalizer(
             cfg.n_envs, gamma=cur.gamma, episodic=cur.episodic, warmup_rollouts=cur.warmup_rollouts
         )
@@ -229,11 +217,64 @@ class TwoPhaseTrainer:
             seed=cfg.seed,
         )
 
-    def _build_ppo(self, pixels: bool) -> CuriosityPPO:
+    def _build_learner(self, device: torch.device) -> tuple[Any, CuriosityLearner]:
+        """The feature source of states and the learner of the intrinsic reward of ``--curiosity.space``."""
+        cfg, cur = self.cfg, self.cfg.curiosity
+        heading_cond = cfg.actions == "egocentric"
+        n_actions = self.env.action_space.n
+        if cur.space == "pixels":
+            world = self.env.world
+            source = PixelFeatureSource(world.images, world.patch_size, cfg.patch_radius, cur.pixel_size, device)
+        elif cur.space == "random":
+            # Burda et al. 2019: features of a random-init network of the same architecture, fixed
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 104_729)
+                random_encoder = SemanticEncoder.from_name(cfg.encoder, None, self.device).freeze()
+            cache = random_encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
+            source = SemanticFeatureSource(cache, cfg.patch_radius, device)
+        else:
+            source = SemanticFeatureSource(self.cache, cfg.patch_radius, device)
+        shared = {"lr": cur.forward_lr, "epochs": cur.forward_epochs, "batch_size": cur.forward_batch_size}
+        shared["max_grad_norm"] = cur.forward_max_grad_norm
+        if cur.space == "rnd":
+            return source, RNDTrainer(
+                source, cur.rnd_dim, cur.forward_hidden, cur.forward_layers, seed=cfg.seed, device=device, **shared
+            )
+        if cur.space == "inverse":
+            learner = ICMLearner(
+                source,
+                n_actions,
+                embed_dim=cur.inverse_dim,
+                hidden_dim=cur.forward_hidden,
+                forward_hidden=cur.forward_hidden,
+                forward_layers=cur.forward_layers,
+                forward_loss=cur.forward_loss,
+                heading_cond=heading_cond,
+                device=device,
+                **shared,
+            )
+            return source, learner
+        forward_model = ForwardModel(
+            source.dim,
+            n_actions,
+            hidden_dim=cur.forward_hidden,
+            n_layers=cur.forward_layers,
+            cond_dim=4 if heading_cond else 0,
+            loss=cur.forward_loss,
+        ).to(device)
+        return source, ForwardModelTrainer(forward_model, source, heading_cond=heading_cond, **shared)
+
+    def _build_ppo(self, pixels: bool) -> CuriosityPPO | CuriosityRecurrentPPO:
         cfg, p = self.cfg, self.cfg.ppo
         ppo_device = self.device if pixels else torch.device("cpu")  # SB3: MLP policies run best on the CPU
-        model = CuriosityPPO(
-            "MultiInputPolicy",
+        policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
+        if cfg.policy == "lstm":
+            algorithm, policy = CuriosityRecurrentPPO, "MultiInputLstmPolicy"
+            policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
+        else:
+            algorithm, policy = CuriosityPPO, "MultiInputPolicy"
+        model = algorithm(
+            policy,
             self.recorder,
             curiosity=self.curiosity,
             extrinsic_coef=cfg.extrinsic_coef,
@@ -248,7 +289,7 @@ class TwoPhaseTrainer:
             ent_coef=p.ent_coef,
             vf_coef=p.vf_coef,
             max_grad_norm=p.max_grad_norm,
-            policy_kwargs={"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)},
+            policy_kwargs=policy_kwargs,
             device=ppo_device,
             seed=cfg.seed,
             verbose=0,
