@@ -53,14 +53,16 @@ def test_same_seed_same_episodes(run_dir):
 def test_summary_closed_form():
     ones = np.ones(4)
     res = EpisodeResults(
-        success=np.array([1.0, 0.0, 1.0, 0.0]), spl=ones * 0.5, soft_spl=ones, coverage=ones * 0.25,
-        path_length=np.array([2.0, 4.0, 6.0, 8.0]), episode_return=ones, length=ones,
+        success=np.array([1.0, 0.0, 1.0, 0.0]), success_within_0=ones * 0, success_within_1=ones * 0.5,
+        success_within_2=ones, spl=ones * 0.5, soft_spl=ones, coverage=ones * 0.25,
+        path_length=np.array([2.0, 4.0, 6.0, 8.0]), distance_to_goal=ones * 3, near_flicker=ones * 0,
+        episode_return=ones, length=ones,
     )  # fmt: skip
     s = summarize(res)
     assert s["success"]["mean"] == 0.5 and s["spl"]["ci95"] == 0.0
-    assert s["success"]["ci95"] == pytest.approx(1.96 * np.std([1, 0, 1, 0], ddof=1) / 2)
-    assert s["path_length"]["mean"] == 5.0
-    assert "| x | 4 | 0.500 ± 0.566 |" in format_table({"x": s})
+    assert s["success"]["ci95"] == pytest.approx(3.182 * np.std([1, 0, 1, 0], ddof=1) / 2, rel=1e-3)  # t(3)
+    assert s["path_length"]["mean"] == 5.0 and s["distance_to_goal"]["mean"] == 3.0
+    assert "| x | 4 | 0.500 ± 0.919 |" in format_table({"x": s})
     grid = trajectory_grid([np.zeros((10, 12, 3), np.uint8)] * 5, ncols=2, pad=1)
     assert grid.shape == (3 * 11 + 1, 2 * 13 + 1, 3)
 

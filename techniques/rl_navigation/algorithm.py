@@ -39,8 +39,14 @@ from techniques.rl_navigation.curiosity import Curiosity, RolloutRecorder, Trans
 class CuriosityMixin:
     """Curiosity, episode budgets and run-long progress for an SB3 on-policy algorithm (see the module docstring).
 
-    Mixed in before the algorithm class (``class CuriosityPPO(CuriosityMixin, PPO)``); call
-    :meth:`_init_curiosity` before the algorithm's ``__init__``.
+    Mixed in before the algorithm class (``class CuriosityPPO(CuriosityMixin, PPO)``).
+
+    Args:
+        policy, env, **kwargs: as the algorithm's; ``env`` must be a :class:`RolloutRecorder` (or ``None`` when
+            SB3's ``load`` rebuilds the model).
+        curiosity: the intrinsic reward (``None``: extrinsic-only, still episode-driven).
+        extrinsic_coef: ``e``, the weight of the extrinsic advantages (0: pure curiosity).
+        total_episodes: episodes of the whole run (the denominator of ``progress_remaining``).
     """
 
     recorder: RolloutRecorder
@@ -51,9 +57,15 @@ class CuriosityMixin:
     on_update_end: Callable[[], None] | None
     last_rollout_stats: dict[str, float]
 
-    def _init_curiosity(
-        self, env: VecEnv | None, curiosity: Curiosity | None, extrinsic_coef: float, total_episodes: int
-    ) -> None:
+    def __init__(
+        self,
+        policy: Any,
+        env: RolloutRecorder | None,
+        curiosity: Curiosity | None = None,
+        extrinsic_coef: float = 1.0,
+        total_episodes: int = 1,
+        **kwargs: Any,
+    ):
         if env is not None and not isinstance(env, RolloutRecorder):
             raise ValueError(f"{type(self).__name__} needs its env wrapped in a RolloutRecorder, got {type(env)}")
         if extrinsic_coef < 0 or total_episodes < 1:
@@ -68,6 +80,7 @@ class CuriosityMixin:
         self.on_update_end = None
         self.last_rollout_stats = {}
         self._rollout: Transitions | None = None
+        super().__init__(policy, env, **kwargs)
 
     # ------------------------------------------------------------------------------------------ running
     def learn_episodes(self, budget: int, callback: BaseCallback | None = None) -> Any:
@@ -151,42 +164,11 @@ class CuriosityMixin:
 
 
 class CuriosityPPO(CuriosityMixin, PPO):
-    """SB3 PPO with curiosity (see the module docstring).
-
-    Args:
-        policy, env, **kwargs: as :class:`stable_baselines3.PPO`; ``env`` must be a :class:`RolloutRecorder`.
-        curiosity: the intrinsic reward (``None``: extrinsic-only PPO, still episode-driven).
-        extrinsic_coef: ``e``, the weight of the extrinsic advantages (0: pure curiosity).
-        total_episodes: episodes of the whole run (the denominator of ``progress_remaining``).
-    """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: RolloutRecorder | None,
-        curiosity: Curiosity | None = None,
-        extrinsic_coef: float = 1.0,
-        total_episodes: int = 1,
-        **kwargs: Any,
-    ):
-        self._init_curiosity(env, curiosity, extrinsic_coef, total_episodes)
-        super().__init__(policy, env, **kwargs)
+    """SB3 PPO with curiosity (see the module docstring; arguments as :class:`CuriosityMixin`)."""
 
 
 class CuriosityRecurrentPPO(CuriosityMixin, RecurrentPPO):
-    """sb3-contrib RecurrentPPO (LSTM policy) with curiosity; arguments as :class:`CuriosityPPO`."""
-
-    def __init__(
-        self,
-        policy: Any,
-        env: RolloutRecorder | None,
-        curiosity: Curiosity | None = None,
-        extrinsic_coef: float = 1.0,
-        total_episodes: int = 1,
-        **kwargs: Any,
-    ):
-        self._init_curiosity(env, curiosity, extrinsic_coef, total_episodes)
-        super().__init__(policy, env, **kwargs)
+    """sb3-contrib RecurrentPPO (an LSTM policy) with curiosity (arguments as :class:`CuriosityMixin`)."""
 
 
 def _clone_states(states: Any) -> Any:
