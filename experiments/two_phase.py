@@ -29,6 +29,9 @@ from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_confi
 
 logger = logging.getLogger("experiments.two_phase")
 
+#: Columns of the printed held-out table (eval/summary_<split>.txt has every metric).
+PRINTED_METRICS = ("success", "spl", "soft_spl", "coverage", "success_within_0", "success_within_2", "distance_to_goal")
+
 
 def parse_args(argv: Sequence[str] | None = None) -> TwoPhaseConfig:
     return parse_config(TwoPhaseConfig, argv, presets=PRESETS, description=__doc__.split("\n\n")[0])
@@ -163,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [
             f"  held-out evaluation ({cfg.eval_split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} episodes "
             f"per policy; mean ± 95% CI) -> {out_dir}",
-            format_table(summaries, metrics=("success", "spl", "soft_spl", "coverage")),
+            format_table(summaries, metrics=PRINTED_METRICS),
         ]
     else:
         eval_s = 0.0
