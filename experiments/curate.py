@@ -39,6 +39,7 @@ from encoders.train.distributed import resolve_device
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config, save_config
 from encoders.utils.logging import setup_logging
+from encoders.utils.precision import Precision, autocast_dtype, describe
 
 logger = logging.getLogger("experiments.curate")
 
@@ -83,20 +84,25 @@ class CurateConfig:
     """rows per similarity block (memory: chunk_size^2 floats)"""
     device: str = "auto"
     """auto, cpu or cuda"""
+    precision: Precision = "auto"
+    """embedding under bf16 autocast or in fp32 (auto: bf16 on CUDA and on CPUs with native bf16); the stored
+    embeddings are float16 unit rows either way"""
     seed: int = 0
     """seed of k-means and balanced sampling"""
 
 
-def _embed_fn(cfg: CurateConfig, device) -> tuple[EmbedFn, int | None]:
-    """``(images -> (B, D), patch size)`` for ``--encoder``."""
+def _embed_fn(cfg: CurateConfig, device) -> tuple[EmbedFn, int | None, str | None]:
+    """``(images -> (B, D), patch size, precision)`` for ``--encoder`` (pixels: no patch size, no precision)."""
     if cfg.encoder == PIXELS:
-        return (lambda images: pixel_features(images, cfg.pixel_size)), None
+        return (lambda images: pixel_features(images, cfg.pixel_size)), None, None
     model = load_frozen_encoder(cfg.encoder, cfg.weights, device)
-    features = backbone_feature_fn(model)
-    return (lambda images: features(images)["cls"]), model.patch_size
+    dtype = autocast_dtype(cfg.precision, device)
+    logger.info("embedding with %s on %s in %s", cfg.encoder, device, describe(dtype))
+    features = backbone_feature_fn(model, dtype)
+    return (lambda images: features(images)["cls"]), model.patch_size, describe(dtype)
 
 
-def _cache_key(cfg: CurateConfig, files: list[Path]) -> dict[str, Any]:
+def _cache_key(cfg: CurateConfig, files: list[Path], precision: str | None) -> dict[str, Any]:
     digest = hashlib.sha1("\n".join(map(str, files)).encode()).hexdigest()
     weights = cfg.weights
     if weights not in (None, "official") and Path(weights).exists():
@@ -106,16 +112,23 @@ def _cache_key(cfg: CurateConfig, files: list[Path]) -> dict[str, Any]:
         "weights": weights,
         "image_size": cfg.image_size,
         "pixel_size": cfg.pixel_size if cfg.encoder == PIXELS else None,
+        "precision": precision,
         "n_files": len(files),
         "files_sha1": digest,
     }
 
 
-def embed_folder(name: str, files: list[Path], cfg: CurateConfig, embed_fn, transform, device) -> Embeddings:
-    """Embed ``files`` into ``<output>/<name>_embeddings.npy`` or reuse that file when nothing changed."""
+def embed_folder(
+    name: str, files: list[Path], cfg: CurateConfig, embed_fn, transform, device, precision: str | None
+) -> Embeddings:
+    """Embed ``files`` into ``<output>/<name>_embeddings.npy`` or reuse that file when nothing changed.
+
+    ``precision`` (``"bf16"``/``"fp32"``, ``None`` for pixels) is part of the cache key: a run in the other
+    precision embeds again.
+    """
     out = Path(cfg.output)  # type: ignore[arg-type]
     vec_path, valid_path, meta_path = (out / f"{name}_{s}" for s in ("embeddings.npy", "valid.npy", "embeddings.json"))
-    key = _cache_key(cfg, files)
+    key = _cache_key(cfg, files, precision)
     if meta_path.exists() and vec_path.exists() and valid_path.exists() and json.loads(meta_path.read_text()) == key:
         logger.info("reusing %s embeddings from %s", name, vec_path)
         return Embeddings(files, load_embeddings(vec_path), np.load(valid_path))
@@ -152,12 +165,12 @@ def run(cfg: CurateConfig) -> dict[str, Any]:
     pool_files = _list_images(cfg.pool, "--pool")
     use_seeds = cfg.seeds is not None and cfg.k_per_seed > 0
     seed_files = _list_images(cfg.seeds, "--seeds") if use_seeds else []
-    embed_fn, patch = _embed_fn(cfg, device)
+    embed_fn, patch, precision = _embed_fn(cfg, device)
     transform = center_crop_transform(cfg.image_size, resize_size=cfg.image_size, patch_size=patch)
     Path(cfg.output).mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.output)
 
-    pool = embed_folder("pool", pool_files, cfg, embed_fn, transform, device)
+    pool = embed_folder("pool", pool_files, cfg, embed_fn, transform, device, precision)
     spread = mean_cosine(pool.vectors, pool.valid)
     if spread > 0.99:
         logger.warning(
@@ -176,7 +189,7 @@ def run(cfg: CurateConfig) -> dict[str, Any]:
         "pool_mean_cosine": round(spread, 5),
     }
     if use_seeds:
-        seeds = embed_folder("seeds", seed_files, cfg, embed_fn, transform, device)
+        seeds = embed_folder("seeds", seed_files, cfg, embed_fn, transform, device, precision)
         seed_vectors = np.asarray(seeds.vectors)[seeds.valid]
         ret = retrieve_nearest(pool.vectors, seed_vectors, cfg.k_per_seed, candidates, cfg.chunk_size, device, True)
         selected = ret.selected()
@@ -222,6 +235,7 @@ def run(cfg: CurateConfig) -> dict[str, Any]:
         selected_file=str(out / "selected.txt"),
         encoder=cfg.encoder,
         weights=cfg.weights,
+        precision=precision,
         seconds=round(time.perf_counter() - t0, 2),
         config=config_to_dict(cfg),
     )

@@ -27,6 +27,7 @@ from encoders.eval.pca import pca_rgb, upsample_map
 from encoders.preprocessing import images_to_tensor, read_image_rgb, resize_to_multiple
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.logging import setup_logging
+from encoders.utils.precision import PRECISIONS, autocast, autocast_dtype, describe
 
 logger = logging.getLogger("experiments.encode")
 
@@ -100,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="PNG path (default: <image>_pca.png)")
     parser.add_argument("--foreground-threshold", type=float, default=None, help="mask the background (e.g. 0.5)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="forward pass under bf16 autocast or in fp32 (auto: bf16 on CUDA and on CPUs with native bf16); "
+        "the features are returned as fp32",
+    )
     args = parser.parse_args(argv)
     setup_logging()
 
@@ -116,12 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(e)
     image = resize_to_multiple(image, model.patch_size, mode="resize", max_side=args.size)
     h, w = image.shape[0] // model.patch_size, image.shape[1] // model.patch_size
-    with torch.inference_mode():
+    dtype = autocast_dtype(args.precision, args.device)
+    with torch.inference_mode(), autocast(args.device, dtype):
         feats = model.forward_features(images_to_tensor(image, device=args.device))
+    feats = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in feats.items()}
     if args.weights is None:
         logger.warning("random-init %s: pass --weights for meaningful features", args.encoder)
 
-    print(f"encoder {args.encoder}: embed_dim={model.embed_dim}, patch={model.patch_size}, blocks={model.n_blocks}")
+    print(
+        f"encoder {args.encoder}: embed_dim={model.embed_dim}, patch={model.patch_size}, blocks={model.n_blocks}, "
+        f"{describe(dtype)}"
+    )
     print(f"image {image_path}: resized to {image.shape[0]}x{image.shape[1]} -> {h}x{w} patches")
     for key, value in feats.items():
         print(f"  {key:20s} {tuple(value.shape) if value is not None else None}")

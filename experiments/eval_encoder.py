@@ -46,6 +46,7 @@ from encoders.train.distributed import resolve_device
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config, save_config
 from encoders.utils.logging import setup_logging
+from encoders.utils.precision import Precision, autocast_dtype, describe
 from encoders.utils.seed import seed_everything
 
 logger = logging.getLogger("experiments.eval_encoder")
@@ -106,6 +107,9 @@ class EvalConfig:
     """PCA maps: patches below this min-max-scaled first component are background (none: no masking)"""
     device: str = "auto"
     """auto, cpu or cuda"""
+    precision: Precision = "auto"
+    """feature extraction under bf16 autocast or in fp32 (auto: bf16 on CUDA and on CPUs with native bf16); the
+    features stay fp32"""
     seed: int = 0
     """seed of the random-init baseline, the probe and the synthetic set"""
 
@@ -209,12 +213,18 @@ def _slug(text: str) -> str:
 
 
 def pca_figure(
-    model: torch.nn.Module, dataset: LabelledImageFolder, n: int, path: Path, threshold: float | None, device
+    model: torch.nn.Module,
+    dataset: LabelledImageFolder,
+    n: int,
+    path: Path,
+    threshold: float | None,
+    device,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """PCA grid of ``n`` validation images spread evenly over the dataset (so over the classes)."""
     idx = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int)
     images = torch.stack([dataset[int(i)][0] for i in idx])  # (n, 3, H, W)
-    grid = patch_feature_grid(model, images.to(device))  # (n, h, w, D)
+    grid = patch_feature_grid(model, images.to(device), dtype)  # (n, h, w, D)
     return write_pca_grid(path, _denormalise(images), grid, threshold, ncols=4)
 
 
@@ -225,6 +235,8 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
     if cfg.data is not None and cfg.synthetic:
         raise ValueError("pass either --data or --synthetic, not both")
     device = resolve_device(cfg.device)
+    dtype = autocast_dtype(cfg.precision, device)
+    logger.info("feature extraction on %s in %s", device, describe(dtype))
     if cfg.weights is None:
         entries = [EncoderEntry(f"{cfg.encoder} (random init)", cfg.encoder, None)]
     else:
@@ -269,7 +281,7 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         add_background_knn(rows[-1], train_pix, val_pix, "pixels")
     for entry in entries:
         model = models[entry.label]
-        fn = backbone_feature_fn(model)
+        fn = backbone_feature_fn(model, dtype)
         train_f, val_f = features(fn, train, f"{entry.label}/train"), features(fn, val, f"{entry.label}/val")
         row = evaluate_frozen(
             entry.label, train_f, val_f, num_classes, "cls", cfg.pooling, cfg.k, cfg.temperature, probe
@@ -278,7 +290,7 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         row.extra = {"name": entry.name, "weights": entry.weights}
         if cfg.pca_images > 0:
             path = out / f"pca_{_slug(entry.label)}.png"
-            png = pca_figure(model, val, cfg.pca_images, path, cfg.foreground_threshold, device)
+            png = pca_figure(model, val, cfg.pca_images, path, cfg.foreground_threshold, device, dtype)
             row.extra["pca_png"] = str(png)
         rows.append(row)
     meta = {
@@ -287,6 +299,7 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         "n_train": len(train),
         "n_val": len(val),
         "image_size": cfg.image_size,
+        "precision": describe(dtype),
         "backgrounds": None if backgrounds is None else backgrounds[2],
         "k": cfg.k,
         "temperature": cfg.temperature,

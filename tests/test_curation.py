@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import encoders
 from encoders.curation import balanced_sample, deduplicate, embed_images, kmeans, retrieve_nearest
 from encoders.curation.dedup import near_duplicate_pairs
 from encoders.data.augmentations import center_crop_transform
@@ -189,3 +190,21 @@ def test_degenerate_embeddings_of_a_random_init_vit_are_flagged(folders, tmp_pat
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["pool_mean_cosine"] > 0.99 and summary["after_dedup"] == 1
     assert "nearly identical" in capsys.readouterr().err
+
+
+def test_vit_embeddings_are_cached_per_precision_and_bf16_stays_close(folders, tmp_path, capsys):
+    out, weights = tmp_path / "o", tmp_path / "pico.pth"
+    torch.save(encoders.create_model("vit_pico_patch14").state_dict(), weights)  # one encoder for every run
+    args = ["--pool", str(folders / "pool" / "top_left"), "--output", str(out), "--k-per-seed", "0"]
+    args += ["--encoder", "vit_pico_patch14", "--weights", str(weights), "--image-size", "28"]
+    assert curate.main([*args, "--precision", "fp32"]) == 0
+    fp32 = np.load(out / "pool_embeddings.npy").astype(np.float32)
+    assert json.loads((out / "summary.json").read_text())["precision"] == "fp32"
+    capsys.readouterr()
+    assert curate.main([*args, "--precision", "bf16"]) == 0
+    assert "reusing pool embeddings" not in capsys.readouterr().err  # the other precision embeds again
+    bf16 = np.load(out / "pool_embeddings.npy").astype(np.float32)
+    assert json.loads((out / "summary.json").read_text())["precision"] == "bf16"
+    assert not np.array_equal(bf16, fp32) and (bf16 * fp32).sum(axis=1).min() >= 0.999  # unit rows: dot = cosine
+    assert curate.main([*args, "--precision", "bf16"]) == 0
+    assert "reusing pool embeddings" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from experiments import encode
 
@@ -27,3 +28,15 @@ def test_encode_errors_are_clear(tmp_path, capsys):
     bad.write_bytes(b"not an image")
     assert encode.main(["--encoder", "vit_pico_patch14", "--image", str(bad)]) == 2
     assert "bad.jpg" in capsys.readouterr().err
+
+
+def test_encode_precision_flag_reports_the_path_and_returns_fp32(tmp_path, capsys):
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.full((56, 56, 3), 90, np.uint8))
+    for precision in ("fp32", "bf16"):
+        args = ["--encoder", "vit_pico_patch14", "--image", str(path), "--size", "56", "--precision", precision]
+        assert encode.main(args) == 0
+        assert f"blocks=2, {precision}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        encode.main(["--encoder", "vit_pico_patch14", "--image", str(path), "--precision", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err

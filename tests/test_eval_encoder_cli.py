@@ -64,10 +64,11 @@ def test_folder_run_with_weights_extra_encoder_and_pixel_baseline(tmp_path, caps
     weights = encoders.save_backbone(teacher, tmp_path / "pico.pth", name="vit_pico_patch14")
     args = ["--encoder", "vit_pico_patch14", "--weights", str(weights), "--data", str(data), "--k", "3"]
     args += ["--image-size", "28", "--pixel-size", "8", "--extra", f"again=vit_pico_patch14:{weights}"]
-    args += ["--output", str(tmp_path / "out"), "--pooling", "cls+avgpool", *FAST]
+    args += ["--output", str(tmp_path / "out"), "--pooling", "cls+avgpool", "--precision", "bf16", *FAST]
     assert eval_encoder.main(args) == 0
     assert "[cls+avgpool]" in capsys.readouterr().out
-    rows, _ = read_report(tmp_path / "out" / "results.json")
+    rows, meta = read_report(tmp_path / "out" / "results.json")
+    assert meta["precision"] == "bf16"
     labels = [r.encoder for r in rows]
     assert labels == ["raw pixels 8x8", "vit_pico_patch14 (random init)", "vit_pico_patch14 (pico.pth)", "again"]
     assert rows[0].knn_top1 == 1.0  # discs vs bars: raw pixels suffice

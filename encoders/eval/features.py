@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from encoders.checkpoint import sidecar_path
 from encoders.registry import create_model, create_model_from_checkpoint
+from encoders.utils.precision import autocast
 from encoders.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -59,17 +60,20 @@ def load_frozen_encoder(
     return model.to(device).eval().requires_grad_(False)
 
 
-def backbone_feature_fn(model: nn.Module) -> FeatureFn:
-    """Features of a frozen backbone: ``images (B, 3, H, W) -> {"cls": (B, D), "patch_mean": (B, D)}``.
+def backbone_feature_fn(model: nn.Module, dtype: torch.dtype | None = None) -> FeatureFn:
+    """Features of a frozen backbone: ``images (B, 3, H, W) -> {"cls": (B, D), "patch_mean": (B, D)}`` float32.
 
     ``model`` must follow the encoder contract (``forward_features`` returning ``x_norm_clstoken`` and
-    ``x_norm_patchtokens``); it is put in eval mode and run without gradients.
+    ``x_norm_patchtokens``); it is put in eval mode and run without gradients. ``dtype``: the autocast dtype
+    of the forward pass (``encoders.utils.precision.autocast_dtype``; ``None``: fp32); the features are fp32.
     """
     model.eval()
 
     def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = model.forward_features(images)
-        return {"cls": out["x_norm_clstoken"], "patch_mean": out["x_norm_patchtokens"].mean(dim=1)}
+        with autocast(images.device, dtype):
+            out = model.forward_features(images)
+        patch_mean = out["x_norm_patchtokens"].float().mean(dim=1)
+        return {"cls": out["x_norm_clstoken"].float(), "patch_mean": patch_mean}
 
     return features
 
@@ -142,14 +146,18 @@ def pooled(features: dict[str, torch.Tensor], pooling: Pooling) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def patch_feature_grid(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Patch tokens of a frozen backbone as a grid: ``(B, 3, H, W) -> (B, H/p, W/p, D)`` (CPU, float32)."""
+def patch_feature_grid(model: nn.Module, images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Patch tokens of a frozen backbone as a grid: ``(B, 3, H, W) -> (B, H/p, W/p, D)`` (CPU, float32).
+
+    ``dtype``: the autocast dtype of the forward pass (``None``: fp32).
+    """
     model.eval()
     patch = model.patch_size  # type: ignore[attr-defined]
     b, _, h, w = images.shape
     if h % patch or w % patch:
         raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {patch}; resize the images first")
-    tokens = model.forward_features(images)["x_norm_patchtokens"]  # (B, N, D)
+    with autocast(images.device, dtype):
+        tokens = model.forward_features(images)["x_norm_patchtokens"]  # (B, N, D)
     return tokens.reshape(b, h // patch, w // patch, -1).float().cpu()
 
 

@@ -1,0 +1,58 @@
+"""bf16 autocast keeps the encoder's features: cosine >= 0.999 to fp32 on the parity fixtures' models.
+
+The parity tests themselves (``test_encoder_parity.py``) stay in fp32; this checks the bf16 path every CLI takes
+under ``--precision bf16`` (and ``auto`` on CUDA and native-bf16 CPUs) against the same models and inputs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import encoders
+from encoders.eval.features import backbone_feature_fn, patch_feature_grid
+
+MIN_COSINE = 0.999
+
+
+@pytest.fixture(scope="module")
+def reference(dinov2_fixtures):
+    weights = torch.load(dinov2_fixtures / "vits14_depth2_weights.pt", weights_only=True)
+    io = torch.load(dinov2_fixtures / "vits14_depth2_io.pt", weights_only=True)
+    model = encoders.create_model("dinov2_vits14", depth=weights["config"]["depth"])
+    model.load_state_dict(weights["state_dict"], strict=True)
+    return model.eval().requires_grad_(False), io
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine of ``(..., D)`` tensors, flattened to ``(M,)``."""
+    return F.cosine_similarity(a.reshape(-1, a.shape[-1]).double(), b.reshape(-1, b.shape[-1]).double(), dim=1)
+
+
+@pytest.mark.parametrize("name", ["x224", "x98x140"])
+def test_bf16_features_match_fp32_within_cosine(reference, name):
+    model, io = reference
+    x = io["inputs"][name]
+    with torch.inference_mode():
+        fp32 = backbone_feature_fn(model)(x)
+        bf16 = backbone_feature_fn(model, torch.bfloat16)(x)
+    for key in ("cls", "patch_mean"):
+        assert bf16[key].dtype == torch.float32  # features leave the bf16 path as fp32
+        cos = _cosine(bf16[key], fp32[key])
+        assert cos.min() >= MIN_COSINE, f"{key}: min cosine {cos.min():.5f}"
+    # fp32 is the official model's output; bf16 is close to it but really ran in bf16
+    torch.testing.assert_close(fp32["cls"], io["outputs"][f"{name}/ff/x_norm_clstoken"], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(bf16["cls"], fp32["cls"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["x224", "x98x140"])
+def test_bf16_patch_grid_matches_fp32_for_every_patch(reference, name):
+    model, io = reference
+    x = io["inputs"][name]
+    fp32 = patch_feature_grid(model, x)
+    bf16 = patch_feature_grid(model, x, torch.bfloat16)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    cos = _cosine(bf16, fp32)  # one cosine per patch
+    assert cos.min() >= MIN_COSINE, f"worst patch cosine {cos.min():.5f}"
+    torch.testing.assert_close(fp32.flatten(1, 2), io["outputs"][f"{name}/ff/x_norm_patchtokens"], atol=1e-4, rtol=1e-4)
