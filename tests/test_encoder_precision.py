@@ -10,19 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import encoders
 from encoders.eval.features import backbone_feature_fn, patch_feature_grid
+from tests.test_encoder_parity import INPUTS, reference  # noqa: F401  (the parity tests' models and inputs)
 
 MIN_COSINE = 0.999
-
-
-@pytest.fixture(scope="module")
-def reference(dinov2_fixtures):
-    weights = torch.load(dinov2_fixtures / "vits14_depth2_weights.pt", weights_only=True)
-    io = torch.load(dinov2_fixtures / "vits14_depth2_io.pt", weights_only=True)
-    model = encoders.create_model("dinov2_vits14", depth=weights["config"]["depth"])
-    model.load_state_dict(weights["state_dict"], strict=True)
-    return model.eval().requires_grad_(False), io
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -30,8 +21,8 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(a.reshape(-1, a.shape[-1]).double(), b.reshape(-1, b.shape[-1]).double(), dim=1)
 
 
-@pytest.mark.parametrize("name", ["x224", "x98x140"])
-def test_bf16_features_match_fp32_within_cosine(reference, name):
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
+def test_bf16_features_match_fp32_within_cosine(reference, name):  # noqa: F811
     model, io = reference
     x = io["inputs"][name]
     with torch.inference_mode():
@@ -46,8 +37,8 @@ def test_bf16_features_match_fp32_within_cosine(reference, name):
     assert not torch.allclose(bf16["cls"], fp32["cls"], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["x224", "x98x140"])
-def test_bf16_patch_grid_matches_fp32_for_every_patch(reference, name):
+@pytest.mark.parametrize(("fixture_set", "name"), INPUTS)
+def test_bf16_patch_grid_matches_fp32_for_every_patch(reference, name):  # noqa: F811
     model, io = reference
     x = io["inputs"][name]
     fp32 = patch_feature_grid(model, x)
