@@ -32,6 +32,8 @@ from encoders.eval.features import (
     FeatureSet,
     backbone_feature_fn,
     extract_features,
+    gray_pixel_feature_fn,
+    hog_feature_fn,
     load_frozen_encoder,
     patch_feature_grid,
     pixel_feature_fn,
@@ -70,8 +72,10 @@ class EvalConfig:
     """synthetic training images per class"""
     synthetic_val_per_class: int = 20
     """synthetic validation images per class"""
-    synthetic_colour_mode: Literal["random", "fixed"] = "random"
-    """'random': object colours randomised per image; 'fixed': one colour per class (colour-shortcut control)"""
+    synthetic_colour_mode: Literal["random", "fixed", "shift"] = "random"
+    """'random': object colours randomised per image; 'fixed': one colour per class (colour-shortcut control);
+    'shift': random colours with hues in [0, 0.5) turns for train and [0.5, 1) for val (colour-shift protocol: a
+    colour shortcut learnt on train fails on val)"""
     synthetic_backgrounds: Literal["random", "plain"] = "random"
     """'random': a textured scene background or plain grey per image; 'plain': plain grey only (the object's shape
     is then the only cue)"""
@@ -94,9 +98,11 @@ class EvalConfig:
     probe_optimizer: Literal["adamw", "sgd"] = "adamw"
     """linear-probe optimiser"""
     baselines: bool = True
-    """also evaluate the random-init encoder of the same architecture and raw pixels"""
+    """also evaluate the random-init encoder of the same architecture, raw RGB and gray pixels, and HOG"""
     pixel_size: int = 16
-    """raw-pixel baseline: images area-downsampled to this side and flattened"""
+    """raw-pixel baselines: images area-downsampled to this side and flattened"""
+    hog_cell: int = 14
+    """HOG baseline: cell side in pixels (9 orientation bins, 2x2-cell blocks)"""
     extra: tuple[str, ...] = ()
     """more encoders in the same table, each LABEL=NAME:WEIGHTS (WEIGHTS: a file or 'official')"""
     output: Path | None = None
@@ -149,11 +155,14 @@ def synthetic_object_set(cfg: EvalConfig) -> Path:
         return root
     tmp = cfg.synthetic_dir / f".{tag}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    options: dict[str, Any] = dict(seed=cfg.seed, image_size=cfg.image_size, colour_mode=cfg.synthetic_colour_mode)
+    shift = cfg.synthetic_colour_mode == "shift"
+    colour_mode = "random" if shift else cfg.synthetic_colour_mode
+    options: dict[str, Any] = dict(seed=cfg.seed, image_size=cfg.image_size, colour_mode=colour_mode)
     if cfg.synthetic_backgrounds == "plain":
         options["backgrounds"] = (PLAIN,)
-    write_object_set(tmp / "train", cfg.synthetic_train_per_class, "train", **options)
-    write_object_set(tmp / "val", cfg.synthetic_val_per_class, "val", **options)
+    train_hues, val_hues = ((0.0, 0.5), (0.5, 1.0)) if shift else ((0.0, 1.0), (0.0, 1.0))
+    write_object_set(tmp / "train", cfg.synthetic_train_per_class, "train", hue_range=train_hues, **options)
+    write_object_set(tmp / "val", cfg.synthetic_val_per_class, "val", hue_range=val_hues, **options)
     root.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, root)
@@ -234,6 +243,11 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
         raise ValueError("pass --data DIR (with train/ and val/ class folders) or --synthetic")
     if cfg.data is not None and cfg.synthetic:
         raise ValueError("pass either --data or --synthetic, not both")
+    if cfg.baselines and (cfg.hog_cell < 2 or cfg.image_size % cfg.hog_cell or cfg.image_size < 2 * cfg.hog_cell):
+        raise ValueError(
+            f"--hog-cell {cfg.hog_cell} must divide --image-size {cfg.image_size} at least twice; "
+            "e.g. the patch size 14"
+        )
     device = resolve_device(cfg.device)
     dtype = autocast_dtype(cfg.precision, device)
     logger.info("feature extraction on %s in %s", device, describe(dtype))
@@ -273,12 +287,17 @@ def run(cfg: EvalConfig) -> tuple[list[EncoderScores], Path]:
             row.background_knn_top1 = knn.top1
 
     if cfg.baselines:
-        pix = pixel_feature_fn(cfg.pixel_size)
-        label = f"raw pixels {cfg.pixel_size}x{cfg.pixel_size}"
-        train_pix, val_pix = features(pix, train, "pixels/train"), features(pix, val, "pixels/val")
+        px = f"{cfg.pixel_size}x{cfg.pixel_size}"
+        hand_made = (
+            (f"raw pixels {px}", "pixels", pixel_feature_fn(cfg.pixel_size)),
+            (f"gray pixels {px}", "gray_pixels", gray_pixel_feature_fn(cfg.pixel_size)),
+            (f"HOG ({cfg.hog_cell} px cells, 9 bins)", "hog", hog_feature_fn(cfg.hog_cell)),
+        )
         knn = dict(k=cfg.k, temperature=cfg.temperature, probe=probe)
-        rows.append(evaluate_frozen(label, train_pix, val_pix, num_classes, "pixels", "pixels", **knn))
-        add_background_knn(rows[-1], train_pix, val_pix, "pixels")
+        for label, name, fn in hand_made:
+            train_x, val_x = features(fn, train, f"{name}/train"), features(fn, val, f"{name}/val")
+            rows.append(evaluate_frozen(label, train_x, val_x, num_classes, name, name, **knn))
+            add_background_knn(rows[-1], train_x, val_x, name)
     for entry in entries:
         model = models[entry.label]
         fn = backbone_feature_fn(model, dtype)

@@ -24,7 +24,9 @@ def _cfg(case: str):
     from encoders.train.config import PRESETS, PretrainConfig
     from encoders.utils.config import replace_nested
 
-    return replace_nested(PretrainConfig(), {**PRESETS["pico"], "student.drop_path_rate": 0.0, **CASES[case]})
+    # KoLeo across ranks (not the official per-rank default), so that 2 x b is exactly 1 x 2b
+    overrides = {"student.drop_path_rate": 0.0, "dino.koleo_across_ranks": True, **CASES[case]}
+    return replace_nested(PretrainConfig(), {**PRESETS["pico"], **overrides})
 
 
 def _batch(cfg, world: int, rank: int) -> dict:

@@ -39,14 +39,19 @@ def test_synthetic_run_prints_the_table_and_writes_json_and_pca(tmp_path, capsys
     assert "| encoder | k-NN top-1 | linear top-1 |" in table
     assert "| raw pixels 16x16 |" in table and "| vit_pico_patch14 (random init) |" in table
     rows, meta = read_report(out / "results.json")
-    assert [r.encoder for r in rows] == ["raw pixels 16x16", "vit_pico_patch14 (random init)"]
+    assert [r.encoder for r in rows] == [
+        "raw pixels 16x16",
+        "gray pixels 16x16",
+        "HOG (14 px cells, 9 bins)",
+        "vit_pico_patch14 (random init)",
+    ]
     assert meta["n_train"] == 36 and meta["n_val"] == 12 and len(meta["classes"]) == 12
     assert all(0.0 <= r.knn_top1 <= 1.0 and 0.0 <= r.linear_top1 <= 1.0 for r in rows)
-    assert rows[0].feature_dim == 3 * 16 * 16 and rows[1].feature_dim == 64
+    assert rows[0].feature_dim == 3 * 16 * 16 and rows[1].feature_dim == 16 * 16 and rows[3].feature_dim == 64
     # the object set records backgrounds, so every row also reports how well its features predict them
     assert "background k-NN top-1 |" in table and len(meta["backgrounds"]) > 1
     assert all(0.0 <= r.background_knn_top1 <= 1.0 for r in rows)
-    png = cv2.imread(rows[1].extra["pca_png"])
+    png = cv2.imread(rows[3].extra["pca_png"])
     assert png is not None and png.shape == (112 + 2 * 4, 4 * 224 + 5 * 4, 3)
     assert json.loads((out / "config.json").read_text())["encoder"] == "vit_pico_patch14"
     # the set is cached: a second run reuses the same files
@@ -70,10 +75,18 @@ def test_folder_run_with_weights_extra_encoder_and_pixel_baseline(tmp_path, caps
     rows, meta = read_report(tmp_path / "out" / "results.json")
     assert meta["precision"] == "bf16"
     labels = [r.encoder for r in rows]
-    assert labels == ["raw pixels 8x8", "vit_pico_patch14 (random init)", "vit_pico_patch14 (pico.pth)", "again"]
+    assert labels == [
+        "raw pixels 8x8",
+        "gray pixels 8x8",
+        "HOG (14 px cells, 9 bins)",
+        "vit_pico_patch14 (random init)",
+        "vit_pico_patch14 (pico.pth)",
+        "again",
+    ]
     assert rows[0].knn_top1 == 1.0  # discs vs bars: raw pixels suffice
-    assert rows[2].knn_top1 == rows[3].knn_top1 and rows[2].linear_top1 == rows[3].linear_top1  # same weights
-    assert rows[2].feature_dim == 64 and rows[2].linear_pooling == "cls+avgpool"
+    assert rows[2].knn_top1 == 1.0  # and so does their outline's HOG
+    assert rows[4].knn_top1 == rows[5].knn_top1 and rows[4].linear_top1 == rows[5].linear_top1  # same weights
+    assert rows[4].feature_dim == 64 and rows[4].linear_pooling == "cls+avgpool"
     assert all(r.background_knn_top1 is None for r in rows)  # a plain labelled folder: no background labels
 
 

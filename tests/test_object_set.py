@@ -73,3 +73,23 @@ def test_object_set_cli(tmp_path):
     assert np.array_equal(image, sample_object("car", 0, "val", image_size=56).image)
     assert main(["--per-class", "1"]) == 2  # missing --out
     assert main(["--out", str(out), "--classes", "dragon"]) == 2
+
+
+def test_hue_range_changes_only_the_colour_and_keeps_hues_inside():
+    import colorsys
+
+    from envs.scenes.object_set import sample_object
+
+    for i in range(20):
+        full = sample_object("boat", i)
+        low = sample_object("boat", i, hue_range=(0.0, 0.5))
+        assert (low.size, low.angle, low.offset, low.background) == (
+            full.size,
+            full.angle,
+            full.offset,
+            full.background,
+        )
+        h, _, _ = colorsys.rgb_to_hsv(*(c / 255 for c in low.colour))
+        assert h <= 0.5 + 1e-2 or h >= 1 - 1e-2  # rounding to 8-bit RGB may wrap a hue of 0 to just below 1
+    with pytest.raises(ValueError, match="hue_range"):
+        sample_object("boat", 0, hue_range=(0.6, 0.2))

@@ -119,3 +119,11 @@ def test_fuse_apply_and_frozen_params():
         assert g["weight_decay"] == pytest.approx(0.5 * g["wd_multiplier"])
         assert g["lr"] == pytest.approx(0.0 if g["is_last_layer"] else 0.1 * g["lr_multiplier"])
     assert any(g["is_last_layer"] for g in opt.param_groups)
+
+
+def test_register_tokens_sit_in_the_embedding_group_as_officially():
+    """dinov2/utils/param_groups.py gives ``register_tokens`` layer id 0 (the smallest layer-wise lr)."""
+    model = create_model("vit_pico_patch14", num_register_tokens=2)
+    groups = {g["name"]: g for g in get_params_groups_with_decay(model, lr_decay_rate=0.5)}
+    assert groups["register_tokens"]["lr_multiplier"] == groups["cls_token"]["lr_multiplier"] == 0.5 ** (2 + 1)
+    assert groups["norm.weight"]["lr_multiplier"] == 1.0

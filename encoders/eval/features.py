@@ -6,6 +6,11 @@ A *feature function* maps a normalised image batch ``(B, 3, H, W)`` to named fea
   ``x_norm_patchtokens``) of a frozen ViT, computed in one forward pass.
 - :func:`pixel_feature_fn`: ``"pixels"``, the image area-downsampled to ``size x size`` and flattened
   (``3 * size * size`` values): the raw-pixel baseline of the k-NN protocol.
+- :func:`gray_pixel_feature_fn`: ``"gray_pixels"``, the same on the luma image (``size * size`` values): pixels
+  without colour.
+- :func:`hog_feature_fn`: ``"hog"``, a histogram of gradient orientations (Dalal & Triggs 2005: ``cell`` px cells,
+  9 unsigned orientation bins, 2x2-cell blocks with L2-Hys normalisation, as scikit-image's ``hog``): a strong
+  hand-made shape descriptor that ignores colour, the baseline a learned encoder has to beat.
 
 :func:`extract_features` runs a feature function over a dataset in batches (``DataLoader``, progress bar,
 inference mode) and returns the features on the CPU with the labels; :func:`pooled` builds the probe input
@@ -30,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from encoders.checkpoint import sidecar_path
+from encoders.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from encoders.registry import create_model, create_model_from_checkpoint
 from encoders.utils.precision import autocast
 from encoders.utils.progress import Progress
@@ -90,6 +96,72 @@ def pixel_feature_fn(size: int = 16) -> FeatureFn:
     if size < 1:
         raise ValueError(f"pixel feature size must be >= 1, got {size}; e.g. 16 for 16x16 thumbnails")
     return lambda images: {"pixels": pixel_features(images, size)}
+
+
+def _unnormalise(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised ``(B, 3, H, W)`` -> RGB in ``[0, 1]``."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images.float() * std + mean).clamp(0.0, 1.0)
+
+
+def gray_pixel_features(images: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """Luma-pixel baseline: ``(B, 3, H, W)`` normalised -> ``(B, size * size)``, ``0.299 R + 0.587 G + 0.114 B``
+    area-averaged to ``size x size`` and centred on 0.5 (so that cosine k-NN compares contrasts)."""
+    if size < 1:
+        raise ValueError(f"pixel feature size must be >= 1, got {size}; e.g. 16 for 16x16 thumbnails")
+    rgb = _unnormalise(images)
+    luma = (rgb * rgb.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    return (F.adaptive_avg_pool2d(luma, size) - 0.5).flatten(1)
+
+
+def gray_pixel_feature_fn(size: int = 16) -> FeatureFn:
+    """Feature function of the luma-pixel baseline: ``images -> {"gray_pixels": (B, size * size)}``."""
+    if size < 1:
+        raise ValueError(f"pixel feature size must be >= 1, got {size}; e.g. 16 for 16x16 thumbnails")
+    return lambda images: {"gray_pixels": gray_pixel_features(images, size)}
+
+
+def hog_features(images: torch.Tensor, cell: int = 14, bins: int = 9) -> torch.Tensor:
+    """HOG descriptor of each image: ``(B, 3, H, W)`` normalised -> ``(B, (H/c - 1) * (W/c - 1) * 4 * bins)``.
+
+    Dalal & Triggs 2005 on the luma image, as ``skimage.feature.hog(orientations=bins, pixels_per_cell=(c, c),
+    cells_per_block=(2, 2), block_norm="L2-Hys")``: central-difference gradients, unsigned orientations in
+    ``bins`` hard bins over [0, 180) degrees weighted by the gradient magnitude and averaged per ``c x c`` cell,
+    blocks of 2x2 cells moved by one cell, each L2-normalised, clipped at 0.2 and normalised again. ``H`` and
+    ``W`` must be multiples of ``c`` (the eval transform crops to a multiple of the patch size, 14 here).
+    """
+    b, _, h, w = images.shape
+    if cell < 2 or h % cell or w % cell or h < 2 * cell or w < 2 * cell:
+        raise ValueError(
+            f"HOG needs images whose sides are multiples of the cell size {cell} and at least 2 cells, got {h}x{w}; "
+            "pass a cell size that divides the image size (e.g. the patch size)"
+        )
+    rgb = _unnormalise(images)
+    gray = (rgb * rgb.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(dim=1)  # (B, H, W)
+    g_row, g_col = torch.zeros_like(gray), torch.zeros_like(gray)
+    g_row[:, 1:-1] = gray[:, 2:] - gray[:, :-2]
+    g_col[:, :, 1:-1] = gray[:, :, 2:] - gray[:, :, :-2]
+    magnitude = torch.hypot(g_row, g_col)
+    orientation = torch.rad2deg(torch.atan2(g_row, g_col)) % 180.0  # (B, H, W) in [0, 180)
+    index = (orientation / (180.0 / bins)).floor().long().clamp_(0, bins - 1)
+    per_bin = torch.zeros(b, bins, h, w, dtype=gray.dtype, device=gray.device)
+    per_bin.scatter_(1, index.unsqueeze(1), magnitude.unsqueeze(1))
+    cells = F.avg_pool2d(per_bin, cell)  # (B, bins, H/c, W/c): mean magnitude per orientation and cell
+    blocks = cells.unfold(2, 2, 1).unfold(3, 2, 1)  # (B, bins, H/c - 1, W/c - 1, 2, 2)
+    blocks = blocks.permute(0, 2, 3, 4, 5, 1).flatten(3)  # (B, by, bx, 2 * 2 * bins), cell-major as skimage
+    eps = 1e-5
+    blocks = blocks / torch.sqrt((blocks**2).sum(-1, keepdim=True) + eps**2)
+    blocks = blocks.clamp(max=0.2)
+    blocks = blocks / torch.sqrt((blocks**2).sum(-1, keepdim=True) + eps**2)
+    return blocks.flatten(1).float()
+
+
+def hog_feature_fn(cell: int = 14, bins: int = 9) -> FeatureFn:
+    """Feature function of the HOG baseline: ``images -> {"hog": (B, D)}`` (see :func:`hog_features`)."""
+    if cell < 2 or bins < 1:
+        raise ValueError(f"HOG needs cell >= 2 pixels and bins >= 1, got cell={cell}, bins={bins}")
+    return lambda images: {"hog": hog_features(images, cell, bins)}
 
 
 @dataclass
@@ -168,6 +240,10 @@ __all__ = [
     "Pooling",
     "backbone_feature_fn",
     "extract_features",
+    "gray_pixel_feature_fn",
+    "gray_pixel_features",
+    "hog_feature_fn",
+    "hog_features",
     "load_frozen_encoder",
     "patch_feature_grid",
     "pixel_feature_fn",

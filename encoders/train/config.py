@@ -73,9 +73,9 @@ class DINOConfig:
     """hidden width of the head MLP"""
     koleo_loss_weight: float = 0.1
     """weight of the KoLeo regulariser on student global cls tokens (0 disables it)"""
-    koleo_across_ranks: bool = True
+    koleo_across_ranks: bool = False
     """search KoLeo nearest neighbours among all ranks' samples, so N ranks x batch b == 1 rank x batch N*b
-    (the official code searches within each rank only)"""
+    (default off: the official code searches within each rank only)"""
 
 
 @dataclass

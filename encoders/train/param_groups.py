@@ -19,15 +19,15 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-_EMBEDDING_NAMES = ("pos_embed", "patch_embed", "mask_token", "cls_token")
+_EMBEDDING_NAMES = ("pos_embed", "patch_embed", "mask_token", "cls_token", "register_tokens")
 _CHUNKED_BLOCK = re.compile(r"(?:^|\.)blocks\.\d+\.(\d+)\.")
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
 
 
 def get_vit_layer_id(name: str, num_layers: int) -> int:
-    """Depth index of a backbone parameter: 0 for the embeddings (patch / position / cls / mask tokens),
-    ``i + 1`` for block ``i`` (``blocks.i.*`` or chunked ``blocks.c.i.*``), ``num_layers + 1`` otherwise
-    (final norm, registers, heads)."""
+    """Depth index of a backbone parameter: 0 for the embeddings (patch / position / cls / mask / register
+    tokens, as the official ``get_vit_lr_decay_rate``), ``i + 1`` for block ``i`` (``blocks.i.*`` or chunked
+    ``blocks.c.i.*``), ``num_layers + 1`` otherwise (final norm, heads)."""
     if any(token in name for token in _EMBEDDING_NAMES):
         return 0
     if ".residual." not in name:

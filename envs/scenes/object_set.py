@@ -93,6 +93,7 @@ def sample_object(
     backgrounds: Sequence[str] = (*BACKGROUNDS, PLAIN),
     colour_mode: ColourMode = "random",
     colour: Colour | None = None,
+    hue_range: tuple[float, float] = (0.0, 1.0),
 ) -> ObjectSample:
     """Object ``index`` of ``class_name`` in ``split``.
 
@@ -104,6 +105,8 @@ def sample_object(
         colour_mode: ``"random"`` (:func:`~envs.scenes.palette.random_colour`) or ``"fixed"``
             (:func:`fixed_class_colour`).
         colour: overrides the colour; everything else stays the same as without it.
+        hue_range: hues (turns) of ``colour_mode="random"``; disjoint ranges for train and validation make the
+            colour-shift protocol, where a colour shortcut fails. Only the colour depends on it.
     """
     cls = get_object_class(class_name)
     if index < 0:
@@ -117,6 +120,8 @@ def sample_object(
             check_background(name)
     if colour_mode not in ("random", "fixed"):
         raise ValueError(f"colour_mode must be 'random' or 'fixed', got {colour_mode!r}")
+    if len(hue_range) != 2 or not 0.0 <= hue_range[0] < hue_range[1] <= 1.0:
+        raise ValueError(f"hue_range must be (low, high) turns with 0 <= low < high <= 1, got {tuple(hue_range)}")
     class_id = OBJECT_CLASSES.index(cls.name)
     root = np.random.SeedSequence([_STREAM, int(seed), split_index(split), class_id, int(index)])
     geo_seq, colour_seq, bg_seq = root.spawn(3)
@@ -132,7 +137,7 @@ def sample_object(
     background = backgrounds[int(geo.integers(len(backgrounds)))]
     if colour is None:
         if colour_mode == "random":
-            colour = random_colour(np.random.default_rng(colour_seq))
+            colour = random_colour(np.random.default_rng(colour_seq), (float(hue_range[0]), float(hue_range[1])))
         else:
             colour = fixed_class_colour(class_name)
     colour = (int(colour[0]), int(colour[1]), int(colour[2]))
@@ -227,6 +232,8 @@ class ObjectSetConfig:
     """backgrounds drawn from ('plain' = uniform grey)"""
     colour_mode: Literal["random", "fixed"] = "random"
     """'random': random colour per image; 'fixed': one colour per class (the colour-shortcut control)"""
+    hue_range: tuple[float, float] = (0.0, 1.0)
+    """hue range (turns) of the random colours, e.g. 0 0.5 for a colour-shift training split"""
     size_range: tuple[float, float] = (0.45, 0.8)
     """object size as a fraction of the image side"""
     max_rotation: float = 15.0
@@ -249,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs.pop(key)
     kwargs["size_range"] = tuple(kwargs["size_range"])
     kwargs["backgrounds"] = tuple(kwargs["backgrounds"])
+    kwargs["hue_range"] = tuple(kwargs["hue_range"])
     try:
         out = write_object_set(cfg.out, cfg.per_class, cfg.split, cfg.classes, **kwargs)
     except (ValueError, OSError) as e:

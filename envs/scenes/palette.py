@@ -48,9 +48,10 @@ def hsv_to_rgb(h: float, s: float, v: float) -> Colour:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
-def random_colour(rng: np.random.Generator) -> Colour:
-    """A random RGB colour: uniform hue, saturation in :data:`SATURATION_RANGE`, value in :data:`VALUE_RANGE`."""
-    h = rng.random()
+def random_colour(rng: np.random.Generator, hue_range: tuple[float, float] = (0.0, 1.0)) -> Colour:
+    """A random RGB colour: hue uniform in ``hue_range`` (turns; the default is the whole circle), saturation in
+    :data:`SATURATION_RANGE`, value in :data:`VALUE_RANGE`. The draws are the same for every ``hue_range``."""
+    h = hue_range[0] + (hue_range[1] - hue_range[0]) * rng.random()
     s = SATURATION_RANGE[0] + (SATURATION_RANGE[1] - SATURATION_RANGE[0]) * rng.random()
     v = VALUE_RANGE[0] + (VALUE_RANGE[1] - VALUE_RANGE[0]) * rng.random()
     return hsv_to_rgb(h, s, v)
