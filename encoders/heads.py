@@ -1,7 +1,12 @@
-"""Projection heads for self-supervised training: the DINO / iBOT head.
+"""Projection heads for self-supervised training: the DINO / iBOT head, and SimDINO's prototype-free head.
+
+- :class:`DINOHead`: MLP -> L2-normalised bottleneck -> weight-normalised prototypes (logits over ``K``).
+- :class:`ProjectionHead`: the same MLP and normalisation without the prototype layer; its outputs are unit
+  vectors compared by cosine (SimDINO).
 
 Reference: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision Transformers" (DINO);
-Zhou et al. 2022, "iBOT"; Oquab et al. 2023, "DINOv2" (``dinov2/layers/dino_head.py``).
+Zhou et al. 2022, "iBOT"; Oquab et al. 2023, "DINOv2" (``dinov2/layers/dino_head.py``); Wu et al. 2025,
+"Simplifying DINO via Coding Rate Regularization" (SimDINO: the head without its last layer).
 State-dict keys match the official head: ``mlp.{0,2,4}.{weight,bias}``, ``last_layer.weight_g``,
 ``last_layer.weight_v``.
 """
@@ -51,6 +56,25 @@ class WeightNormLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    """L2 normalisation over the last dim (an epsilon fp16 can represent)."""
+    return F.normalize(x, dim=-1, p=2, eps=1e-6 if x.dtype == torch.float16 else 1e-12)
+
+
+def _init_linear(m: nn.Module) -> None:
+    """Truncated-normal (std 0.02) weights and zero biases for every ``nn.Linear`` (the official head init)."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.constant_(m.bias, 0)
+
+
+def _check_head_sizes(name: str, **sizes: int) -> None:
+    for field, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{name} {field} must be >= 1, got {value}")
+
+
 def _build_mlp(
     nlayers: int, in_dim: int, bottleneck_dim: int, hidden_dim: int, use_bn: bool = False, bias: bool = True
 ) -> nn.Module:
@@ -95,28 +119,34 @@ class DINOHead(nn.Module):
         mlp_bias: bool = True,
     ):
         super().__init__()
-        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("hidden_dim", hidden_dim)):
-            if value < 1:
-                raise ValueError(f"DINOHead {name} must be >= 1, got {value}")
-        if bottleneck_dim < 1:
-            raise ValueError(f"DINOHead bottleneck_dim must be >= 1, got {bottleneck_dim}")
+        _check_head_sizes(
+            "DINOHead", in_dim=in_dim, out_dim=out_dim, hidden_dim=hidden_dim, bottleneck_dim=bottleneck_dim
+        )
         nlayers = max(nlayers, 1)
         self.mlp = _build_mlp(nlayers, in_dim, bottleneck_dim, hidden_dim=hidden_dim, use_bn=use_bn, bias=mlp_bias)
-        self.apply(self._init_weights)
+        self.apply(_init_linear)
         self.last_layer = WeightNormLinear(bottleneck_dim, out_dim)
 
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised bottleneck, before the prototypes: ``(..., in_dim) -> (..., bottleneck_dim)``."""
+        return _normalize(self.mlp(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mlp(x)  # (..., bottleneck)
-        eps = 1e-6 if x.dtype == torch.float16 else 1e-12
-        x = F.normalize(x, dim=-1, p=2, eps=eps)
-        return self.last_layer(x)  # (..., K)
+        return self.last_layer(self.embed(x))  # (..., K)
+
+    @torch.no_grad()
+    def mean_prototype_cosine(self) -> torch.Tensor:
+        """Mean cosine between distinct prototypes (rows of the last layer), a scalar in ``[-1/(K-1), 1]``.
+
+        1 when every prototype points the same way (the targets can only be uniform or one-hot); near 0 when
+        they spread. Computed in ``O(K d)`` from the norm of the summed unit rows:
+        ``(||sum_k w_k||^2 - K) / (K (K - 1))``.
+        """
+        w = _normalize(self.last_layer.weight_v.detach().float())  # (K, d); the direction only (g scales rows)
+        k = w.shape[0]
+        if k < 2:
+            return w.new_ones(())
+        return (w.sum(dim=0).square().sum() - k) / (k * (k - 1))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors):
         # Accept heads saved with torch.nn.utils.parametrizations.weight_norm (original0 = g, original1 = v).
@@ -125,3 +155,33 @@ class DINOHead(nn.Module):
             if key in state_dict:
                 state_dict[f"{prefix}last_layer.{new}"] = state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors)
+
+
+class ProjectionHead(nn.Module):
+    """SimDINO's head: the DINO head's MLP and L2 normalisation, without the prototype layer.
+
+    ``(..., in_dim) -> (..., bottleneck_dim)`` unit vectors; student and teacher outputs are compared by cosine
+    and spread by a coding-rate term, so there are no prototypes, temperatures or centering. Keys: ``mlp.*``.
+
+    Args:
+        in_dim: backbone width ``D``.
+        nlayers: linear layers of the MLP (at least 1).
+        hidden_dim: width of the hidden layers.
+        bottleneck_dim: output width ``d``.
+        mlp_bias: biases in the MLP linears.
+    """
+
+    def __init__(
+        self, in_dim: int, nlayers: int = 3, hidden_dim: int = 2048, bottleneck_dim: int = 256, mlp_bias: bool = True
+    ):
+        super().__init__()
+        _check_head_sizes("ProjectionHead", in_dim=in_dim, hidden_dim=hidden_dim, bottleneck_dim=bottleneck_dim)
+        self.mlp = _build_mlp(max(nlayers, 1), in_dim, bottleneck_dim, hidden_dim=hidden_dim, bias=mlp_bias)
+        self.apply(_init_linear)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`forward` (the interface of :meth:`DINOHead.embed`)."""
+        return _normalize(self.mlp(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)

@@ -470,3 +470,85 @@ def test_profiling_hook_collects_every_applied_op():
         aug(color_image())
     assert {"resized_crop", "to_float", "normalize", "blur"} <= set(aug.op_timings)
     assert all(v >= 0 and math.isfinite(v) for v in aug.op_timings.values())
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+def _photometric(**fields):
+    from encoders.data.augmentations import AugmentationConfig
+
+    return AugmentationConfig(**fields)
+
+
+def test_hue_range_grayscale_and_permutation_fields_reach_the_sampled_parameters():
+    aug = DataAugmentationDINO(
+        global_crops_size=28,
+        local_crops_size=14,
+        local_crops_number=0,
+        photometric=_photometric(
+            hue=0.5, color_jitter_probability=1.0, grayscale_probability=0.0, channel_permutation_probability=1.0
+        ),
+    )
+    rng = np.random.default_rng(0)
+    params = [aug.sample_params("global1", 64, 64, rng) for _ in range(400)]
+    hues = np.array([dict(p.jitter)["hue"] for p in params])
+    assert hues.min() < -0.4 and hues.max() > 0.4 and np.abs(hues).max() <= 0.5
+    assert not any(p.grayscale for p in params)
+    orders = {p.channel_order for p in params}
+    assert len(orders) == 6 and all(sorted(o) == [0, 1, 2] for o in orders)  # all 3! permutations
+
+
+def test_channel_permutation_reorders_the_channels():
+    from encoders.data.augmentations import permute_channels
+
+    x = np.stack([np.full((2, 2), v, np.float32) for v in (0.1, 0.2, 0.3)], axis=-1)
+    assert permute_channels(x, (2, 0, 1))[0, 0].tolist() == pytest.approx([0.3, 0.1, 0.2])
+
+
+def test_blur_sigma_scales_with_the_crop_side_when_a_reference_is_set():
+    kwargs = dict(global_crops_size=56, local_crops_size=28, local_crops_number=0)
+    ref = _photometric(blur_probabilities=(1.0, 1.0, 1.0), blur_sigma=(2.0, 2.0), blur_sigma_reference=224)
+    absolute = _photometric(blur_probabilities=(1.0, 1.0, 1.0), blur_sigma=(2.0, 2.0))
+    rng = np.random.default_rng(0)
+    assert DataAugmentationDINO(**kwargs, photometric=ref).sample_params("global1", 64, 64, rng).blur_sigma == 0.5
+    assert DataAugmentationDINO(**kwargs, photometric=absolute).sample_params("global1", 64, 64, rng).blur_sigma == 2.0
+
+
+def test_ramp_starts_without_photometric_changes_and_reaches_full_strength():
+    ph = _photometric(ramp_iterations=100, channel_permutation_probability=0.5)
+    assert ph.strength_at(0) == 0.0 and ph.strength_at(50) == 0.5 and ph.strength_at(500) == 1.0
+    aug = DataAugmentationDINO(global_crops_size=28, local_crops_size=14, local_crops_number=2, photometric=ph)
+    rng = np.random.default_rng(0)
+    weak = [aug.sample_params(k, 64, 64, rng, strength=0.0) for k in ("global1", "global2", "local") * 50]
+    assert all(
+        p.jitter is None and not p.grayscale and p.blur_sigma is None and not p.solarize and p.channel_order is None
+        for p in weak
+    )
+    full = [aug.sample_params("global1", 64, 64, rng, strength=1.0) for _ in range(50)]
+    assert all(p.blur_sigma is not None for p in full)  # global crop 1 is always blurred at full strength
+
+
+def test_paired_views_feed_one_view_to_each_global_crop():
+    black = np.zeros((32, 32, 3), np.uint8)
+    white = np.full((32, 32, 3), 255, np.uint8)
+    quiet = _photometric(color_jitter_probability=0, grayscale_probability=0, blur_probabilities=(0, 0, 0))
+    quiet.solarize_probability = 0.0
+    aug = DataAugmentationDINO(global_crops_size=28, local_crops_size=14, local_crops_number=4, photometric=quiet)
+    out = aug((black, white), rng=np.random.default_rng(0))
+    g1, g2 = out["global_crops"]
+    assert g1.mean() < 0 < g2.mean()
+    assert [bool(c.mean() > 0) for c in out["local_crops"]] == [False, True, False, True]
+    with pytest.raises(ValueError, match="one image or a pair"):
+        aug((black, white, black))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"hue": 0.6}, r"aug.hue must be in \[0, 0.5\]"),
+        ({"grayscale_probability": 1.5}, "aug.grayscale_probability must be a probability"),
+        ({"blur_sigma": (2.0, 1.0)}, "aug.blur_sigma must be"),
+    ],
+)
+def test_bad_augmentation_fields_name_the_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DataAugmentationDINO(photometric=_photometric(**fields))

@@ -79,6 +79,28 @@ def test_teacher_is_frozen_student_gets_gradients_and_ema_follows(setup):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_simdino_teacher_is_distilled_by_cosine_into_a_student_with_its_embedding_width(setup, tmp_path):
+    from encoders.heads import ProjectionHead
+
+    torch.manual_seed(0)
+    overrides = {"student.arch": "vit_mini_patch14", "objective": "simdino", "dino.head_bottleneck_dim": 24}
+    tcfg = replace_nested(PretrainConfig(), {**PRESETS["pico"], **overrides})
+    net = SSLMetaArch(tcfg)
+    path = tmp_path / "simdino" / "checkpoint.pth"
+    save_training_checkpoint(path, net, torch.optim.AdamW(net.get_params_groups()), 3, config_to_dict(tcfg))
+    teacher = load_teacher(path)
+    assert teacher.objective == "simdino" and isinstance(teacher.network.dino_head, ProjectionHead)
+    assert teacher.centers == {}
+    model = DistillMetaArch(_cfg(setup, teacher_weights=str(path)), teacher)
+    assert model.objective == "simdino" and isinstance(model.student.dino_head, ProjectionHead)
+    assert model.student.dino_head.mlp[-1].out_features == 24  # the teacher's embedding width
+    data = MultiCropDataPipeline.from_config(model.cfg, model.patch_size, model.cfg.ibot.mask_ratio_min_max, 1.0)
+    losses = model.train().forward_backward(next(data.loader(0)), teacher_temp=0.07)
+    assert {"simdino_alignment_loss", "simdino_coding_rate_loss", "simdino_patch_loss"} <= set(losses)
+    assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
 def test_cli_exports_the_student_ema_and_resumes_exactly(setup, tmp_path, capsys):
     args = ["--preset", "pico", "--teacher-weights", str(setup["checkpoint"]), "--data", str(setup["data"]), *SHORT]
     assert distill.main([*args, "--output", str(tmp_path / "full")]) == 0

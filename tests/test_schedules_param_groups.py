@@ -127,3 +127,30 @@ def test_register_tokens_sit_in_the_embedding_group_as_officially():
     groups = {g["name"]: g for g in get_params_groups_with_decay(model, lr_decay_rate=0.5)}
     assert groups["register_tokens"]["lr_multiplier"] == groups["cls_token"]["lr_multiplier"] == 0.5 ** (2 + 1)
     assert groups["norm.weight"]["lr_multiplier"] == 1.0
+
+
+def test_schedules_in_iterations_override_the_epochs():
+    optim = OptimConfig(
+        epochs=10, warmup_epochs=5, warmup_iters=30, freeze_last_layer_epochs=1, freeze_last_layer_iters=7
+    )
+    teacher = TeacherConfig(warmup_teacher_temp_epochs=5, warmup_teacher_temp_iters=20, momentum_iters=50)
+    epoch_length = 100  # the epoch-based values would be 500, 100 and 500 iterations
+    v = [schedule_values(i, 1.0, optim, teacher, epoch_length) for i in (0, 6, 7, 29, 20, 50, 999)]
+    assert v[0].lr == 0.0 and v[3].lr == pytest.approx(1.0)  # warmup ends at iteration 29 (inclusive, linspace)
+    assert v[1].last_layer_lr == 0.0 and v[2].last_layer_lr > 0.0  # frozen for iterations 0..6
+    assert v[4].teacher_temp == pytest.approx(teacher.teacher_temp)  # ramp over 20 iterations
+    assert v[0].momentum == pytest.approx(teacher.momentum_teacher)
+    assert v[5].momentum == pytest.approx(teacher.final_momentum_teacher)  # cosine over 50 iterations, then final
+    default = schedule_values(50, 1.0, OptimConfig(epochs=10), TeacherConfig(), epoch_length)
+    assert default.momentum < teacher.final_momentum_teacher  # without momentum_iters the ramp spans the run
+
+
+def test_schedule_lengths_are_validated_with_the_field_name():
+    from encoders.train.config import schedule_lengths
+
+    with pytest.raises(ValueError, match="optim.warmup_iters must be >= 0"):
+        schedule_lengths(OptimConfig(warmup_iters=-1), TeacherConfig(), 10)
+    with pytest.raises(ValueError, match="longer than the run"):
+        schedule_lengths(OptimConfig(epochs=1, warmup_iters=11), TeacherConfig(), 10)
+    with pytest.raises(ValueError, match="teacher.momentum_iters must be >= 1"):
+        schedule_lengths(OptimConfig(), TeacherConfig(momentum_iters=0), 10)

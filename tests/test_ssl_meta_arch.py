@@ -69,6 +69,10 @@ def test_gradients_reach_exactly_the_student():
         "total_loss",
         "student_cls_std",
         "teacher_entropy",
+        "head_spread",
+        "prototype_cosine",
+        "teacher_crossview_same",
+        "teacher_crossview_other",
     }
     assert 0.0 <= losses["teacher_entropy"] <= 1.0
     assert all(torch.isfinite(v) for v in losses.values())

@@ -60,6 +60,76 @@ SOLARIZE_THRESHOLD = 128.0 / 255.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentationConfig:
+    """Photometric augmentation of the multi-crop views. The defaults are DINOv2's; the other fields are for small
+    images and for making colour useless to the objective (hue up to half a turn, channel permutation)."""
+
+    brightness: float = 0.4
+    """colour jitter: brightness factor uniform in [1 - b, 1 + b]"""
+    contrast: float = 0.4
+    """colour jitter: contrast factor uniform in [1 - c, 1 + c]"""
+    saturation: float = 0.2
+    """colour jitter: saturation factor uniform in [1 - s, 1 + s]"""
+    hue: float = 0.1
+    """colour jitter: hue shift uniform in [-h, h] turns (at most 0.5: any hue)"""
+    color_jitter_probability: float = 0.8
+    """probability of applying the colour jitter to a crop"""
+    grayscale_probability: float = 0.2
+    """probability of turning a crop gray"""
+    channel_permutation_probability: float = 0.0
+    """probability of shuffling a crop's RGB channels (a colour change jitter cannot make; 0 in DINOv2)"""
+    blur_probabilities: tuple[float, float, float] = (1.0, 0.1, 0.5)
+    """Gaussian-blur probability of global crop 1, global crop 2 and the local crops"""
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    """blur sigma range in pixels (of a crop of blur_sigma_reference pixels, when that is set)"""
+    blur_sigma_reference: int = 0
+    """0: blur_sigma is in pixels of every crop (official); N: it is given for an N-pixel crop and scaled by
+    crop side / N, so that small crops are blurred as much as a 224-px crop relative to their size (N = 224)"""
+    solarize_probability: float = 0.2
+    """solarize probability of global crop 2 (0: never)"""
+    ramp_iterations: int = 0
+    """raise every photometric probability and jitter strength linearly from 0 to the values above over this many
+    iterations (0: full strength from the start); lets an untrained network find cross-view agreement first"""
+
+    def check(self) -> None:
+        """``ValueError`` naming the field and its valid range."""
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"aug.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"aug.hue must be in [0, 0.5] turns, got {self.hue}")
+        probabilities = {
+            "color_jitter_probability": self.color_jitter_probability,
+            "grayscale_probability": self.grayscale_probability,
+            "channel_permutation_probability": self.channel_permutation_probability,
+            "solarize_probability": self.solarize_probability,
+            **{f"blur_probabilities[{i}]": p for i, p in enumerate(self.blur_probabilities)},
+        }
+        for name, p in probabilities.items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"aug.{name} must be a probability in [0, 1], got {p}")
+        if len(self.blur_probabilities) != 3:
+            raise ValueError(
+                f"aug.blur_probabilities needs 3 values (global 1, global 2, local), got {self.blur_probabilities}"
+            )
+        if len(self.blur_sigma) != 2 or not 0.0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise ValueError(f"aug.blur_sigma must be (min, max) with 0 < min <= max, got {tuple(self.blur_sigma)}")
+        if self.blur_sigma_reference < 0 or self.ramp_iterations < 0:
+            raise ValueError("aug.blur_sigma_reference and aug.ramp_iterations must be >= 0")
+
+    def strength_at(self, iteration: int) -> float:
+        """The ramp's factor at ``iteration``: ``min(1, iteration / ramp_iterations)`` (1 without a ramp)."""
+        if self.ramp_iterations <= 0:
+            return 1.0
+        return min(1.0, max(0, iteration) / self.ramp_iterations)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Parameter sampling
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -80,6 +150,8 @@ class CropParams:
     """Gaussian-blur sigma in pixels; ``None`` when blur is not applied."""
     solarize: bool
     """Invert values >= 128/255."""
+    channel_order: tuple[int, int, int] | None = None
+    """Permutation of the RGB channels (applied after the colour jitter); ``None`` keeps them."""
 
 
 def sample_resized_crop_box(
@@ -214,6 +286,11 @@ def gaussian_blur(x: np.ndarray, sigma: float, kernel_size: int = 9) -> np.ndarr
     )
 
 
+def permute_channels(x: np.ndarray, order: tuple[int, int, int]) -> np.ndarray:
+    """Reorder the channels of ``(H, W, 3)``: output channel ``c`` is input channel ``order[c]``."""
+    return np.ascontiguousarray(x[..., list(order)])
+
+
 def solarize(x: np.ndarray, threshold: float = SOLARIZE_THRESHOLD) -> np.ndarray:
     """Invert values at or above ``threshold``: ``x >= t ? 1 - x : x`` (for ``x`` in [0, 1])."""
     # mask = 1 where x >= t (OpenCV thresholds with '>', so compare against the float32 just below t);
@@ -284,6 +361,12 @@ class DataAugmentationDINO:
         invert_blur_probability: reproduce the released DINOv2 code's blur probabilities (1 - p); see the
             module docstring.
         antialias: box-filter before the bicubic step when shrinking by 2x or more.
+        photometric: jitter strengths and probabilities, blur, solarize, channel permutation and the strength
+            ramp (:class:`AugmentationConfig`; default: DINOv2's).
+
+    Paired views: ``aug((image_a, image_b))`` takes global crop 1 from ``image_a``, global crop 2 from
+    ``image_b`` and the local crops alternately from both, e.g. two renders of one procedural object with
+    different backgrounds and colours, which makes those nuisances differ between the views.
 
     Output of ``aug(image)`` (the official format):
         ``global_crops``: list of 2 float32 tensors ``(3, G, G)``; ``global_crops_teacher``: the same list;
@@ -316,6 +399,7 @@ class DataAugmentationDINO:
         rank: int = 0,
         invert_blur_probability: bool = False,
         antialias: bool = True,
+        photometric: AugmentationConfig | None = None,
     ):
         if patch_size is not None and (isinstance(patch_size, bool) or patch_size < 1):
             raise ValueError(f"patch_size must be a positive integer or None, got {patch_size!r}.")
@@ -335,13 +419,16 @@ class DataAugmentationDINO:
         self.rank = int(rank)
         self.antialias = antialias
         self.invert_blur_probability = invert_blur_probability
-        blur = {"global1": 1.0, "global2": 0.1, "local": 0.5}
+        self.photometric = photometric = photometric or AugmentationConfig()
+        photometric.check()
+        blur = dict(zip(("global1", "global2", "local"), photometric.blur_probabilities))
         self.blur_p: dict[str, float] = {k: 1.0 - p for k, p in blur.items()} if invert_blur_probability else blur
-        self.solarize_p: dict[str, float] = {"global1": 0.0, "global2": 0.2, "local": 0.0}
+        self.solarize_p: dict[str, float] = {"global1": 0.0, "global2": photometric.solarize_probability, "local": 0.0}
         self.flip_p = 0.5
-        self.jitter_p = 0.8
-        self.grayscale_p = 0.2
-        self.blur_sigma = (0.1, 2.0)
+        self.jitter_p = photometric.color_jitter_probability
+        self.grayscale_p = photometric.grayscale_probability
+        self.permute_p = photometric.channel_permutation_probability
+        self.blur_sigma = tuple(photometric.blur_sigma)
         self.blur_kernel_size = 9
         self.op_timings: dict[str, float] | None = None
         self._epoch = 0
@@ -395,16 +482,36 @@ class DataAugmentationDINO:
             self._rng_pid = pid
         return self._rng
 
-    def sample_params(self, kind: CropKind, height: int, width: int, rng: np.random.Generator) -> CropParams:
-        """Draw the random parameters of one crop of an ``height x width`` image."""
+    def sample_params(
+        self, kind: CropKind, height: int, width: int, rng: np.random.Generator, strength: float = 1.0
+    ) -> CropParams:
+        """Draw the random parameters of one crop of an ``height x width`` image.
+
+        ``strength`` in ``[0, 1]`` scales every photometric probability and jitter magnitude (the ramp of
+        :attr:`AugmentationConfig.ramp_iterations`); geometry is never weakened.
+        """
+        ph = self.photometric
         scale = self.local_crops_scale if kind == "local" else self.global_crops_scale
         box = sample_resized_crop_box(rng, height, width, scale)
         flip = bool(rng.random() < self.flip_p)
-        jitter = sample_color_jitter(rng) if rng.random() < self.jitter_p else None
-        grayscale = bool(rng.random() < self.grayscale_p)
-        blur_sigma = float(rng.uniform(*self.blur_sigma)) if rng.random() < self.blur_p[kind] else None
-        solar = bool(rng.random() < self.solarize_p[kind]) if self.solarize_p[kind] > 0 else False
-        return CropParams(box=box, flip=flip, jitter=jitter, grayscale=grayscale, blur_sigma=blur_sigma, solarize=solar)
+        jitter = None
+        if rng.random() < self.jitter_p * strength:
+            jitter = sample_color_jitter(
+                rng, ph.brightness * strength, ph.contrast * strength, ph.saturation * strength, ph.hue * strength
+            )
+        grayscale = bool(rng.random() < self.grayscale_p * strength)
+        blur_sigma = float(rng.uniform(*self.blur_sigma)) if rng.random() < self.blur_p[kind] * strength else None
+        if blur_sigma is not None and ph.blur_sigma_reference > 0:
+            size = self.local_crops_size if kind == "local" else self.global_crops_size
+            blur_sigma *= size / ph.blur_sigma_reference
+        solar = bool(rng.random() < self.solarize_p[kind] * strength) if self.solarize_p[kind] > 0 else False
+        order = None
+        if self.permute_p > 0 and rng.random() < self.permute_p * strength:
+            order = tuple(int(c) for c in rng.permutation(3))
+        return CropParams(
+            box=box, flip=flip, jitter=jitter, grayscale=grayscale, blur_sigma=blur_sigma, solarize=solar,
+            channel_order=order,
+        )  # fmt: skip
 
     # -- application -----------------------------------------------------------------------------------------------
 
@@ -426,6 +533,8 @@ class DataAugmentationDINO:
         if params.jitter is not None:
             for op, factor in params.jitter:
                 x = run(op, _JITTER_FNS[op], x, factor)
+        if params.channel_order is not None:
+            x = run("channel_permutation", permute_channels, x, params.channel_order)
         if params.grayscale:
             x = run("grayscale", to_grayscale, x)
         if params.blur_sigma is not None:
@@ -434,23 +543,33 @@ class DataAugmentationDINO:
             x = run("solarize", solarize, x)
         return run("normalize", to_normalized_tensor, x)
 
-    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> dict[str, Any]:
-        """Multi-crop one ``(H, W, 3)`` uint8 RGB image (see the class docstring for the output)."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
-            raise ValueError(
-                f"DataAugmentationDINO expects an (H, W, 3) uint8 RGB array, got {desc}; "
-                "load images with encoders.preprocessing.read_image_rgb."
-            )
+    def __call__(
+        self,
+        image: np.ndarray | tuple[np.ndarray, np.ndarray],
+        rng: np.random.Generator | None = None,
+        strength: float = 1.0,
+    ) -> dict[str, Any]:
+        """Multi-crop one ``(H, W, 3)`` uint8 RGB image, or a pair of views of one sample (see the class docstring
+        for both and for the output); ``strength`` scales the photometric augmentation (see :meth:`sample_params`)."""
+        views = tuple(image) if isinstance(image, (tuple, list)) else (image,)
+        if len(views) not in (1, 2):
+            raise ValueError(f"DataAugmentationDINO takes one image or a pair of views, got {len(views)} images")
+        for view in views:
+            if not isinstance(view, np.ndarray) or view.dtype != np.uint8 or view.ndim != 3 or view.shape[2] != 3:
+                desc = f"{view.dtype} array of shape {view.shape}" if isinstance(view, np.ndarray) else type(view)
+                raise ValueError(
+                    f"DataAugmentationDINO expects an (H, W, 3) uint8 RGB array, got {desc}; "
+                    "load images with encoders.preprocessing.read_image_rgb."
+                )
         if rng is None:
             rng = self._get_rng()
-        h, w = image.shape[:2]
-        g1 = self.apply_crop(image, self.sample_params("global1", h, w, rng), self.global_crops_size)
-        g2 = self.apply_crop(image, self.sample_params("global2", h, w, rng), self.global_crops_size)
-        local = [
-            self.apply_crop(image, self.sample_params("local", h, w, rng), self.local_crops_size)
-            for _ in range(self.local_crops_number)
-        ]
+
+        def crop(view: np.ndarray, kind: CropKind, size: int) -> torch.Tensor:
+            return self.apply_crop(view, self.sample_params(kind, *view.shape[:2], rng, strength), size)
+
+        g1 = crop(views[0], "global1", self.global_crops_size)
+        g2 = crop(views[-1], "global2", self.global_crops_size)
+        local = [crop(views[i % len(views)], "local", self.local_crops_size) for i in range(self.local_crops_number)]
         global_crops = [g1, g2]
         return {
             "global_crops": global_crops,
@@ -502,6 +621,7 @@ def center_crop_transform(
 __all__ = [
     "NORMALIZED_MAX",
     "NORMALIZED_MIN",
+    "AugmentationConfig",
     "CenterCropTransform",
     "CropParams",
     "DataAugmentationDINO",
@@ -513,6 +633,7 @@ __all__ = [
     "check_crop_size",
     "gaussian_blur",
     "hflip",
+    "permute_channels",
     "resize_image",
     "resized_crop",
     "sample_color_jitter",

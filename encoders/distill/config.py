@@ -9,7 +9,9 @@ schedules, ``train.*`` loop settings, DINO / iBOT / KoLeo loss weights), with th
   teacher's prototypes); ``dino.head_*`` / ``ibot.head_*`` only shape the heads trained from scratch by
   ``--train-teacher-heads-iters``;
 - ``teacher.*`` still holds the momentum and temperature schedules: the momentum drives the EMA of the student
-  (the exported model), the temperature sharpens the frozen teacher's outputs.
+  (the exported model), the temperature sharpens the frozen teacher's outputs;
+- ``objective`` follows the teacher (a SimDINO teacher has prototype-free heads, so the student matches its
+  embeddings by cosine, with the coding-rate term on the student side).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pico": _distill_preset("pico", "vit_pico_patch14"),
     # the pretraining "tiny" data / schedule settings with a pico student (for a vit_mini_patch14 teacher)
     "tiny": _distill_preset("tiny", "vit_pico_patch14"),
+    # the laptop recipe with a pico student (for a `pretrain --preset laptop` teacher)
+    "laptop": _distill_preset("laptop", "vit_pico_patch14"),
     # a ViT-Ti/14 student at the official crop sizes (for a ViT-S/B teacher)
     "small": _distill_preset("small", "vit_tiny_patch14"),
     # the paper's students: ViT-S/14 and ViT-B/14 with the official schedule

@@ -34,11 +34,13 @@ logger = logging.getLogger(__name__)
 
 
 def student_config(cfg: DistillConfig, teacher: FrozenTeacher) -> DistillConfig:
-    """``cfg`` with the student's head shapes set to the teacher's (the losses need the same prototypes)."""
+    """``cfg`` with the student's objective and head shapes set to the teacher's (the losses compare the teacher's
+    and the student's head outputs: the same prototypes, or embeddings of the same width)."""
     t_dino, t_ibot = teacher.dino, teacher.ibot
     return replace_nested(
         cfg,
         {
+            "objective": teacher.objective,
             "dino.head_n_prototypes": t_dino.head_n_prototypes,
             "dino.head_bottleneck_dim": t_dino.head_bottleneck_dim,
             "dino.head_nlayers": t_dino.head_nlayers,
@@ -92,12 +94,12 @@ class DistillMetaArch(SSLMetaArch):
             if tuple(buf.shape) == tuple(value.shape):
                 buf.copy_(value.to(buf))
         logger.info(
-            "distillation: teacher %s (D=%d) -> student %s (D=%d), DINO K=%d",
+            "distillation (%s): teacher %s (D=%d) -> student %s (D=%d)",
+            teacher.objective,
             teacher.arch,
             int(net.backbone.embed_dim),
             cfg.student.arch,
             self.embed_dim,
-            teacher.dino.head_n_prototypes,
         )
 
     # ------------------------------------------------------------------------------------- distributed

@@ -29,7 +29,7 @@ from encoders.checkpoint import (
     sidecar_path,
 )
 from encoders.distill.config import DistillConfig
-from encoders.heads import DINOHead
+from encoders.heads import DINOHead, ProjectionHead
 from encoders.registry import create_model, load_official_state_dict, models_fitting
 from encoders.train import distributed as dist_utils
 from encoders.train.checkpointing import (
@@ -38,7 +38,7 @@ from encoders.train.checkpointing import (
     training_checkpoints,
 )
 from encoders.train.config import DINOConfig, IBOTConfig, PretrainConfig
-from encoders.train.ssl_meta_arch import SSLMetaArch, SSLNetwork, _local_tensors
+from encoders.train.ssl_meta_arch import Head, SSLMetaArch, SSLNetwork, _local_tensors
 from encoders.utils.config import config_from_dict, replace_nested
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class FrozenTeacher:
     ibot: IBOTConfig
     source: str
     centers: dict[str, torch.Tensor] = field(default_factory=dict)
+    objective: str = "dinov2"
+    """the teacher's pretraining objective: ``dinov2`` (prototype heads) or ``simdino`` (projection heads)"""
 
     @property
     def patch_size(self) -> int:
@@ -84,15 +86,12 @@ def _missing_heads_message(weights: str) -> str:
     )
 
 
-def _heads(embed_dim: int, dino: DINOConfig, ibot: IBOTConfig) -> tuple[DINOHead, DINOHead | None]:
-    def head(c: DINOConfig | IBOTConfig) -> DINOHead:
-        return DINOHead(
-            embed_dim,
-            c.head_n_prototypes,
-            nlayers=c.head_nlayers,
-            hidden_dim=c.head_hidden_dim,
-            bottleneck_dim=c.head_bottleneck_dim,
-        )
+def _heads(embed_dim: int, dino: DINOConfig, ibot: IBOTConfig, objective: str) -> tuple[Head, Head | None]:
+    def head(c: DINOConfig | IBOTConfig) -> Head:
+        sizes = dict(nlayers=c.head_nlayers, hidden_dim=c.head_hidden_dim, bottleneck_dim=c.head_bottleneck_dim)
+        if objective == "simdino":
+            return ProjectionHead(embed_dim, **sizes)
+        return DINOHead(embed_dim, c.head_n_prototypes, **sizes)
 
     return head(dino), head(ibot) if ibot.separate_head and ibot.loss_weight > 0 else None
 
@@ -120,6 +119,7 @@ def load_teacher(weights: str | os.PathLike, device: torch.device | str = "cpu")
         arch = config["student"]["arch"]
         dino = config_from_dict(DINOConfig, config.get("dino", {}))
         ibot = config_from_dict(IBOTConfig, config.get("ibot", {}))
+        objective = str(config.get("objective", "dinov2"))  # runs from before SimDINO have no such field
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{weights}: the checkpoint's config does not describe a DINOv2 run ({e})") from e
     model_sd = state["model"]
@@ -128,23 +128,23 @@ def load_teacher(weights: str | os.PathLike, device: torch.device | str = "cpu")
         raise TeacherHeadsMissing(_missing_heads_message(weights))
     ibot = dataclasses.replace(ibot, separate_head=any(k.startswith("ibot_head.") for k in teacher_sd))
     backbone = create_model(arch)
-    network = SSLNetwork(backbone, *_heads(backbone.embed_dim, dino, ibot))
+    network = SSLNetwork(backbone, *_heads(backbone.embed_dim, dino, ibot, objective))
     try:
         network.load_state_dict(teacher_sd, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{weights}: the teacher network does not match its saved config ({e})") from e
     network.to(device).eval().requires_grad_(False)
     centers = {k: v for k, v in model_sd.items() if k in ("dino_loss.center", "ibot_patch_loss.center")}
-    logger.info(
-        "teacher %s from %s (iteration %s): D=%d, DINO K=%d%s",
-        arch,
-        weights,
-        state.get("iteration"),
-        backbone.embed_dim,
-        dino.head_n_prototypes,
-        f", iBOT head K={ibot.head_n_prototypes}" if ibot.separate_head else "",
+    heads = (
+        f"SimDINO projection heads (d={dino.head_bottleneck_dim})"
+        if objective == "simdino"
+        else f"DINO K={dino.head_n_prototypes}"
+        + (f", iBOT head K={ibot.head_n_prototypes}" if ibot.separate_head else "")
     )
-    return FrozenTeacher(network, arch, dino, ibot, weights, centers)
+    logger.info(
+        "teacher %s from %s (iteration %s): D=%d, %s", arch, weights, state.get("iteration"), backbone.embed_dim, heads
+    )
+    return FrozenTeacher(network, arch, dino, ibot, weights, centers, objective)
 
 
 def teacher_backbone_state(weights: str, arch: str = "") -> tuple[str, dict[str, torch.Tensor]]:
@@ -261,6 +261,7 @@ def describe(teacher: FrozenTeacher) -> dict[str, Any]:
         "source": teacher.source,
         "embed_dim": int(teacher.network.backbone.embed_dim),
         "patch_size": teacher.patch_size,
+        "objective": teacher.objective,
         "dino_prototypes": teacher.dino.head_n_prototypes,
         "ibot_separate_head": teacher.ibot.separate_head,
     }

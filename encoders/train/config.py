@@ -17,9 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from encoders.data.augmentations import AugmentationConfig
 from encoders.utils.precision import Precision
 
 Centering = Literal["centering", "softmax", "sinkhorn_knopp"]
+Objective = Literal["dinov2", "simdino"]
 Strategy = Literal["ddp", "fsdp"]
 ScalingRule = Literal["sqrt_wrt_1024", "linear_wrt_256", "none"]
 
@@ -55,6 +57,10 @@ class TeacherConfig:
     """teacher temperature after the warmup"""
     warmup_teacher_temp_epochs: int = 30
     """epochs of linear teacher-temperature warmup"""
+    warmup_teacher_temp_iters: int | None = None
+    """the same warmup in iterations (overrides warmup_teacher_temp_epochs; none: from the epochs)"""
+    momentum_iters: int | None = None
+    """iterations of the cosine momentum ramp momentum_teacher -> final_momentum_teacher (none: the whole run)"""
 
 
 @dataclass
@@ -101,6 +107,18 @@ class IBOTConfig:
 
 
 @dataclass
+class SimDINOConfig:
+    """The SimDINO objective (``--objective simdino``): prototype-free heads (the dino/ibot head sizes without their
+    last layer), cosine alignment of the views weighted by dino.loss_weight (cls) and ibot.loss_weight (masked
+    patches), and a coding-rate term that spreads the batch. No centering, teacher temperature or prototypes."""
+
+    coding_rate_eps: float = 0.05
+    """distortion eps of the coding rate 1/2 logdet(I + d / (b eps) Z^T Z) (the paper's epsilon squared)"""
+    coding_rate_weight: float = 1.0
+    """multiplier of the coding rate's balanced weight (d + b) / (d b)"""
+
+
+@dataclass
 class OptimConfig:
     """AdamW, parameter groups and learning-rate / weight-decay schedules."""
 
@@ -118,12 +136,16 @@ class OptimConfig:
     """lr = base_lr * sqrt(batch / 1024) (official), base_lr * batch / 256, or base_lr unchanged"""
     warmup_epochs: int = 10
     """epochs of linear learning-rate warmup from 0"""
+    warmup_iters: int | None = None
+    """the same warmup in iterations (overrides warmup_epochs; none: from the epochs)"""
     min_lr: float = 1e-6
     """final learning rate of the cosine schedule"""
     clip_grad: float = 3.0
     """gradient-norm clipping per student module (0 disables it)"""
     freeze_last_layer_epochs: int = 1
     """epochs during which the heads' last (prototype) layer has learning rate 0"""
+    freeze_last_layer_iters: int | None = None
+    """the same in iterations (overrides freeze_last_layer_epochs; none: from the epochs)"""
     patch_embed_lr_mult: float = 0.2
     """learning-rate multiplier of the patch embedding"""
     layerwise_decay: float = 0.9
@@ -204,16 +226,22 @@ class TrainLoopConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     crops: CropsConfig = field(default_factory=CropsConfig)
+    aug: AugmentationConfig = field(default_factory=AugmentationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
 class PretrainConfig(TrainLoopConfig):
-    """DINOv2 self-supervised pretraining of a ViT from scratch (student + EMA teacher, DINO + iBOT + KoLeo)."""
+    """DINOv2 self-supervised pretraining of a ViT from scratch (student + EMA teacher, DINO + iBOT + KoLeo), or
+    SimDINO's prototype-free variant of the same recipe."""
 
+    objective: Objective = "dinov2"
+    """dinov2: DINO + iBOT (prototypes, centering, sharpening) + KoLeo; simdino: cosine alignment + coding rate
+    (SimDINO / SimDINOv2), which cannot settle in the uniform-target state that small batches reach with dinov2"""
     student: StudentConfig = field(default_factory=StudentConfig)
     dino: DINOConfig = field(default_factory=DINOConfig)
     ibot: IBOTConfig = field(default_factory=IBOTConfig)
+    simdino: SimDINOConfig = field(default_factory=SimDINOConfig)
 
 
 # ---------------------------------------------------------------------------------------- derived values
@@ -232,6 +260,48 @@ def scaled_lr(base_lr: float, total_batch_size: int, rule: ScalingRule = "sqrt_w
 
 
 @dataclass(frozen=True)
+class ScheduleLengths:
+    """Iteration counts of the schedules (from the ``*_iters`` fields, else from their ``*_epochs`` fields)."""
+
+    total: int
+    """epochs * epoch_length: the length of the lr, weight-decay and (by default) momentum schedules"""
+    lr_warmup: int
+    last_layer_freeze: int
+    teacher_temp_warmup: int
+    momentum: int
+
+
+def schedule_lengths(optim: OptimConfig, teacher: TeacherConfig, epoch_length: int) -> ScheduleLengths:
+    """Resolve every schedule length in iterations; ``ValueError`` naming a negative or too long one."""
+    total = optim.epochs * epoch_length
+
+    def iters(explicit: int | None, epochs: int, name: str) -> int:
+        value = explicit if explicit is not None else epochs * epoch_length
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        return value
+
+    lengths = ScheduleLengths(
+        total=total,
+        lr_warmup=iters(optim.warmup_iters, optim.warmup_epochs, "optim.warmup_iters"),
+        last_layer_freeze=iters(
+            optim.freeze_last_layer_iters, optim.freeze_last_layer_epochs, "optim.freeze_last_layer_iters"
+        ),
+        teacher_temp_warmup=iters(
+            teacher.warmup_teacher_temp_iters, teacher.warmup_teacher_temp_epochs, "teacher.warmup_teacher_temp_iters"
+        ),
+        momentum=total
+        if teacher.momentum_iters is None
+        else iters(teacher.momentum_iters, 0, "teacher.momentum_iters"),
+    )
+    if lengths.lr_warmup > total:
+        raise ValueError(f"the lr warmup ({lengths.lr_warmup} iterations) is longer than the run ({total})")
+    if lengths.momentum < 1:
+        raise ValueError("teacher.momentum_iters must be >= 1 (or none: the whole run)")
+    return lengths
+
+
+@dataclass(frozen=True)
 class ResolvedRun:
     """Values derived from a config and the world size (computed once by :func:`resolve_run`)."""
 
@@ -244,6 +314,8 @@ class ResolvedRun:
     """where this run stops (max_iterations or total_iterations)"""
     high_res_start: int
     """first iteration of the high-resolution phase (== total_iterations if disabled)"""
+    schedules: ScheduleLengths | None = None
+    """the schedules' lengths in iterations"""
 
 
 def resolve_run(cfg: TrainLoopConfig, world_size: int = 1) -> ResolvedRun:
@@ -268,7 +340,12 @@ def resolve_run(cfg: TrainLoopConfig, world_size: int = 1) -> ResolvedRun:
     if hr < 0 or hr > total:
         raise ValueError(f"crops.high_res_iterations must be in [0, {total}] (the run length), got {hr}")
     return ResolvedRun(
-        lr=lr, total_batch_size=total_batch, total_iterations=total, stop_iteration=stop, high_res_start=total - hr
+        lr=lr,
+        total_batch_size=total_batch,
+        total_iterations=total,
+        stop_iteration=stop,
+        high_res_start=total - hr,
+        schedules=schedule_lengths(o, cfg.teacher, t.epoch_length),
     )
 
 
@@ -318,6 +395,39 @@ _TINY: dict[str, Any] = {
     "teacher.warmup_teacher_temp_epochs": 3,
 }
 
+# The recipe that learns shape rather than colour or background on a laptop CPU (2 cores, bf16 where native):
+# SimDINO (no prototypes, so no uniform-target collapse at batch 32), schedules in iterations, colour made useless
+# by hue jitter up to half a turn, channel permutation and grayscale, blur scaled to the crop size.
+_LAPTOP: dict[str, Any] = {
+    "objective": "simdino",
+    "student.arch": "vit_mini_patch14",
+    "student.drop_path_rate": 0.1,
+    "student.layerscale": 0.1,
+    "dino.head_hidden_dim": 512,
+    "dino.head_bottleneck_dim": 128,
+    "dino.koleo_loss_weight": 0.0,
+    "crops.global_crops_size": 112,
+    "crops.local_crops_size": 56,
+    "crops.local_crops_number": 6,
+    "crops.global_crops_scale": (0.32, 1.0),
+    "crops.local_crops_scale": (0.05, 0.32),
+    "crops.high_res_global_crops_size": 168,
+    "aug.hue": 0.5,
+    "aug.channel_permutation_probability": 0.5,
+    "aug.blur_sigma_reference": 224,
+    "train.batch_size_per_gpu": 32,
+    "train.epoch_length": 100,
+    "train.num_workers": 2,
+    "train.checkpoint_every": 100,
+    "train.log_every": 10,
+    "optim.epochs": 6,
+    "optim.base_lr": 0.01,
+    "optim.warmup_iters": 60,
+    "optim.freeze_last_layer_iters": 0,
+    "teacher.momentum_teacher": 0.99,
+    "teacher.warmup_teacher_temp_iters": 60,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # unit tests and smoke tests: seconds on a CPU
     "pico": {
@@ -355,6 +465,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "teacher.warmup_teacher_temp_epochs": 2,
         "train.checkpoint_every": 50,
     },
+    # shape, not colour or background, from a folder of images on a 2-core CPU (see the README's encoder results)
+    "laptop": _LAPTOP,
     # a ViT-Ti/14 at the official crop sizes (GPU-sized; CPU for benchmarks)
     "small": {
         "student.arch": "vit_tiny_patch14",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from encoders.data.augmentations import DataAugmentationDINO
+from encoders.data.augmentations import AugmentationConfig, DataAugmentationDINO
 from encoders.data.collate import MaskedMultiCropCollate
 from encoders.data.image_folder import ImageFolderDataset
 from encoders.data.samplers import ShardedInfiniteSampler
@@ -47,13 +47,18 @@ class MultiCropSamples(Dataset):
     """``samples[(position, index)] -> (augmentation(image_index, rng(seed, position)), position)``.
 
     ``images[index]`` must return ``(uint8 RGB (H, W, 3), target)`` (an ``ImageFolderDataset`` without a
-    transform). The position is returned as the target so the collate can seed the masks.
+    transform), or ``((view_a, view_b), target)`` for sources that render two views of a sample. The position is
+    returned as the target so the collate can seed the masks. With an augmentation ramp, the strength of sample
+    ``p`` is that of its iteration, ``p // images_per_iteration``.
     """
 
-    def __init__(self, images: Dataset, augmentation: DataAugmentationDINO, seed: int = 0):
+    def __init__(
+        self, images: Dataset, augmentation: DataAugmentationDINO, seed: int = 0, images_per_iteration: int = 1
+    ):
         self.images = images
         self.augmentation = augmentation
         self.seed = int(seed)
+        self.images_per_iteration = max(1, int(images_per_iteration))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -62,7 +67,8 @@ class MultiCropSamples(Dataset):
         position, index = key
         image, _ = self.images[index]
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(position)]))
-        return self.augmentation(image, rng=rng), int(position)
+        strength = self.augmentation.photometric.strength_at(int(position) // self.images_per_iteration)
+        return self.augmentation(image, rng=rng, strength=strength), int(position)
 
 
 def _worker_init(_: int) -> None:
@@ -88,6 +94,7 @@ class MultiCropDataPipeline:
         rank, world_size: this process's shard of the stream.
         high_res_start: first iteration of the high-resolution phase (``None``: no such phase).
         pin_memory: pin batches (CUDA training).
+        photometric: the photometric augmentation (default DINOv2's).
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class MultiCropDataPipeline:
         world_size: int = 1,
         high_res_start: int | None = None,
         pin_memory: bool = False,
+        photometric: AugmentationConfig | None = None,
     ):
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
@@ -127,6 +135,7 @@ class MultiCropDataPipeline:
             patch_size=patch_size,
             seed=seed,
             rank=rank,
+            photometric=photometric,
         )
         self._warn_if_small(crops.global_crops_size)
         if high_res_start is not None:  # validate the high-res size now rather than at the end of training
@@ -166,11 +175,14 @@ class MultiCropDataPipeline:
         world_size: int = 1,
         high_res_start: int | None = None,
         pin_memory: bool = False,
+        images: Dataset | None = None,
     ) -> MultiCropDataPipeline:
-        """The pipeline of a run config: ``ImageFolderDataset(cfg.data or cfg.file_list)`` and its settings."""
-        if not cfg.data and not cfg.file_list:
-            raise ValueError("no training data: pass --data DIR (a folder of images) or --file-list FILE")
-        images = ImageFolderDataset(root=cfg.data or None, file_list=cfg.file_list or None, transform=None)
+        """The pipeline of a run config: ``ImageFolderDataset(cfg.data or cfg.file_list)`` (or ``images``, any
+        dataset of raw images or view pairs, e.g. a procedural source) and its settings."""
+        if images is None:
+            if not cfg.data and not cfg.file_list:
+                raise ValueError("no training data: pass --data DIR (a folder of images) or --file-list FILE")
+            images = ImageFolderDataset(root=cfg.data or None, file_list=cfg.file_list or None, transform=None)
         return cls(
             images,
             cfg.crops,
@@ -184,6 +196,7 @@ class MultiCropDataPipeline:
             world_size=world_size,
             high_res_start=high_res_start,
             pin_memory=pin_memory,
+            photometric=cfg.aug,
         )
 
     def global_crops_size_at(self, iteration: int) -> int:
@@ -206,7 +219,7 @@ class MultiCropDataPipeline:
             start_index=start_iteration * self.batch_size,
         )
         loader = DataLoader(
-            MultiCropSamples(self.images, self.augmentation, self.seed),
+            MultiCropSamples(self.images, self.augmentation, self.seed, self.batch_size * self.world_size),
             batch_size=self.batch_size,
             sampler=PositionedSampler(sampler),
             num_workers=self.num_workers,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from encoders.train.config import OptimConfig, TeacherConfig
+from encoders.train.config import OptimConfig, TeacherConfig, schedule_lengths
 
 
 def cosine_schedule(
@@ -63,19 +63,22 @@ def schedule_values(
 ) -> ScheduleValues:
     """All schedules of the official pretraining at iteration ``step`` (``peak_lr`` after batch scaling).
 
-    - lr: warmup ``0 -> peak_lr`` over ``warmup_epochs``, cosine to ``min_lr`` at ``epochs``;
+    - lr: warmup ``0 -> peak_lr`` over ``warmup_epochs`` (or ``warmup_iters``), cosine to ``min_lr`` at ``epochs``;
     - wd: cosine ``weight_decay -> weight_decay_end``;
-    - momentum: cosine ``momentum_teacher -> final_momentum_teacher``;
-    - teacher_temp: linear ``warmup_teacher_temp -> teacher_temp`` over ``warmup_teacher_temp_epochs``, then constant;
-    - last_layer_lr: lr, but 0 during the first ``freeze_last_layer_epochs``.
+    - momentum: cosine ``momentum_teacher -> final_momentum_teacher`` over the run (or ``momentum_iters``);
+    - teacher_temp: linear ``warmup_teacher_temp -> teacher_temp`` over ``warmup_teacher_temp_epochs`` (or
+      ``warmup_teacher_temp_iters``), then constant;
+    - last_layer_lr: lr, but 0 during the first ``freeze_last_layer_epochs`` (or ``freeze_last_layer_iters``).
+
+    The lengths come from :func:`encoders.train.config.schedule_lengths`.
     """
-    total = optim.epochs * epoch_length
-    lr = cosine_schedule(step, peak_lr, optim.min_lr, total, warmup_iters=optim.warmup_epochs * epoch_length)
-    temp_iters = teacher.warmup_teacher_temp_epochs * epoch_length
+    n = schedule_lengths(optim, teacher, epoch_length)
+    lr = cosine_schedule(step, peak_lr, optim.min_lr, n.total, warmup_iters=n.lr_warmup)
+    temp_iters = n.teacher_temp_warmup
     return ScheduleValues(
         lr=lr,
-        wd=cosine_schedule(step, optim.weight_decay, optim.weight_decay_end, total),
-        momentum=cosine_schedule(step, teacher.momentum_teacher, teacher.final_momentum_teacher, total),
+        wd=cosine_schedule(step, optim.weight_decay, optim.weight_decay_end, n.total),
+        momentum=cosine_schedule(step, teacher.momentum_teacher, teacher.final_momentum_teacher, n.momentum),
         teacher_temp=cosine_schedule(
             step,
             teacher.teacher_temp,
@@ -84,7 +87,7 @@ def schedule_values(
             warmup_iters=temp_iters,
             start_warmup_value=teacher.warmup_teacher_temp,
         ),
-        last_layer_lr=0.0 if step < optim.freeze_last_layer_epochs * epoch_length else lr,
+        last_layer_lr=0.0 if step < n.last_layer_freeze else lr,
     )
 
 

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, load_file
-from encoders.heads import DINOHead
-from encoders.losses import DINOLoss, KoLeoLoss, iBOTPatchLoss
+from encoders.heads import DINOHead, ProjectionHead
+from encoders.losses import DINOLoss, KoLeoLoss, SimDINOLoss, iBOTPatchLoss, masked_patch_alignment
 from encoders.registry import create_model, get_model_spec
 from encoders.train import distributed as dist_utils
-from encoders.train.config import PretrainConfig
+from encoders.train.config import DINOConfig, IBOTConfig, PretrainConfig
 from encoders.train.param_groups import fuse_params_groups, get_params_groups_with_decay
 from encoders.utils.precision import autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
@@ -68,14 +68,19 @@ def check_crop_sizes(cfg: PretrainConfig, patch_size: int) -> None:
             )
 
 
+Head = DINOHead | ProjectionHead
+
+
 class SSLNetwork(nn.Module):
     """A backbone with its DINO head and optional separate iBOT head; the student or the teacher.
 
-    Keys: ``backbone.*``, ``dino_head.*``, ``ibot_head.*`` (as the official ``student`` / ``teacher`` dicts).
-    Its :meth:`forward` does the whole per-step computation, so a DDP / FSDP wrapper sees one call.
+    The heads are :class:`DINOHead` (prototype logits, objective ``dinov2``) or :class:`ProjectionHead` (unit
+    embeddings, objective ``simdino``). Keys: ``backbone.*``, ``dino_head.*``, ``ibot_head.*`` (as the official
+    ``student`` / ``teacher`` dicts). Its :meth:`forward` does the whole per-step computation, so a DDP / FSDP
+    wrapper sees one call.
     """
 
-    def __init__(self, backbone: DinoVisionTransformer, dino_head: DINOHead, ibot_head: DINOHead | None = None):
+    def __init__(self, backbone: DinoVisionTransformer, dino_head: Head, ibot_head: Head | None = None):
         super().__init__()
         self.backbone = backbone
         self.dino_head = dino_head
@@ -98,7 +103,9 @@ class SSLNetwork(nn.Module):
 
         Returns (unsliced, so no output is a view; see :meth:`split_outputs`): ``global_cls`` ``(G*B, D)``
         (backbone), ``cls_after_head`` = DINO head of ``[local cls; global cls]`` (plus the masked-patch
-        buffer rows with a shared head), and with a separate iBOT head ``patch_after_head``. The patches at
+        buffer rows with a shared head), ``global_cls_embedding`` ``(G*B, d)`` (the head's normalised bottleneck
+        of the global cls tokens, detached, for monitoring), and with a separate iBOT head ``patch_after_head``.
+        The patches at
         the flat indices ``mask_indices_list`` ``(M,)`` of the global crops are gathered into a zero buffer
         of ``max(upperbound, M)`` rows (static shapes for ``torch.compile``) before the head.
         """
@@ -120,7 +127,11 @@ class SSLNetwork(nn.Module):
                 out["patch_after_head"] = self.ibot_head(masked_buffer)  # (U, K_ibot)
             else:
                 rows.append(masked_buffer)  # one head call on all rows (the head is row-wise)
-        out["cls_after_head"] = self.dino_head(torch.cat(rows))  # (L*B + G*B [+ U], K)
+        head = self.dino_head
+        embedding = head.embed(torch.cat(rows))  # (L*B + G*B [+ U], d), unit rows
+        out["cls_after_head"] = head.last_layer(embedding) if isinstance(head, DINOHead) else embedding  # (.., K | d)
+        n_local = local_cls.shape[0]
+        out["global_cls_embedding"] = embedding[n_local : n_local + global_cls.shape[0]].detach().clone()
         return out
 
     @staticmethod
@@ -131,6 +142,7 @@ class SSLNetwork(nn.Module):
         heads = out["cls_after_head"]
         res = {
             "global_cls": out["global_cls"],
+            "global_cls_embedding": out["global_cls_embedding"],
             "local_cls_after_head": heads[:n_local],
             "global_cls_after_head": heads[n_local : n_local + n_global],
         }
@@ -152,6 +164,20 @@ def normalized_entropy(probs: torch.Tensor) -> torch.Tensor:
     p = probs.float().flatten(0, -2)
     entropy = -(p * p.clamp_min(1e-12).log()).sum(dim=-1).mean()
     return entropy / math.log(p.shape[-1])
+
+
+@torch.no_grad()
+def cross_view_similarity(view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean cosine between two views' outputs ``(B, K)``, centred on their batch mean: of the same image
+    (``teacher_crossview_same``, the diagonal) and of different images (``teacher_crossview_other``, about 0 after
+    centring). Self-distillation can only sharpen what the first has above the second."""
+    mean = torch.cat((view_a, view_b)).float().mean(dim=0, keepdim=True)
+    a, b = F.normalize(view_a.float() - mean, dim=-1), F.normalize(view_b.float() - mean, dim=-1)
+    cos = a @ b.T  # (B, B)
+    n = cos.shape[0]
+    same = cos.diagonal().mean()
+    other = (cos.sum() - cos.diagonal().sum()) / max(n * (n - 1), 1)
+    return {"teacher_crossview_same": same, "teacher_crossview_other": other}
 
 
 def _local_tensors(params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -213,35 +239,32 @@ class SSLMetaArch(nn.Module):
                 "--dino.koleo-loss-weight 0"
             )
 
-        def dino_head() -> DINOHead:
-            return DINOHead(
-                self.embed_dim,
-                d.head_n_prototypes,
-                nlayers=d.head_nlayers,
-                hidden_dim=d.head_hidden_dim,
-                bottleneck_dim=d.head_bottleneck_dim,
-            )
+        self.objective: Literal["dinov2", "simdino"] = getattr(cfg, "objective", "dinov2")
+        if self.objective not in ("dinov2", "simdino"):
+            raise ValueError(f"objective must be dinov2 or simdino, got {self.objective!r}")
+        simdino = self.objective == "simdino"
 
-        def ibot_head() -> DINOHead | None:
-            if not self.ibot_separate_head:
-                return None
-            return DINOHead(
-                self.embed_dim,
-                ib.head_n_prototypes,
-                nlayers=ib.head_nlayers,
-                hidden_dim=ib.head_hidden_dim,
-                bottleneck_dim=ib.head_bottleneck_dim,
-            )
+        def head(c: DINOConfig | IBOTConfig) -> Head:
+            sizes = dict(nlayers=c.head_nlayers, hidden_dim=c.head_hidden_dim, bottleneck_dim=c.head_bottleneck_dim)
+            if simdino:
+                return ProjectionHead(self.embed_dim, **sizes)
+            return DINOHead(self.embed_dim, c.head_n_prototypes, **sizes)
 
-        self.student = SSLNetwork(student_backbone, dino_head(), ibot_head())
-        self.teacher = SSLNetwork(teacher_backbone, dino_head(), ibot_head())
+        def networks(backbone: DinoVisionTransformer) -> SSLNetwork:
+            return SSLNetwork(backbone, head(d), head(ib) if self.ibot_separate_head else None)
+
+        self.student = networks(student_backbone)
+        self.teacher = networks(teacher_backbone)
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
 
-        self.dino_loss = DINOLoss(d.head_n_prototypes)
         self.koleo_loss = KoLeoLoss()
-        ibot_out = ib.head_n_prototypes if self.ibot_separate_head else d.head_n_prototypes
-        self.ibot_patch_loss = iBOTPatchLoss(ibot_out)
+        if simdino:
+            self.simdino_loss = SimDINOLoss(cfg.simdino.coding_rate_eps, cfg.simdino.coding_rate_weight)
+        else:
+            self.dino_loss = DINOLoss(d.head_n_prototypes)
+            ibot_out = ib.head_n_prototypes if self.ibot_separate_head else d.head_n_prototypes
+            self.ibot_patch_loss = iBOTPatchLoss(ibot_out)
         self.to(self.device)
 
         self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
@@ -251,14 +274,18 @@ class SSLMetaArch(nn.Module):
             for net in (self.student, self.teacher):
                 for blk in net.backbone.blocks:
                     blk.compile()
+        if simdino:
+            objective = f"SimDINO (embedding d={d.head_bottleneck_dim}, coding-rate eps={cfg.simdino.coding_rate_eps})"
+        else:
+            objective = f"DINO K={d.head_n_prototypes}, centering={self.centering}"
+            if self.ibot_separate_head:
+                objective += f", separate iBOT head K={ib.head_n_prototypes}"
         logger.info(
-            "SSLMetaArch: %s (D=%d, patch %d), DINO K=%d%s, centering=%s, autocast=%s",
+            "SSLMetaArch: %s (D=%d, patch %d), %s, autocast=%s",
             cfg.student.arch,
             self.embed_dim,
             self.patch_size,
-            d.head_n_prototypes,
-            f", separate iBOT head K={ib.head_n_prototypes}" if self.ibot_separate_head else "",
-            self.centering,
+            objective,
             self.autocast_dtype,
         )
 
@@ -313,8 +340,16 @@ class SSLMetaArch(nn.Module):
     @torch.no_grad()
     def get_teacher_output(
         self, global_crops: torch.Tensor, batch: dict[str, Any], teacher_temp: float
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Centred teacher targets: cls ``(2, B, K)`` (crops swapped) and masked patches ``(M, K_ibot)`` or None."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The teacher's targets and monitors.
+
+        ``dinov2``: centred, sharpened probabilities for the cls tokens ``(2, B, K)`` (crops swapped: entry 0
+        is the target of student crop 1) and the masked patches ``(M, K_ibot)`` or None. ``simdino``: the unit
+        embeddings of the global crops ``(2, B, d)`` (not swapped) and of the masked patches ``(M, d)`` or None.
+        Monitors: ``teacher_crossview_same`` / ``teacher_crossview_other``, the mean cosine between the two global
+        views' teacher outputs (centred logits for dinov2, embeddings for simdino) of the same image and of
+        different images; learning needs the first clearly above the second.
+        """
         mask_indices = batch["mask_indices_list"] if self.do_ibot else None
         with self._autocast():
             raw = self.teacher(global_crops, mask_indices_list=mask_indices, upperbound=int(batch["upperbound"]))
@@ -322,35 +357,47 @@ class SSLMetaArch(nn.Module):
             self.teacher.reshard()  # the root keeps gathered parameters after forward; the EMA needs shards
         n_masked = mask_indices.shape[0] if mask_indices is not None else None
         out = SSLNetwork.split_outputs(raw, 0, n_masked)
-        cls_after_head = out["global_cls_after_head"].float()  # (2B, K)
+        cls_after_head = out["global_cls_after_head"].float()  # (2B, K) logits or (2B, d) embeddings
+        masked = out["masked_patch_after_head"].float() if self.do_ibot else None  # (M, K) or (M, d)
+        if self.objective == "simdino":
+            monitors = cross_view_similarity(*cls_after_head.chunk(2))
+            return cls_after_head.view(2, -1, cls_after_head.shape[-1]), masked, monitors
+
         a, b = cls_after_head.chunk(2)
         cls_after_head = torch.cat((b, a))  # swapped: student crop 1 is matched with teacher crop 2
-        masked = out["masked_patch_after_head"].float() if self.do_ibot else None  # (M, K)
-
         ibot_targets = None
         if self.centering == "centering":
+            self.dino_loss.apply_center_update()
+            centred = cls_after_head - self.dino_loss.center
+            monitors = cross_view_similarity(*centred.chunk(2))
             dino_targets = self.dino_loss.softmax_center_teacher(cls_after_head, teacher_temp=teacher_temp)
             self.dino_loss.update_center(cls_after_head)
             if self.do_ibot:
                 ibot_targets = self.ibot_patch_loss.softmax_center_teacher(masked.unsqueeze(0), teacher_temp)[0]
                 self.ibot_patch_loss.update_center(masked.unsqueeze(0))
         else:
+            monitors = cross_view_similarity(*cls_after_head.chunk(2))
             dino_targets = self.dino_loss.sinkhorn_knopp_teacher(cls_after_head, teacher_temp=teacher_temp)
             if self.do_ibot:
                 ibot_targets = self.ibot_patch_loss.sinkhorn_knopp_teacher(
                     masked, teacher_temp=teacher_temp, n_masked_patches_tensor=batch["n_masked_patches"]
                 )
-        return dino_targets.view(2, -1, dino_targets.shape[-1]), ibot_targets
+        return dino_targets.view(2, -1, dino_targets.shape[-1]), ibot_targets, monitors
 
     def forward_backward(self, batch: dict[str, Any], teacher_temp: float) -> dict[str, torch.Tensor]:
         """One step's losses (backpropagated into the student's ``.grad``), as detached scalars.
 
         ``batch``: the collate output (``collated_global_crops``, ``collated_local_crops``, ``collated_masks``,
         ``mask_indices_list``, ``masks_weight``, ``upperbound``, ``n_masked_patches``).
-        Returns ``dino_local_crops_loss``, ``dino_global_crops_loss``, ``koleo_loss``, ``ibot_loss`` (each as
-        it enters the total, weights included), ``total_loss``, and two collapse monitors: ``student_cls_std``
-        and ``teacher_entropy`` (see :func:`normalized_entropy`: near 1 the teacher's DINO targets are uniform and
-        the DINO loss sits at ``ln K`` with no signal; near 0 they are one-hot).
+        Returns the loss terms as they enter the total, weights included: ``dinov2``: ``dino_local_crops_loss``,
+        ``dino_global_crops_loss``, ``koleo_loss``, ``ibot_loss``; ``simdino``: ``simdino_alignment_loss``
+        (``1 - cos`` of the views), ``simdino_coding_rate_loss`` (minus the weighted coding rate),
+        ``simdino_patch_loss``, ``koleo_loss``; then ``total_loss`` and the monitors: ``student_cls_std`` (0 when every
+        image gets the same backbone feature), ``head_spread`` (``sqrt(1 - |mean|^2)`` of the student head's unit
+        outputs over the batch: 0 collapsed, 1 spread), the teacher cross-view cosines (see
+        :meth:`get_teacher_output`), and for dinov2 ``teacher_entropy`` (see :func:`normalized_entropy`: near 1
+        the teacher's DINO targets are uniform and the DINO loss sits at ``ln K`` with no signal; near 0 they are
+        one-hot) and ``prototype_cosine`` (mean cosine between distinct prototypes of the student's DINO head).
         """
         dev = self.device
         global_crops = batch["collated_global_crops"].to(dev, non_blocking=True)
@@ -367,11 +414,8 @@ class SSLMetaArch(nn.Module):
             raise ValueError(f"expected 2 global crops per image, got {global_crops.shape[0]} global crops in total")
         n_images = global_crops.shape[0] // n_global_crops
         n_local_crops = local_crops.shape[0] // n_images
-        n_local_crops_loss_terms = max(n_local_crops * n_global_crops, 1)
-        n_global_crops_loss_terms = (n_global_crops - 1) * n_global_crops
-        n_terms = n_global_crops_loss_terms + n_local_crops_loss_terms
 
-        teacher_dino, teacher_ibot = self.get_teacher_output(global_crops, batch, teacher_temp)
+        teacher_cls, teacher_patches, monitors = self.get_teacher_output(global_crops, batch, teacher_temp)
 
         student = self._wrapped["student"]
         with self._autocast():
@@ -383,32 +427,19 @@ class SSLMetaArch(nn.Module):
                 upperbound=upperbound,
             )
         out = SSLNetwork.split_outputs(raw, local_crops.shape[0], n_masked_patches if self.do_ibot else None)
-        losses: dict[str, torch.Tensor] = {}
+        if self.objective == "simdino":
+            losses = self._simdino_losses(out, teacher_cls, teacher_patches, n_local_crops, masks_weight)
+        else:
+            losses = self._dino_losses(out, teacher_cls, teacher_patches, n_local_crops, masks, masks_weight)
+        if self.do_koleo and self.do_dino:
+            cls = out["global_cls"].float()
+            if self.cfg.dino.koleo_across_ranks:
+                chunks = [dist_utils.all_gather_with_grad(c) for c in cls.chunk(2)]
+            else:
+                chunks = list(cls.chunk(2))
+            # no KoLeo between the two crops of one image
+            losses["koleo_loss"] = self.cfg.dino.koleo_loss_weight * sum(self.koleo_loss(p) for p in chunks)
         total = global_crops.new_zeros((), dtype=torch.float32)
-        if self.do_dino:
-            w = self.cfg.dino.loss_weight
-            if n_local_crops > 0:
-                local_loss = self.dino_loss(out["local_cls_after_head"].float().chunk(n_local_crops), teacher_dino)
-                losses["dino_local_crops_loss"] = w * local_loss / n_terms
-            global_loss = self.dino_loss([out["global_cls_after_head"].float()], [teacher_dino.flatten(0, 1)])
-            losses["dino_global_crops_loss"] = w * global_loss * 2 / n_terms
-            if self.do_koleo:
-                cls = out["global_cls"].float()
-                if self.cfg.dino.koleo_across_ranks:
-                    chunks = [dist_utils.all_gather_with_grad(c) for c in cls.chunk(2)]
-                else:
-                    chunks = list(cls.chunk(2))
-                # no KoLeo between the two crops of one image
-                losses["koleo_loss"] = self.cfg.dino.koleo_loss_weight * sum(self.koleo_loss(p) for p in chunks)
-        if self.do_ibot:
-            ibot = self.ibot_patch_loss.forward_masked(
-                out["masked_patch_after_head"].float(),
-                teacher_ibot,
-                student_masks_flat=masks,
-                n_masked_patches=n_masked_patches,
-                masks_weight=masks_weight,
-            )
-            losses["ibot_loss"] = self.cfg.ibot.loss_weight * ibot  # official: * 2 (loss scales) * 1/2 (per crop)
         for value in losses.values():
             total = total + value
         total.backward()
@@ -418,9 +449,69 @@ class SSLMetaArch(nn.Module):
         with torch.no_grad():
             feats = F.normalize(out["global_cls"].float(), dim=-1)
             result["student_cls_std"] = feats.std(dim=0).mean() * math.sqrt(feats.shape[-1])
-            if self.do_dino:
-                result["teacher_entropy"] = normalized_entropy(teacher_dino)
+            embedding = out["global_cls_embedding"].float()  # (2B, d) unit rows
+            result["head_spread"] = (1.0 - embedding.mean(dim=0).square().sum()).clamp_min(0.0).sqrt()
+            result.update(monitors)
+            if self.objective == "dinov2":
+                if self.do_dino:
+                    result["teacher_entropy"] = normalized_entropy(teacher_cls)
+                result["prototype_cosine"] = self.student.dino_head.mean_prototype_cosine()
         return result
+
+    def _dino_losses(
+        self,
+        out: dict[str, torch.Tensor],
+        teacher_dino: torch.Tensor,
+        teacher_ibot: torch.Tensor | None,
+        n_local_crops: int,
+        masks: torch.Tensor,
+        masks_weight: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """DINO cross-entropy of every student crop against both teacher crops (1 / (2 + 2 L) per pair, no crop
+        against itself) and iBOT on the masked patches, as the official ``forward_backward``."""
+        n_terms = 2 + max(2 * n_local_crops, 1)
+        losses: dict[str, torch.Tensor] = {}
+        if self.do_dino:
+            w = self.cfg.dino.loss_weight
+            if n_local_crops > 0:
+                local_loss = self.dino_loss(out["local_cls_after_head"].float().chunk(n_local_crops), teacher_dino)
+                losses["dino_local_crops_loss"] = w * local_loss / n_terms
+            global_loss = self.dino_loss([out["global_cls_after_head"].float()], [teacher_dino.flatten(0, 1)])
+            losses["dino_global_crops_loss"] = w * global_loss * 2 / n_terms
+        if self.do_ibot:
+            ibot = self.ibot_patch_loss.forward_masked(
+                out["masked_patch_after_head"].float(),
+                teacher_ibot,
+                student_masks_flat=masks,
+                n_masked_patches=teacher_ibot.shape[0],
+                masks_weight=masks_weight,
+            )
+            losses["ibot_loss"] = self.cfg.ibot.loss_weight * ibot  # official: * 2 (loss scales) * 1/2 (per crop)
+        return losses
+
+    def _simdino_losses(
+        self,
+        out: dict[str, torch.Tensor],
+        teacher_cls: torch.Tensor,
+        teacher_patches: torch.Tensor | None,
+        n_local_crops: int,
+        masks_weight: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """SimDINO: alignment of every student view with the teacher's other global views, minus the coding rate
+        of each global view's batch (weight dino.loss_weight), and masked-patch alignment (ibot.loss_weight)."""
+        losses: dict[str, torch.Tensor] = {}
+        if self.do_dino:
+            w = self.cfg.dino.loss_weight
+            global_views = list(out["global_cls_after_head"].chunk(2))  # 2 x (B, d)
+            local_views = list(out["local_cls_after_head"].chunk(n_local_crops)) if n_local_crops else []
+            alignment, expansion = self.simdino_loss(global_views + local_views, list(teacher_cls))
+            losses["simdino_alignment_loss"] = w * alignment
+            losses["simdino_coding_rate_loss"] = -w * expansion
+        if self.do_ibot:
+            n_images = out["global_cls"].shape[0]
+            patch = masked_patch_alignment(out["masked_patch_after_head"], teacher_patches, masks_weight, n_images)
+            losses["simdino_patch_loss"] = self.cfg.ibot.loss_weight * patch
+        return losses
 
     @torch.no_grad()
     def update_teacher(self, m: float) -> None:

@@ -13,6 +13,7 @@ Per iteration ``it``: schedules at ``it`` -> param groups; ``forward_backward(ba
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from encoders.train.checkpointing import (
     set_aside_unreadable,
     training_checkpoints,
 )
-from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run
+from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run, schedule_lengths
 from encoders.train.schedules import apply_optim_scheduler, schedule_values
 from encoders.utils.progress import Progress
 from encoders.utils.tensorboard import make_writer
@@ -188,7 +189,7 @@ class Trainer:
             self.optimizer,
             next_iteration,
             self.config_dict,
-            extra={"resolved": dict(vars(self.resolved))},
+            extra={"resolved": dataclasses.asdict(self.resolved)},
             keep=self.cfg.train.keep_checkpoints,
         )
 
@@ -327,7 +328,7 @@ class Trainer:
     def _warn_if_uniform(self, scalars: dict[str, float], it: int, warned: bool) -> bool:
         """Log once (rank 0) when the teacher's DINO targets have become uniform; returns whether it has warned."""
         entropy = scalars.get("teacher_entropy")
-        warmup = self.cfg.optim.warmup_epochs * self.cfg.train.epoch_length
+        warmup = schedule_lengths(self.cfg.optim, self.cfg.teacher, self.cfg.train.epoch_length).lr_warmup
         if warned or entropy is None or entropy < UNIFORM_TEACHER_ENTROPY or it < warmup:
             return warned
         if self.ctx.is_main:
@@ -424,11 +425,12 @@ def fit_from_config(
     desc: str = "train",
     callbacks: list[Callable[[Trainer, int, dict[str, torch.Tensor]], None]] | None = None,
     backbone_name: str = BACKBONE_NAME,
+    images: Any = None,
 ) -> tuple[Trainer, TrainResult]:
     """The whole launch sequence of a CLI: check the run folder, build the model with the same seed on every
     rank (identical initial weights), re-seed per rank (drop path), build the image-folder data pipeline
-    (``cfg.data`` / ``cfg.file_list``), save ``config.json`` and the derived values (peak lr after scaling,
-    iteration counts, world size) as ``resolved.json`` (rank 0), train.
+    (``cfg.data`` / ``cfg.file_list``, or the dataset ``images``), save ``config.json`` and the derived values
+    (peak lr after scaling, iteration counts, world size) as ``resolved.json`` (rank 0), train.
 
     ``build_model(cfg, device)`` returns the :class:`MetaArch`; it must expose ``patch_size``.
     """
@@ -451,10 +453,16 @@ def fit_from_config(
         world_size=ctx.world_size,
         high_res_start=resolved.high_res_start if cfg.crops.high_res_iterations > 0 else None,
         pin_memory=ctx.device.type == "cuda",
+        images=images,
     )
     if ctx.is_main:
         save_config(cfg, cfg.output)
-        derived = {**vars(resolved), "world_size": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device)}
+        derived = {
+            **dataclasses.asdict(resolved),
+            "world_size": ctx.world_size,
+            "backend": ctx.backend,
+            "device": str(ctx.device),
+        }
         atomic_write_text(json.dumps(derived, indent=2, sort_keys=True) + "\n", Path(cfg.output) / "resolved.json")
     trainer = Trainer(
         cfg, model, data, ctx, config_dict=cfg_dict, callbacks=callbacks, desc=desc, backbone_name=backbone_name
