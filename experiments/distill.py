@@ -35,6 +35,7 @@ from encoders.train.trainer import check_run_folder, fit_from_config, format_run
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config
 from encoders.utils.logging import setup_logging
+from experiments.pretraining_data import procedural_images
 
 logger = logging.getLogger("experiments.distill")
 
@@ -78,6 +79,7 @@ def run(cfg: DistillConfig, ctx: dist_utils.DistributedContext) -> int:
         mask_probability=cfg.ibot.mask_sample_probability,
         desc="distill",
         backbone_name=STUDENT_BACKBONE_NAME,
+        images=procedural_images(cfg),
     )
     if ctx.is_main:
         title = f"distill: {teacher.arch} -> {cfg.student.arch},"

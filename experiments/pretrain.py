@@ -3,12 +3,16 @@
 Single process (CPU or one GPU)::
 
     python -m experiments.pretrain --preset tiny --data DIR --output runs/tiny
+    python -m experiments.pretrain --preset laptop --data DIR --output runs/laptop   # shape, not colour (CPU)
+    python -m experiments.pretrain --preset laptop --data objects:100 --output runs/laptop_objects
 
 Several GPUs (or CPU processes with gloo)::
 
     torchrun --nproc_per_node=4 -m experiments.pretrain --preset vits14 --data DIR --output runs/vits14
 
-Every config field is a flag (``--help``); ``--resume`` continues ``<output>/checkpoint.pth`` exactly;
+``--data objects:N`` pretrains on procedural objects rendered as view pairs (see
+:mod:`experiments.pretraining_data`). Every config field is a flag (``--help``); ``--resume`` continues
+``<output>/checkpoint.pth`` exactly;
 Ctrl-C or SIGTERM saves a checkpoint first. The run folder gets ``config.json``, ``tensorboard/``,
 ``checkpoint.pth`` (with the ``--train.keep-checkpoints`` - 1 it replaced: ``checkpoint.1.pth``, ...; a damaged
 latest one is skipped on ``--resume`` with a warning) and ``teacher_backbone.pth`` (+ ``.json``), which loads with
@@ -27,6 +31,7 @@ from encoders.train.trainer import fit_from_config, format_run_report
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import parse_config
 from encoders.utils.logging import setup_logging
+from experiments.pretraining_data import procedural_images
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +59,7 @@ def run(cfg: PretrainConfig, ctx: dist_utils.DistributedContext) -> int:
         mask_ratio_tuple=cfg.ibot.mask_ratio_min_max,
         mask_probability=cfg.ibot.mask_sample_probability,
         desc="pretrain",
+        images=procedural_images(cfg),
     )
     if ctx.is_main:
         print(format_run_report(trainer, result, "pretrain:", cfg.student.arch, "teacher backbone"))

@@ -148,9 +148,9 @@ def test_schedules_in_iterations_override_the_epochs():
 def test_schedule_lengths_are_validated_with_the_field_name():
     from encoders.train.config import schedule_lengths
 
-    with pytest.raises(ValueError, match="optim.warmup_iters must be >= 0"):
+    with pytest.raises(ValueError, match=r"optim\.warmup_iters must be >= 0"):
         schedule_lengths(OptimConfig(warmup_iters=-1), TeacherConfig(), 10)
     with pytest.raises(ValueError, match="longer than the run"):
         schedule_lengths(OptimConfig(epochs=1, warmup_iters=11), TeacherConfig(), 10)
-    with pytest.raises(ValueError, match="teacher.momentum_iters must be >= 1"):
+    with pytest.raises(ValueError, match=r"teacher\.momentum_iters must be >= 1"):
         schedule_lengths(OptimConfig(), TeacherConfig(momentum_iters=0), 10)

@@ -216,7 +216,8 @@ class TrainLoopConfig:
     """What every teacher-student training loop needs: data, run folder, optimisation, schedules, crops."""
 
     data: str = ""
-    """folder of training images (searched recursively)"""
+    """folder of training images (searched recursively); the CLIs also take objects:N, N procedural objects per class
+    rendered as two views with different backgrounds and colours (experiments.pretraining_data)"""
     file_list: str = ""
     """optional text file listing image paths (instead of, or relative to, --data)"""
     output: str = "runs/pretrain"

@@ -479,12 +479,17 @@ def format_run_report(trainer: Trainer, result: TrainResult, title: str, arch: s
     ]
     last = result.history[-1] if result.history else {}
     if last:
+        monitors = ("student_cls_std", "head_spread", "teacher_entropy", "teacher_crossview_same")
+        shown = ", ".join(f"{k} {last[k]:.3f}" for k in monitors if k in last)
         lines.append(
-            f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, "
-            f"student_cls_std {last.get('student_cls_std', float('nan')):.3f}, "
-            f"teacher_entropy {last.get('teacher_entropy', float('nan')):.3f}, "
+            f"  last logged: total_loss {last.get('total_loss', float('nan')):.4f}, {shown}, "
             f"{last.get('images_per_s', 0.0):.1f} images/s"
         )
+        if "teacher_crossview_same" in last:
+            lines.append(
+                "  teacher cross-view cosine (centred): same image "
+                f"{last['teacher_crossview_same']:.3f} vs other images {last['teacher_crossview_other']:.3f}"
+            )
     lines.append(f"  checkpoint: {trainer.checkpoint_path} (continue with --resume)")
     if result.backbone is not None:
         lines.append(

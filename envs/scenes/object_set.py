@@ -94,6 +94,7 @@ def sample_object(
     colour_mode: ColourMode = "random",
     colour: Colour | None = None,
     hue_range: tuple[float, float] = (0.0, 1.0),
+    view: int = 0,
 ) -> ObjectSample:
     """Object ``index`` of ``class_name`` in ``split``.
 
@@ -107,6 +108,9 @@ def sample_object(
         colour: overrides the colour; everything else stays the same as without it.
         hue_range: hues (turns) of ``colour_mode="random"``; disjoint ranges for train and validation make the
             colour-shift protocol, where a colour shortcut fails. Only the colour depends on it.
+        view: 0 draws the sample as always; ``view > 0`` keeps its class and geometry (size, pose, position) but
+            draws its background and random colour from streams of their own, so views 0 and 1 are two renders
+            of one object that differ in the nuisances (for self-supervised pretraining).
     """
     cls = get_object_class(class_name)
     if index < 0:
@@ -123,8 +127,14 @@ def sample_object(
     if len(hue_range) != 2 or not 0.0 <= hue_range[0] < hue_range[1] <= 1.0:
         raise ValueError(f"hue_range must be (low, high) turns with 0 <= low < high <= 1, got {tuple(hue_range)}")
     class_id = OBJECT_CLASSES.index(cls.name)
+    if view < 0:
+        raise ValueError(f"view must be >= 0, got {view}")
     root = np.random.SeedSequence([_STREAM, int(seed), split_index(split), class_id, int(index)])
     geo_seq, colour_seq, bg_seq = root.spawn(3)
+    if view > 0:  # the same geometry; colour, background choice and texture from the view's own streams
+        colour_seq, bg_seq, choice_seq = np.random.SeedSequence(
+            [_STREAM, int(seed), split_index(split), class_id, int(index), int(view)]
+        ).spawn(3)
     geo = np.random.default_rng(geo_seq)
     size = max(4, round(image_size * geo.uniform(size_range[0], size_range[1])))
     angle = float(geo.uniform(-max_rotation, max_rotation))
@@ -135,6 +145,8 @@ def sample_object(
         for limit in (max(0.0, (image_size - width) / 2 - 3), max(0.0, (image_size - height) / 2 - 3))
     )
     background = backgrounds[int(geo.integers(len(backgrounds)))]
+    if view > 0:
+        background = backgrounds[int(np.random.default_rng(choice_seq).integers(len(backgrounds)))]
     if colour is None:
         if colour_mode == "random":
             colour = random_colour(np.random.default_rng(colour_seq), (float(hue_range[0]), float(hue_range[1])))
@@ -166,6 +178,54 @@ def make_object_set(
     samples = [sample_object(c, i, split, **kwargs) for c in classes for i in range(per_class)]
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), per_class)
     return np.stack([s.image for s in samples]), labels, samples
+
+
+class ObjectViewPairs:
+    """A pretraining source of procedural objects: item ``i`` is ``((view 0, view 1), class_id)``, two renders of one
+    object (same class, size, pose and position) with independently drawn backgrounds and colours (style details
+    that the renderer draws with the background's stream, such as a tree's kind or a roof's tone, may differ too).
+
+    With :class:`encoders.data.augmentations.DataAugmentationDINO` the two global crops then come from different
+    views, so agreeing on background or colour stops being a way to match them. ``paired=False`` returns view 0
+    alone (``(image, class_id)``), the images a folder written by :func:`write_object_set` would hold.
+
+    Args:
+        per_class: objects per class (``len = per_class * len(classes)``, ordered class by class).
+        paired: render the second view.
+        classes, split, kwargs: as :func:`sample_object` (``seed``, ``image_size``, ``backgrounds``, ...).
+    """
+
+    def __init__(
+        self,
+        per_class: int,
+        split: str = "train",
+        classes: Sequence[str] = OBJECT_CLASSES,
+        paired: bool = True,
+        **kwargs: Any,
+    ):
+        if per_class < 1:
+            raise ValueError(f"per_class must be >= 1, got {per_class}")
+        for c in classes:
+            get_object_class(c)
+        split_index(split)
+        self.per_class = int(per_class)
+        self.split = split
+        self.classes = tuple(classes)
+        self.paired = paired
+        self.kwargs = kwargs
+
+    def __len__(self) -> int:
+        return self.per_class * len(self.classes)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} objects")
+        c, index = divmod(int(i), self.per_class)
+        name = self.classes[c]
+        first = sample_object(name, index, self.split, **self.kwargs).image
+        if not self.paired:
+            return first, c
+        return (first, sample_object(name, index, self.split, view=1, **self.kwargs).image), c
 
 
 def write_object_set(

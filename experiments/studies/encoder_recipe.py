@@ -1,0 +1,349 @@
+"""Study: which pretraining recipe gives a laptop-sized encoder that keeps object identity and drops colour and
+background? The sweep behind the ``laptop`` preset.
+
+Every setting pretrains ``vit_mini_patch14`` on the same 1,200 object images (``envs.scenes.object_set
+--per-class 100``, default backgrounds: six textures and plain grey, random colours), or on the source the setting
+names, and is then evaluated frozen by k-NN (cls token, k=20, T=0.07) on four held-out object sets (12 classes,
+40 train / 20 val images per class):
+
+- ``textured``: random backgrounds and colours; also the *background* k-NN (lower is better: the background is a
+  nuisance);
+- ``plain``: plain grey backgrounds (shape is the only cue);
+- ``textured shift`` / ``plain shift``: train hues in [0, 0.5) turns, val hues in [0.5, 1): a colour shortcut fails.
+
+Raw RGB pixels, gray pixels, HOG and the random-init network are evaluated on the same sets. Run::
+
+    python -m experiments.studies.encoder_recipe --out runs/studies/encoder_recipe
+    python -m experiments.studies.encoder_recipe --settings laptop --seeds 0 1 2    # the preset over 3 seeds
+
+Each pretraining run is a normal ``experiments.pretrain`` run folder under ``OUT/runs/<setting>__s<seed>/``; a
+finished run is reused and an interrupted one resumed, so the command can be re-run at any time. Outputs:
+``results.json`` (per setting and seed), ``table.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from encoders.train.config import PRESETS, PretrainConfig
+from encoders.utils.config import replace_nested
+from experiments.studies.common import fmt_ci, markdown_table, mean_ci, parse_study_config, save_json
+
+logger = logging.getLogger("experiments.studies.encoder_recipe")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the sweep: a pretraining preset, flags over it, and the pretraining data."""
+
+    description: str
+    preset: str = "laptop"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    data: str = "objects"
+    """``objects`` (the folder of 1,200 object images), ``paired`` (the same objects as view pairs with different
+    backgrounds and colours, ``--data objects:100``) or ``scenes`` (512 procedural navigation scenes, the demo's)"""
+
+
+_DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "dino.koleo_loss_weight": 0.1}
+
+SETTINGS: dict[str, Setting] = {
+    "laptop": Setting("the laptop preset: SimDINO, colour augmentation, blur relative to the crop"),
+    "paired": Setting("laptop on view pairs (two renders per object: other background and colour)", data="paired"),
+    "scenes": Setting("laptop on 512 procedural navigation scenes (the RL demo's images)", data="scenes"),
+    "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering) instead of SimDINO",
+                           overrides={"objective": "dinov2", **_DINO_HEADS}),
+    "dinov2_colour_aug": Setting("laptop with DINOv2's photometric augmentation (hue 0.1, no channel permutation)",
+                                 overrides={"aug.hue": 0.1, "aug.channel_permutation_probability": 0.0}),
+    "absolute_blur": Setting("laptop with blur sigma in pixels of each crop (DINOv2's 0.1-2 px)",
+                             overrides={"aug.blur_sigma_reference": 0}),
+    "no_patch_loss": Setting("laptop without the masked-patch term", overrides={"ibot.loss_weight": 0.0}),
+    "layerscale_1e-5": Setting("laptop with DINOv2's LayerScale init 1e-5", overrides={"student.layerscale": 1e-5}),
+    "tiny_dinov2": Setting("the previous CPU recipe: --preset tiny (DINOv2, 300 iterations) with base lr 0.03",
+                           preset="tiny", overrides={"optim.base_lr": 0.03}),
+}  # fmt: skip
+
+EVAL_SETS: dict[str, dict[str, str]] = {
+    "textured": {"synthetic_backgrounds": "random", "synthetic_colour_mode": "random"},
+    "plain": {"synthetic_backgrounds": "plain", "synthetic_colour_mode": "random"},
+    "textured_shift": {"synthetic_backgrounds": "random", "synthetic_colour_mode": "shift"},
+    "plain_shift": {"synthetic_backgrounds": "plain", "synthetic_colour_mode": "shift"},
+}
+
+#: the smoke budget pretrains the pico network on the pico schedule (every setting's other choices kept)
+SMOKE_PRETRAINING: dict[str, Any] = {
+    **PRESETS["pico"],
+    "optim.warmup_iters": None,
+    "optim.freeze_last_layer_iters": None,
+    "teacher.warmup_teacher_temp_iters": None,
+    "teacher.momentum_iters": None,
+    "aug.ramp_iterations": 0,
+}
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    # seconds: a pico pretraining of a few iterations, for the smoke test
+    "smoke": {"max_iterations": 2, "per_class": 2, "eval_train_per_class": 4, "eval_val_per_class": 2},
+}
+
+
+@dataclass
+class EncoderRecipeConfig:
+    """Pretrain an encoder per setting and seed, evaluate it frozen on four object sets next to hand-made baselines."""
+
+    out: Path = Path("runs/studies/encoder_recipe")
+    """study folder (data, runs, results.json, table.md)"""
+    budget: str = "cpu"
+    """cpu: the presets' full schedules; smoke: seconds (tests)"""
+    settings: tuple[str, ...] = tuple(SETTINGS)
+    """rows of the sweep (see SETTINGS in this module)"""
+    seeds: tuple[int, ...] = (0,)
+    """pretraining seeds of every setting"""
+    per_class: int = 100
+    """object images per class in the pretraining set (12 classes)"""
+    scenes: int = 512
+    """procedural scenes rendered for the 'scenes' setting"""
+    max_iterations: int = 0
+    """stop every pretraining after this many iterations (0: the preset's schedule)"""
+    eval_train_per_class: int = 40
+    """evaluation sets: k-NN training images per class"""
+    eval_val_per_class: int = 20
+    """evaluation sets: validation images per class"""
+    device: str = "auto"
+    """auto, cpu or cuda"""
+
+
+# -------------------------------------------------------------------------------------------------- data
+def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
+    """The ``--data`` value of a setting's data kind (writing the folder on first use)."""
+    if kind == "paired":
+        return f"objects:{cfg.per_class}"
+    if kind == "objects":
+        from envs.scenes.object_set import write_object_set
+
+        folder = cfg.out / "data" / f"objects_{cfg.per_class}"
+        if not (folder / "labels.jsonl").exists():
+            write_object_set(folder, cfg.per_class, "train", progress=False)
+        return str(folder)
+    if kind == "scenes":
+        import cv2
+
+        from envs.scenes import SceneGenerator
+        from techniques.rl_navigation.config import scene_generator_kwargs
+
+        folder = cfg.out / "data" / f"scenes_{cfg.scenes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        generator = SceneGenerator(**scene_generator_kwargs(224, 14, 0))
+        for scene_id in range(cfg.scenes):
+            path = folder / f"scene_{scene_id:05d}.png"
+            if not path.exists():
+                image = generator.generate(scene_id, "train").image
+                cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        return str(folder)
+    raise ValueError(f"unknown pretraining data {kind!r}; choose objects, paired or scenes")
+
+
+def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_dir: Path) -> PretrainConfig:
+    """The ``experiments.pretrain`` config of one (setting, seed)."""
+    values: dict[str, Any] = {
+        **PRESETS[setting.preset],
+        **setting.overrides,
+        **(SMOKE_PRETRAINING if cfg.budget == "smoke" else {}),
+        "data": pretraining_data(cfg, setting.data),
+        "output": str(run_dir),
+        "train.seed": seed,
+        "train.device": cfg.device,
+        "train.progress": False,
+    }
+    if cfg.max_iterations > 0:
+        values["train.max_iterations"] = cfg.max_iterations
+    return replace_nested(PretrainConfig(), values)
+
+
+# ---------------------------------------------------------------------------------------------- pretraining
+def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int) -> tuple[Path, dict[str, float]]:
+    """Run (or reuse, or resume) one pretraining; ``(backbone path, {"wall_seconds", last logged monitors})``."""
+    from encoders.train import distributed as dist_utils
+    from encoders.train.trainer import BACKBONE_NAME, CHECKPOINT_NAME
+    from experiments import pretrain as pretrain_cli
+
+    run_dir = cfg.out / "runs" / f"{name}__s{seed}"
+    summary_path = run_dir / "study_summary.json"
+    backbone = run_dir / BACKBONE_NAME
+    if backbone.exists() and summary_path.exists():
+        return backbone, json.loads(summary_path.read_text())
+    pcfg = pretrain_config(cfg, SETTINGS[name], seed, run_dir)
+    if (run_dir / CHECKPOINT_NAME).exists():
+        pcfg = replace_nested(pcfg, {"resume": True})
+    logger.info("pretraining %s (seed %d) into %s", name, seed, run_dir)
+    ctx = dist_utils.DistributedContext(device=dist_utils.resolve_device(cfg.device))
+    t0 = time.perf_counter()
+    rc = pretrain_cli.run(pcfg, ctx)
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"pretraining {name} (seed {seed}) stopped with exit code {rc}; rerun to resume it")
+    summary = {"wall_seconds": round(wall, 1), **final_monitors(run_dir)}
+    if pcfg.resume:
+        summary["resumed"] = 1.0  # the wall time covers the resumed part only
+    save_json(summary, summary_path)
+    return backbone, summary
+
+
+def final_monitors(run_dir: Path) -> dict[str, float]:
+    """The last logged value of the collapse monitors of a run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        if tag.startswith("monitor/"):
+            out[tag.split("/", 1)[1]] = float(acc.Scalars(tag)[-1].value)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def eval_roots(cfg: EncoderRecipeConfig) -> dict[str, Path]:
+    """The four cached evaluation sets (written on first use by ``experiments.eval_encoder``)."""
+    from experiments.eval_encoder import EvalConfig, synthetic_object_set
+
+    roots = {}
+    for name, options in EVAL_SETS.items():
+        ecfg = EvalConfig(
+            synthetic=True,
+            synthetic_dir=cfg.out / "data" / "eval",
+            synthetic_train_per_class=cfg.eval_train_per_class,
+            synthetic_val_per_class=cfg.eval_val_per_class,
+            **options,
+        )
+        roots[name] = synthetic_object_set(ecfg)
+    return roots
+
+
+def evaluate(feature_fn: Any, feature: str, roots: Mapping[str, Path], patch: int, device: Any) -> dict[str, float]:
+    """k-NN top-1 of ``feature_fn``'s ``feature`` on every set (and the background k-NN on the textured ones)."""
+    from encoders.eval.features import extract_features
+    from encoders.eval.knn import knn_evaluate
+    from experiments.eval_encoder import background_labels, load_splits
+
+    scores: dict[str, float] = {}
+    for name, root in roots.items():
+        train, val = load_splits(root, 112, patch)
+        f_train = extract_features(feature_fn, train, 64, 0, device, progress=False)
+        f_val = extract_features(feature_fn, val, 64, 0, device, progress=False)
+        x_train, x_val = f_train.features[feature], f_val.features[feature]
+        n_classes = len(train.classes)
+        scores[name] = knn_evaluate(x_train, f_train.labels, x_val, f_val.labels, 20, 0.07, n_classes).top1
+        backgrounds = background_labels(train, val)
+        if backgrounds is not None:
+            bg_train, bg_val, names = backgrounds
+            scores[f"{name}_background"] = knn_evaluate(x_train, bg_train, x_val, bg_val, 20, 0.07, len(names)).top1
+    return scores
+
+
+def baselines(roots: Mapping[str, Path], device: Any) -> dict[str, dict[str, float]]:
+    """Raw RGB pixels, gray pixels, HOG and the random-init ``vit_mini_patch14`` on the evaluation sets."""
+    from encoders.eval.features import (
+        backbone_feature_fn,
+        gray_pixel_feature_fn,
+        hog_feature_fn,
+        load_frozen_encoder,
+        pixel_feature_fn,
+    )
+
+    torch.manual_seed(0)
+    random_init = load_frozen_encoder("vit_mini_patch14", None, device)
+    rows = {
+        "raw pixels 16x16": (pixel_feature_fn(16), "pixels"),
+        "gray pixels 16x16": (gray_pixel_feature_fn(16), "gray_pixels"),
+        "HOG (14 px cells, 9 bins)": (hog_feature_fn(14), "hog"),
+        "random-init vit_mini": (backbone_feature_fn(random_init), "cls"),
+    }
+    return {label: evaluate(fn, feature, roots, 14, device) for label, (fn, feature) in rows.items()}
+
+
+# ------------------------------------------------------------------------------------------------- report
+COLUMNS = (
+    ("textured", "textured k-NN"),
+    ("textured_background", "textured: background k-NN (lower is better)"),
+    ("plain", "plain k-NN"),
+    ("textured_shift", "textured, colour shift"),
+    ("plain_shift", "plain, colour shift"),
+)
+
+
+def table(results: Mapping[str, Any]) -> str:
+    """Markdown: one row per baseline and setting, k-NN top-1 in % (mean ± 95% t-interval over seeds)."""
+    header = ["encoder", *(label for _, label in COLUMNS), "head spread", "teacher entropy", "pretraining min"]
+    rows = []
+    for label, scores in results["baselines"].items():
+        rows.append([label, *(f"{100 * scores[k]:.1f}" for k, _ in COLUMNS), "", "", ""])
+    for name, per_seed in results["settings"].items():
+        seeds = list(per_seed.values())
+        cells = [f"`{name}` ({len(seeds)} seed{'s' * (len(seeds) > 1)}): {SETTINGS[name].description}"]
+        for key, _ in COLUMNS:
+            cells.append(fmt_ci(mean_ci([100 * s["scores"][key] for s in seeds]), digits=1))
+        for key in ("head_spread", "teacher_entropy"):
+            values = [s["pretraining"].get(key) for s in seeds if s["pretraining"].get(key) is not None]
+            cells.append(fmt_ci(mean_ci(values), digits=2) if values else "-")
+        cells.append(fmt_ci(mean_ci([s["pretraining"]["wall_seconds"] / 60 for s in seeds]), digits=1))
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
+    """Pretrain and evaluate every (setting, seed); write ``results.json`` and ``table.md``; return the results."""
+    from encoders.eval.features import backbone_feature_fn, load_frozen_encoder
+    from encoders.train.distributed import resolve_device
+
+    unknown = [s for s in cfg.settings if s not in SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; choose from {', '.join(SETTINGS)}")
+    if not cfg.seeds:
+        raise ValueError("--seeds needs at least one seed")
+    device = resolve_device(cfg.device)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    roots = eval_roots(cfg)
+    path = cfg.out / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if "baselines" not in results:
+        results["baselines"] = baselines(roots, device)
+    results.setdefault("settings", {})
+    for name in cfg.settings:
+        for seed in cfg.seeds:
+            backbone, summary = pretrain(cfg, name, seed)
+            model = load_frozen_encoder("vit_mini_patch14", str(backbone), device)
+            scores = evaluate(backbone_feature_fn(model), "cls", roots, model.patch_size, device)
+            results["settings"].setdefault(name, {})[str(seed)] = {"scores": scores, "pretraining": summary}
+            save_json(results, path)
+            logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in scores.items()})
+    text = table(results)
+    (cfg.out / "table.md").write_text(text + "\n")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(EncoderRecipeConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    setup_logging()
+    try:
+        results = run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table(results))
+    print(f"wrote {cfg.out / 'results.json'} and {cfg.out / 'table.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The encoder-recipe sweep end to end with ``--budget smoke``: pretraining per setting, the four evaluation sets,
+the baselines, the table, and reuse of finished runs."""
+
+from __future__ import annotations
+
+import json
+
+from experiments.studies import encoder_recipe
+
+
+def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["--budget", "smoke", "--out", str(out), "--settings", "laptop", "paired"]
+    assert encoder_recipe.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["baselines"]) == {
+        "raw pixels 16x16",
+        "gray pixels 16x16",
+        "HOG (14 px cells, 9 bins)",
+        "random-init vit_mini",
+    }
+    for name in ("laptop", "paired"):
+        scores = results["settings"][name]["0"]["scores"]
+        assert set(scores) == {
+            "textured", "textured_background", "plain", "textured_shift", "textured_shift_background", "plain_shift"
+        }  # fmt: skip
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+        assert results["settings"][name]["0"]["pretraining"]["wall_seconds"] > 0
+    table = (out / "table.md").read_text()
+    assert "| `laptop` (1 seed)" in table and "| HOG (14 px cells, 9 bins) |" in table
+    summary = out / "runs" / "laptop__s0" / "study_summary.json"
+    stamp = summary.stat().st_mtime_ns
+    capsys.readouterr()
+    assert encoder_recipe.main(argv) == 0  # finished runs are reused, not retrained
+    assert summary.stat().st_mtime_ns == stamp
+    assert encoder_recipe.main(["--budget", "smoke", "--out", str(out), "--settings", "nope"]) == 2
