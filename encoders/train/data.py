@@ -152,6 +152,8 @@ class MultiCropDataPipeline:
         small = []
         for index in sorted({int(i) for i in np.linspace(0, n - 1, min(probes, n))}):
             image, _ = self.images[index]
+            if isinstance(image, (tuple, list)):  # a pair of views of one sample
+                image = image[0]
             source = self.images.samples[index] if hasattr(self.images, "samples") else f"image {index}"
             warning = upscale_warning(source, image.shape, crop_size, "global crops")
             if warning is not None:
