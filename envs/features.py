@@ -5,7 +5,7 @@ into the resulting grids. Layout: ``grids (S, V, h, w, D)`` for ``S`` scenes, ``
 an ``h x w`` patch grid (``h = H / patch_size``) and feature width ``D``, stored on the CPU (the environments
 read numpy views of it).
 
-Window means (the default observation) are precomputed per radius with cumulative sums, so an environment
+Window means (the default observation) are precomputed per radius (:func:`window_mean`), so an environment
 step is a single array lookup: ``window_mean(r)[s, v, i, j]`` is the mean of ``grids[s, v]`` over the
 ``(2r+1) x (2r+1)`` neighbourhood of cell ``(i, j)`` clipped to the grid (border cells average fewer patches).
 
@@ -13,8 +13,8 @@ Fine-tuning (phase 2 of the RL trainer): with ``cache_block=k`` the tokens enter
 (``boundary_tokens (S, V, T, D)``, ``T = 1 + registers + h*w``), and :meth:`SceneFeatures.refresh` re-runs only
 blocks ``k..`` and the final norm from them, writing the new grids and window means **in place** so every
 numpy view handed out earlier (the environments hold some) sees the new values. For gradients,
-:meth:`SceneFeatures.grids_from_tokens` and :meth:`SceneFeatures.window_features_from_tokens` run the same
-top blocks *with* autograd for a batch of (scene, variant) pairs.
+:meth:`SceneFeatures.grids_from_tokens` runs the same top blocks *with* autograd for a batch of (scene, variant)
+pairs, and :func:`window_mean` (with ``accumulate_dtype=None``) pools them differentiably.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from encoders.preprocessing import images_to_tensor
@@ -68,37 +69,30 @@ def _encoder_device(encoder: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _clipped_window_sum(x: torch.Tensor, dim: int, radius: int) -> torch.Tensor:
-    """Sum over ``[i - r, i + r]`` clipped to ``[0, n)`` along ``dim``, from one cumulative sum and two slices."""
-    n = x.shape[dim]
-    cum = x.cumsum(dim)  # cum[k] = sum of x[0..k]
-    zeros = torch.zeros_like(cum.narrow(dim, 0, 1))
-    last = cum.narrow(dim, n - 1, 1)
-    # padded[j] = (sum of x[0 .. clamp(j - r, 0, n) - 1]) for j = 0 .. n + 2r
-    padded = torch.cat([zeros] * (radius + 1) + [cum] + [last] * radius, dim)
-    return padded.narrow(dim, 2 * radius + 1, n) - padded.narrow(dim, 0, n)
+def window_mean(grid: torch.Tensor, radius: int, accumulate_dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+    """Mean of each cell's ``(2r+1) x (2r+1)`` neighbourhood clipped to the grid (the one window-mean rule).
 
-
-def window_mean(grid: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean of each cell's clipped ``(2r+1) x (2r+1)`` neighbourhood, via cumulative sums (separable in rows/cols).
+    Average pooling with stride 1 that counts only the cells inside the grid (border cells average fewer patches,
+    nothing is padded); differentiable.
 
     Args:
         grid: ``(..., h, w, D)`` feature grid(s).
         radius: window radius ``r >= 0`` in cells.
+        accumulate_dtype: dtype of the sums; float64 (the cache's default) makes the result match a direct mean to
+            float32 precision, ``None`` keeps ``grid``'s dtype (the phase-2 autograd path).
 
     Returns:
         ``(..., h, w, D)`` in ``grid``'s dtype; cell ``(i, j)`` holds the mean over rows
-        ``max(0, i-r) .. min(h-1, i+r)`` and columns ``max(0, j-r) .. min(w-1, j+r)``. The sums are
-        accumulated in float64 so the result matches a direct mean to float32 precision.
+        ``max(0, i-r) .. min(h-1, i+r)`` and columns ``max(0, j-r) .. min(w-1, j+r)``.
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    h, w = grid.shape[-3], grid.shape[-2]
-    sums = _clipped_window_sum(_clipped_window_sum(grid.to(torch.float64), -3, radius), -2, radius)
-    ones_h = torch.ones(h, dtype=torch.float64, device=grid.device)
-    ones_w = torch.ones(w, dtype=torch.float64, device=grid.device)
-    count = _clipped_window_sum(ones_h, 0, radius)[:, None] * _clipped_window_sum(ones_w, 0, radius)[None, :]
-    return (sums / count[:, :, None]).to(grid.dtype)
+    h, w, d = grid.shape[-3:]
+    x = grid.reshape(-1, h, w, d).permute(0, 3, 1, 2)  # (N, D, h, w)
+    if accumulate_dtype is not None:
+        x = x.to(accumulate_dtype)
+    out = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    return out.permute(0, 2, 3, 1).reshape(grid.shape).to(grid.dtype)
 
 
 def window_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,34 +372,6 @@ class SceneFeatures:
         tokens = tokens.to(device, torch.float32)
         patches = encoder.forward_from_block(tokens, self.cache_block)["x_norm_patchtokens"]  # (U, h*w, D)
         return patches.reshape(len(unique), h, w, d)[inverse.to(device)]
-
-    def window_features_from_tokens(
-        self,
-        encoder: nn.Module,
-        scene_idx: torch.Tensor | np.ndarray,
-        variant_idx: torch.Tensor | np.ndarray,
-        rows: torch.Tensor | np.ndarray,
-        cols: torch.Tensor | np.ndarray,
-        radius: int = 1,
-    ) -> torch.Tensor:
-        """Window-mean features at cells, recomputed from the boundary tokens **with** autograd.
-
-        The differentiable twin of :meth:`lookup` for phase-2 fine-tuning: gradients reach the parameters of
-        blocks ``cache_block..`` and the final norm. Returns ``(B, D)`` float32 on the encoder's device.
-        """
-        grids = self.grids_from_tokens(encoder, scene_idx, variant_idx)  # (B, h, w, D)
-        b, h, w, _ = grids.shape
-        device = grids.device
-        r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=device).reshape(-1, 1)
-        c = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=device).reshape(-1, 1)
-        if len(r) != b or len(c) != b:
-            raise ValueError(f"rows and cols must have one entry per pair ({b}), got {len(r)} and {len(c)}")
-        dr, dc = (torch.as_tensor(o, device=device) for o in window_offsets(radius))
-        rr, cc = r + dr, c + dc  # (B, K*K)
-        valid = ((rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)).to(grids.dtype)
-        batch = torch.arange(b, device=device)[:, None]
-        window = grids[batch, rr.clamp(0, h - 1), cc.clamp(0, w - 1)]  # (B, K*K, D)
-        return (window * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
 
     def __repr__(self) -> str:
         s, v, h, w, d = self.grids.shape

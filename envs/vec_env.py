@@ -52,8 +52,8 @@ class ImageNavVecEnv(VecEnv):
 
     Phase-2 use (RL trainer): build with ``encoder=encoder, cache_block=encoder.n_blocks - n``; after each encoder
     update call ``refresh_features(encoder)``; ``scene_features`` gives the differentiable path
-    (:meth:`SceneFeatures.window_features_from_tokens`) at ``info["scene_index"]``, ``info["variant_index"]``,
-    ``info["position"]``.
+    (:meth:`SceneFeatures.grids_from_tokens`, pooled by :func:`envs.features.window_mean`) at ``info["scene_index"]``,
+    ``info["variant_index"]``, ``info["position"]``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 8}

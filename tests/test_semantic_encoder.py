@@ -1,4 +1,4 @@
-"""SemanticEncoder: patch pooling in closed form, gradients through cached tokens, targets and collapse metrics."""
+"""SemanticEncoder: patch grids, gradients through cached tokens, in-place refresh, targets and collapse metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from techniques.rl_navigation.collapse_monitor import CollapseMonitor, effective_rank, feature_std
-from techniques.rl_navigation.semantic_encoder import SemanticEncoder, pool_patch_window
+from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 from techniques.rl_navigation.target_encoder import TargetEncoder, TopBlocks
 
 
@@ -23,38 +23,9 @@ def _images(n: int = 2, size: int = 56, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
 
 
-def test_pool_patch_window_closed_form():
-    h, w = 4, 5
-    grid = torch.arange(h * w, dtype=torch.float64).reshape(h, w, 1)  # value = 5 * row + col
-    out = pool_patch_window(grid, torch.tensor([0, 2, 3, 1]), torch.tensor([0, 2, 4, 1]), radius=1)
-    expected = [
-        np.mean([0, 1, 5, 6]),  # corner: 2x2 window
-        np.mean([5 * r + c for r in (1, 2, 3) for c in (1, 2, 3)]),  # interior: full 3x3
-        np.mean([5 * r + c for r in (2, 3) for c in (3, 4)]),  # opposite corner
-        np.mean([5 * r + c for r in (0, 1, 2) for c in (0, 1, 2)]),
-    ]
-    np.testing.assert_allclose(out[:, 0].numpy(), expected)
-    np.testing.assert_allclose(pool_patch_window(grid, torch.tensor([2]), torch.tensor([3]), 0)[:, 0], [13.0])
-    big = pool_patch_window(grid, torch.tensor([1]), torch.tensor([1]), radius=10)  # the whole grid
-    assert big.item() == pytest.approx(grid.mean().item())
-    with pytest.raises(ValueError, match="inside the 4x5 grid"):
-        pool_patch_window(grid, torch.tensor([4]), torch.tensor([0]))
-
-
-def test_get_patch_features_at_position(encoder):
+def test_patch_grids_need_patch_aligned_images(encoder):
     image = _images(1, size=70)[0]  # 5x5 patches of 14 px
-    grid = encoder.patch_grids(image)[0]  # (5, 5, D)
-    p = encoder.patch_size
-    # pixel (x=3, y=20) lies in patch (row 1, col 0): its clipped 3x3 window is rows 0-2, cols 0-1
-    got = encoder.get_patch_features_at_position(image, (3, 20), patch_radius=1)
-    torch.testing.assert_close(got, grid[0:3, 0:2].reshape(-1, grid.shape[-1]).mean(0), rtol=1e-5, atol=1e-6)
-    # the bottom-right pixel: rows 3-4, cols 3-4; several positions at once; a precomputed grid
-    both = encoder.get_patch_features_at_position(grid, np.array([[69, 69], [2 * p, 2 * p]]), patch_radius=1)
-    torch.testing.assert_close(both[0], grid[3:, 3:].reshape(-1, grid.shape[-1]).mean(0), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(both[1], grid[1:4, 1:4].reshape(-1, grid.shape[-1]).mean(0), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(encoder.get_patch_features_at_position(grid, (30, 44), 0), grid[3, 2])
-    with pytest.raises(ValueError, match="inside the 70x70 image"):
-        encoder.get_patch_features_at_position(grid, (70, 0))
+    assert encoder.patch_grids(image).shape == (1, 5, 5, encoder.backbone.embed_dim)
     with pytest.raises(ValueError, match="multiples of the patch size"):
         encoder.patch_grids(_images(1, size=50))
 
@@ -88,7 +59,7 @@ def test_refresh_follows_the_encoder_in_place(encoder):
     with torch.no_grad():
         encoder.backbone.blocks[2].ls2.gamma.add_(0.5)  # layer scale starts at 1e-5: change it, not a bias
     try:
-        encoder.refresh_cache(cache)
+        cache.refresh(encoder.backbone)
         fresh = encoder.build_cache(images, cache_top_layers=1)
         np.testing.assert_allclose(view, fresh.window_mean_numpy(1), rtol=1e-4, atol=1e-5)
         assert not np.allclose(view, before)

@@ -1,9 +1,9 @@
 """SemanticEncoder: a DINOv2-compatible backbone seen as "image -> patch-feature grid" for navigation.
 
 It wraps a registry backbone (``encoders.create_model``) and adds what the RL trainer needs: freezing and
-unfreezing of the top blocks, patch grids for batches of scenes, the mean-pooled feature around a pixel
-position, and the two cache operations of phase 2 — recomputing features *with* gradients from the cached
-block-boundary tokens (only the unfrozen top blocks run) and refreshing the cache in place after an update.
+unfreezing of the top blocks, patch grids for batches of scenes, the feature cache of the scenes, and
+recomputing window features *with* gradients from the cached block-boundary tokens in phase 2 (only the unfrozen
+top blocks run; :meth:`envs.features.SceneFeatures.refresh` then refreshes the cache in place).
 The cache itself is :class:`envs.features.SceneFeatures`; the encoder talks to it only through the
 backbone contract (``forward_features`` / ``tokens_before_block`` / ``forward_from_block``).
 """
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import encoders
@@ -31,52 +30,9 @@ from encoders.checkpoint import (
 )
 from encoders.preprocessing import images_to_tensor
 from encoders.vision_transformer import DinoVisionTransformer
-from envs.features import SceneFeatures, StorageDType
+from envs.features import SceneFeatures, StorageDType, window_mean
 
 logger = logging.getLogger(__name__)
-
-
-def pool_patch_window(grid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: int = 1) -> torch.Tensor:
-    """Mean of the ``(2r+1) x (2r+1)`` cell window around each ``(row, col)``, clipped to the grid.
-
-    Args:
-        grid: ``(h, w, D)`` patch features.
-        rows, cols: ``(B,)`` integer cell coordinates inside the grid.
-        radius: window radius ``r >= 0`` in cells.
-
-    Returns:
-        ``(B, D)``: for cell ``(i, j)`` the mean over rows ``max(0, i-r)..min(h-1, i+r)`` and columns
-        ``max(0, j-r)..min(w-1, j+r)`` (border windows average fewer cells; nothing is padded).
-    """
-    if radius < 0:
-        raise ValueError(f"patch_radius must be >= 0, got {radius}")
-    h, w, _ = grid.shape
-    rows, cols = rows.long().reshape(-1), cols.long().reshape(-1)
-    if ((rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)).any():
-        raise ValueError(f"cells must lie inside the {h}x{w} grid, got rows {rows.tolist()} and cols {cols.tolist()}")
-    offsets = torch.arange(-radius, radius + 1, device=grid.device)
-    rr = rows.to(grid.device)[:, None] + offsets  # (B, K)
-    cc = cols.to(grid.device)[:, None] + offsets  # (B, K)
-    row_ok = (rr >= 0) & (rr < h)
-    col_ok = (cc >= 0) & (cc < w)
-    valid = (row_ok[:, :, None] & col_ok[:, None, :]).to(grid.dtype)  # (B, K, K)
-    window = grid[rr.clamp(0, h - 1)[:, :, None], cc.clamp(0, w - 1)[:, None, :]]  # (B, K, K, D)
-    total = (window * valid[..., None]).sum(dim=(1, 2))  # (B, D)
-    return total / valid.sum(dim=(1, 2))[:, None]
-
-
-def clipped_window_mean(grids: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean of each cell's clipped ``(2r+1) x (2r+1)`` window, in ``grids``' dtype (differentiable).
-
-    ``(U, h, w, D) -> (U, h, w, D)``: average pooling with stride 1 that counts only the cells inside the grid, so
-    border windows average fewer cells (the rule of :func:`envs.features.window_mean`, which accumulates in
-    float64 for the cache; this one stays in the autograd path's dtype).
-    """
-    if radius < 0:
-        raise ValueError(f"patch_radius must be >= 0, got {radius}")
-    x = grids.permute(0, 3, 1, 2)  # (U, D, h, w)
-    out = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
-    return out.permute(0, 2, 3, 1)  # (U, h, w, D)
 
 
 class SemanticEncoder(nn.Module):
@@ -191,35 +147,6 @@ class SemanticEncoder(nn.Module):
             out.append(patches.reshape(len(x), h, w, -1))
         return torch.cat(out)
 
-    def get_patch_features_at_position(
-        self, image: np.ndarray | torch.Tensor, position: tuple[int, int] | np.ndarray, patch_radius: int = 1
-    ) -> torch.Tensor:
-        """Mean patch feature around a pixel position.
-
-        Args:
-            image: ``(H, W, 3)`` uint8 RGB image, or its precomputed patch grid ``(h, w, D)`` (a tensor).
-            position: pixel ``(x, y)`` (column, row; OpenCV order), or ``(B, 2)`` positions. A pixel belongs to
-                the patch ``(row, col) = (y // patch_size, x // patch_size)``.
-            patch_radius: window radius in patches; the window is clipped at the image border.
-
-        Returns:
-            ``(D,)`` for one position, ``(B, D)`` for several (detached, on the encoder's device).
-        """
-        grid = image if torch.is_tensor(image) else self.patch_grids(np.asarray(image))[0]  # (h, w, D)
-        if grid.ndim != 3:
-            raise ValueError(f"a precomputed grid must be (h, w, D), got {tuple(grid.shape)}")
-        pos = np.asarray(position, dtype=np.int64)
-        single = pos.ndim == 1
-        pos = pos.reshape(-1, 2)
-        h, w = grid.shape[0], grid.shape[1]
-        height, width = h * self.patch_size, w * self.patch_size
-        if ((pos[:, 0] < 0) | (pos[:, 0] >= width) | (pos[:, 1] < 0) | (pos[:, 1] >= height)).any():
-            raise ValueError(f"pixel positions (x, y) must lie inside the {width}x{height} image, got {pos.tolist()}")
-        rows = torch.from_numpy(pos[:, 1] // self.patch_size)
-        cols = torch.from_numpy(pos[:, 0] // self.patch_size)
-        out = pool_patch_window(grid.detach(), rows, cols, patch_radius)
-        return out[0] if single else out
-
     # ------------------------------------------------------------------------------------------- cache
     def build_cache(
         self,
@@ -240,10 +167,6 @@ class SemanticEncoder(nn.Module):
             self.backbone, images, batch_size=batch_size, storage_dtype=storage_dtype, cache_block=cache_block
         )
 
-    def refresh_cache(self, cache: SceneFeatures, batch_size: int = 16) -> None:
-        """Recompute ``cache``'s grids in place after the encoder changed (only the top blocks run)."""
-        cache.refresh(self.backbone, batch_size=batch_size)
-
     def window_features(
         self,
         cache: SceneFeatures,
@@ -262,7 +185,7 @@ class SemanticEncoder(nn.Module):
         pair = np.asarray(scene_idx, dtype=np.int64) * cache.n_variants + np.asarray(variant_idx, dtype=np.int64)
         unique, inverse = np.unique(pair.reshape(-1), return_inverse=True)
         grids = cache.grids_from_tokens(self.backbone, unique // cache.n_variants, unique % cache.n_variants)
-        means = clipped_window_mean(grids, radius)  # (U, h, w, D), no float64 in the autograd path
+        means = window_mean(grids, radius, accumulate_dtype=None)  # (U, h, w, D), no float64 in the autograd path
         dev = means.device
         index = torch.from_numpy(inverse.reshape(-1)).to(dev)
         r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev).reshape(-1)
@@ -275,4 +198,4 @@ class SemanticEncoder(nn.Module):
         return save_backbone(self.backbone, path, name=self.name, overrides=self.overrides)
 
 
-__all__ = ["SemanticEncoder", "clipped_window_mean", "pool_patch_window"]
+__all__ = ["SemanticEncoder"]
