@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import metrics
+from envs.crops import CellCrops
 from envs.goals import ImageGoalMode, cell_box, image_goal_candidates
 from envs.rendering import HEADING_DELTAS, render_navigation_frame
 from envs.world import NavWorld, ObservationMode, TaskName, build_world
@@ -237,19 +238,13 @@ class NavCore:
             self._grid = world.features.grids_numpy().reshape(-1, d)  # (S*V*h*w, D)
             if world.object_goals is not None:
                 self._goal_vecs = world.object_goals.vectors.numpy().reshape(-1, d)  # (G*K, D)
-        self._crop_windows = None
-        if cfg.observation == "pixels":
-            # zero-padded images and a strided view of every crop position: a crop is one fancy-index gather
-            pad = cfg.patch_radius * self.patch_size
-            s, v, height, width, _ = world.images.shape
-            padded = np.zeros((s, v, height + 2 * pad, width + 2 * pad, 3), np.uint8)
-            padded[:, :, pad : pad + height, pad : pad + width] = world.images
-            windows = np.lib.stride_tricks.sliding_window_view(padded, (self.crop, self.crop), axis=(2, 3))
-            self._crop_windows = windows  # (S, V, Hp - P + 1, Wp - P + 1, 3, P, P), a view of `padded`
+        self._crops_of = (
+            CellCrops(world.images, self.patch_size, cfg.patch_radius) if cfg.observation == "pixels" else None
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_wm", "_grid", "_goal_vecs", "_crop_windows"):
+        for key in ("_wm", "_grid", "_goal_vecs", "_crops_of"):
             state.pop(key, None)
         return state
 
@@ -615,9 +610,7 @@ class NavCore:
 
     def _crops(self, s: np.ndarray, v: np.ndarray, r: np.ndarray, c: np.ndarray, heading: np.ndarray) -> np.ndarray:
         """``(n, P, P, 3)`` uint8 pixel crops around cells, rotated to ``heading``; outside the image is black."""
-        p = self.patch_size
-        # the crop of cell (r, c) starts at pixel (r * p, c * p) of the padded image
-        out = np.ascontiguousarray(self._crop_windows[s, v, r * p, c * p].transpose(0, 2, 3, 1))  # (n, P, P, 3)
+        out = self._crops_of(s, v, r, c)  # (n, P, P, 3), north-up
         for k in (1, 2, 3):  # row 0 of the crop is straight ahead: heading k is the north-up crop turned k times
             turned = heading == k
             if turned.any():

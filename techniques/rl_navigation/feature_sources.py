@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from envs.crops import CellCrops
 from envs.features import SceneFeatures
 from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
@@ -155,24 +156,14 @@ class PixelFeatureSource:
         if size < 1:
             raise ValueError(f"pixel size must be >= 1, got {size}")
         self.images = images
-        self.patch_size = int(patch_size)
-        self.crop = (2 * int(radius) + 1) * self.patch_size
         self.size = int(size)
         self.device = torch.device(device)
         self.dim = self.size * self.size * 3
-        offsets = np.arange(self.crop) - int(radius) * self.patch_size
-        self._dy, self._dx = np.meshgrid(offsets, offsets, indexing="ij")  # (P, P)
+        self._crops_of = CellCrops(images, patch_size, radius)
 
     def _crops(self, s: AgentStates) -> torch.Tensor:
         s = s.reshape(-1)
-        _, _, height, width, _ = self.images.shape
-        yy = (s.row * self.patch_size)[:, None, None] + self._dy  # (B, P, P)
-        xx = (s.col * self.patch_size)[:, None, None] + self._dx
-        valid = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-        crops = self.images[
-            s.scene[:, None, None], s.variant[:, None, None], yy.clip(0, height - 1), xx.clip(0, width - 1)
-        ]  # (B, P, P, 3)
-        crops = np.where(valid[..., None], crops, 0)
+        crops = self._crops_of(s.scene, s.variant, s.row, s.col)  # (B, P, P, 3)
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, P, P)
         return F.adaptive_avg_pool2d(x, self.size).reshape(len(x), -1)  # (B, size*size*3)
 
