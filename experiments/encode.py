@@ -108,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         help="forward pass under bf16 autocast or in fp32 (auto: bf16 on CUDA and on CPUs with native bf16); "
         "the features are returned as fp32",
     )
+    parser.add_argument("--seed", type=int, default=0, help="torch seed of a random-init encoder (no --weights)")
     args = parser.parse_args(argv)
     setup_logging()
 
     try:
+        torch.manual_seed(args.seed)
         model = load_encoder(args.encoder, args.weights, args.device)
         if args.image is not None:
             image_path = args.image

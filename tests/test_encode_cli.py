@@ -40,3 +40,15 @@ def test_encode_precision_flag_reports_the_path_and_returns_fp32(tmp_path, capsy
     with pytest.raises(SystemExit):
         encode.main(["--encoder", "vit_pico_patch14", "--image", str(path), "--precision", "fp16"])
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_random_init_is_seeded(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (56, 56, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "x.png"), image)
+    maps = []
+    for seed, name in ((0, "a"), (0, "b"), (1, "c")):
+        out = tmp_path / f"{name}.png"
+        args = ["--encoder", "vit_pico_patch14", "--image", str(tmp_path / "x.png"), "--size", "56"]
+        assert encode.main([*args, "--seed", str(seed), "--output", str(out), "--precision", "fp32"]) == 0
+        maps.append(cv2.imread(str(out)))
+    assert np.array_equal(maps[0], maps[1]) and not np.array_equal(maps[0], maps[2])
