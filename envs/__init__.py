@@ -29,6 +29,7 @@ from typing import Any
 
 import gymnasium as gym
 
+#: Time limit of the registered ids and the environments' default (Habitat's default for navigation tasks).
 MAX_EPISODE_STEPS = 500
 
 REGISTERED_IDS: dict[str, dict[str, Any]] = {

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from gymnasium import spaces
 
-from envs import metrics
+from envs import MAX_EPISODE_STEPS, metrics
 from envs.crops import CellCrops
 from envs.goals import ImageGoalMode, cell_box, image_goal_candidates
 from envs.rendering import HEADING_DELTAS, render_navigation_frame
@@ -43,8 +43,6 @@ STOP = "stop"
 #: Observation features are clipped to ``[-FEATURE_BOUND, FEATURE_BOUND]`` (the Box bounds; never reached by
 #: layer-normed encoder features in practice).
 FEATURE_BOUND = 1.0e4
-#: Default time limit of the environments (Habitat's default for navigation tasks).
-DEFAULT_MAX_EPISODE_STEPS = 500
 #: Flicker variant indices are drawn in blocks of this many steps per agent.
 FLICKER_BLOCK = 64
 #: Distances (cells) at which ``success_within_<k>`` is reported in the info of an episode's last step.
@@ -176,9 +174,7 @@ class NavCore:
     :meth:`step` and :meth:`observe`; everything else here is deterministic.
     """
 
-    def __init__(
-        self, config: NavConfig, world: NavWorld, n_agents: int, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS
-    ):
+    def __init__(self, config: NavConfig, world: NavWorld, n_agents: int, max_episode_steps: int = MAX_EPISODE_STEPS):
         if n_agents < 1:
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
         if config.needs_encoder and world.features is None:
@@ -655,7 +651,6 @@ class NavCore:
 
 
 __all__ = [
-    "DEFAULT_MAX_EPISODE_STEPS",
     "EGOCENTRIC_ACTIONS",
     "FEATURE_BOUND",
     "FLICKER_BLOCK",

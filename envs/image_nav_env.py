@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from envs import MAX_EPISODE_STEPS
 from envs.contract import check_action, check_argument_types, check_options, require_reset
-from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, prepare_navigation
+from envs.core import NavConfig, NavCore, prepare_navigation
 from envs.features import SceneFeatures
 from envs.world import NavWorld, TaskName, build_world
 
@@ -146,7 +147,7 @@ class ImageNavEnv(gym.Env):
         self.render_mode = render_mode
         self.render_scale = int(render_scale)
         self._max_episode_steps = max_episode_steps
-        self._core = NavCore(self.config, self.world, 1, max_episode_steps or DEFAULT_MAX_EPISODE_STEPS)
+        self._core = NavCore(self.config, self.world, 1, max_episode_steps or MAX_EPISODE_STEPS)
         self.observation_space = self._core.observation_space()
         self.action_space = self._core.action_space()
         self._has_reset = False
@@ -166,7 +167,7 @@ class ImageNavEnv(gym.Env):
         limit = self._max_episode_steps
         if limit is None:
             spec_limit = self.spec.max_episode_steps if self.spec is not None else None
-            limit = spec_limit or DEFAULT_MAX_EPISODE_STEPS
+            limit = spec_limit or MAX_EPISODE_STEPS
         self._core.set_max_episode_steps(limit)
         self._core.reset_agents([0], [self.np_random], [options])
         self._has_reset = True

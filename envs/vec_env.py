@@ -22,8 +22,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from envs import MAX_EPISODE_STEPS
 from envs.contract import check_actions, check_argument_types, check_options, require_reset
-from envs.core import DEFAULT_MAX_EPISODE_STEPS, NavConfig, NavCore, prepare_navigation
+from envs.core import NavConfig, NavCore, prepare_navigation
 from envs.features import SceneFeatures
 from envs.world import NavWorld, TaskName, build_world
 
@@ -65,7 +66,7 @@ class ImageNavVecEnv(VecEnv):
         render_mode: str | None = None,
         *,
         world: NavWorld | None = None,
-        max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
         render_scale: int = 1,
         **kwargs: Any,
     ):

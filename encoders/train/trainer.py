@@ -146,10 +146,6 @@ class Trainer:
         self._stop_requested = False
 
     # ----------------------------------------------------------------------------------------- control
-    def request_stop(self) -> None:
-        """Finish the current iteration, save a checkpoint and return (what Ctrl-C and SIGTERM do)."""
-        self._stop_requested = True
-
     @contextlib.contextmanager
     def _signal_handlers(self):
         previous: dict[int, Any] = {}

@@ -88,10 +88,6 @@ class Scene:
     def width(self) -> int:
         return int(self.image.shape[1])
 
-    def objects_of_class(self, class_name: str) -> list[int]:
-        """Indices into ``objects`` of every instance of ``class_name``."""
-        return [i for i, o in enumerate(self.objects) if o.class_name == class_name]
-
     def annotation(self) -> dict[str, Any]:
         """JSON-friendly description of the scene (everything except the pixels and the layout)."""
         return {
