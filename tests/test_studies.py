@@ -126,6 +126,8 @@ def test_demo_seeds_aggregate_pairs_the_random_walk_by_seed():
     assert "success_minus_random" not in s["random walk"]
     text = demo_seeds.table(s, per_seed)
     assert "| phase-2 end | 2 | 0.350 ± 0.635 |" in text and "0.400, 0.300 |" in text
+    assert s["phase-2 end"]["improvement"]["p"] == pytest.approx(1.0)  # 0.4 and 0.3 both beat 0.2 and 0.2
+    assert s["random walk"]["success_iqm"]["iqm"] == pytest.approx(0.2) and "improvement" not in s["random walk"]
 
 
 def test_demo_seeds_smoke(tmp_path):

@@ -9,7 +9,9 @@ the phase-1-end and phase-2-end policies and a random walk on the same episodes)
 reused when it already finished with the same arguments. A seed makes a run repeat exactly only on the same
 machine with the same torch build (thread count and CPU kernels change float rounding, and RL amplifies it), so
 the table reports the mean over seeds with a 95% Student-t interval over the per-seed means, the per-seed
-successes, and each policy's success minus the random walk's, paired by seed.
+successes, each policy's success minus the random walk's, paired by seed, and rliable's interquartile mean of the
+per-seed successes (stratified-bootstrap 95% interval) with the probability that the policy's success beats the
+random walk's (Agarwal et al. 2021).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from experiments.studies.common import (
     run_two_phase,
     write_outputs,
 )
+from techniques.rl_navigation.statistics import fmt_interval, iqm_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.demo_seeds")
 
@@ -60,11 +63,17 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str, floa
     over the seeds' means, plus ``success_minus_random`` (paired by seed) for every policy but the random walk."""
     policies = list(next(iter(per_seed.values())))
     out: dict[str, dict] = {}
+
+    def successes(policy: str) -> list[float]:
+        return [s[policy]["success"]["mean"] for s in per_seed.values()]
+
     for policy in policies:
         out[policy] = {m: mean_ci([s[policy][m]["mean"] for s in per_seed.values()]) for m in METRICS}
+        out[policy]["success_iqm"] = iqm_ci(successes(policy))
         if policy != BASELINE and all(BASELINE in s for s in per_seed.values()):
             diffs = [s[policy]["success"]["mean"] - s[BASELINE]["success"]["mean"] for s in per_seed.values()]
             out[policy]["success_minus_random"] = mean_ci(diffs)
+            out[policy]["improvement"] = probability_of_improvement(successes(policy), successes(BASELINE))
     return out
 
 
@@ -72,11 +81,15 @@ def table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], per_seed: Ma
     """The markdown table: one row per policy, mean ± 95% t-interval over seeds, and the per-seed successes."""
     seeds = list(per_seed)
     header = ["policy", "seeds", "success", "SPL", "soft-SPL", "coverage", "success − random walk", "success per seed"]
+    header += ["success IQM", "P(success > random walk)"]
     rows = []
     for policy, s in summary.items():
         per = ", ".join(f"{per_seed[k][policy]['success']['mean']:.3f}" for k in seeds)
         diff = fmt_ci(s["success_minus_random"]) if "success_minus_random" in s else ""
-        rows.append([policy, str(len(seeds)), *(fmt_ci(s[m]) for m in METRICS), diff, per])
+        iqm, imp = s["success_iqm"], s.get("improvement")
+        rliable = [fmt_interval(iqm["iqm"], iqm["low"], iqm["high"])]
+        rliable.append(fmt_interval(imp["p"], imp["low"], imp["high"], 2) if imp else "")
+        rows.append([policy, str(len(seeds)), *(fmt_ci(s[m]) for m in METRICS), diff, per, *rliable])
     return markdown_table(header, rows)
 
 
