@@ -41,7 +41,17 @@ def test_rnd_bonus_falls_on_visited_states_and_stays_on_new_ones():
     np.testing.assert_allclose(learner.errors(seen, actions + 1, seen), learner.errors(seen, actions, seen))
 
 
-def test_icm_inverse_model_learns_the_action_and_the_forward_model_its_embedding():
+@pytest.fixture
+def one_thread():
+    """Tiny MLPs, many steps: one torch thread (two spin-wait badly on a loaded 2-core machine: 33 s vs 0.8 s
+    for one ICM update, measured under load 12)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_icm_inverse_model_learns_the_action_and_the_forward_model_its_embedding(one_thread):
     torch.manual_seed(0)
     source = _TableSource()
     learner = ICMLearner(
