@@ -147,6 +147,13 @@ def prepare_navigation(
     return config, world
 
 
+def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """A numpy ``Generator`` in the saved ``bit_generator.state``."""
+    generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    generator.bit_generator.state = state
+    return generator
+
+
 def _rotated_offsets(size: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
     """Offsets ``(4, size, size)`` (rows, cols) of a ``size``-square view centred on a ``cell``-sized cell.
 
@@ -212,7 +219,9 @@ class NavCore:
             self._goal_pixel_table = np.stack(resized)  # (G*K, P, P, 3)
         self._bind_views()
         self.max_episode_steps = int(max_episode_steps)
+        before = set(vars(self))
         self._allocate()
+        self._agent_fields = tuple(sorted(set(vars(self)) - before - {"_agents"}))  # what agent_state() saves
 
     # ------------------------------------------------------------------------------------------ setup
     def _near_flicker_grid(self, radius: int) -> np.ndarray:
@@ -612,6 +621,38 @@ class NavCore:
             if turned.any():
                 out[turned] = np.rot90(out[turned], k, axes=(1, 2))
         return out
+
+    # ------------------------------------------------------------------------------------------ state
+    def agent_state(self) -> dict[str, Any]:
+        """The agents' episodes in progress: copies of every per-agent array of :meth:`_allocate` (cells, goals,
+        counters, visited cells, flicker streams, ...) and the states of the per-agent generators; with the same
+        world, :meth:`load_agent_state` continues each episode exactly where it was."""
+        state: dict[str, Any] = {"max_episode_steps": self.max_episode_steps}
+        for name in self._agent_fields:
+            value = getattr(self, name)
+            if name == "episode_start":  # a clock reading: keep the time elapsed instead
+                state[name] = time.perf_counter() - value
+            elif isinstance(value, np.ndarray):
+                state[name] = value.copy()
+            else:  # a list of per-agent generators (or None before an agent's first episode)
+                state[name] = [None if g is None else g.bit_generator.state for g in value]
+        return state
+
+    def load_agent_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`agent_state` (same number of agents and grid)."""
+        missing = sorted(set(self._agent_fields) - set(state))
+        if missing:
+            raise ValueError(f"agent state lacks {missing}; it was saved by another version of the environment")
+        self.set_max_episode_steps(int(state["max_episode_steps"]))
+        for name in self._agent_fields:
+            value, current = state[name], getattr(self, name)
+            if isinstance(current, np.ndarray):
+                value = np.asarray(value)
+                if value.shape != current.shape:
+                    raise ValueError(f"agent state {name!r} has shape {value.shape}, this environment {current.shape}")
+                current[...] = time.perf_counter() - value if name == "episode_start" else value
+            else:
+                setattr(self, name, [None if g is None else generator_from_state(g) for g in value])
 
     # ------------------------------------------------------------------------------------------ rendering
     def snapshot(self, i: int) -> dict[str, Any]:

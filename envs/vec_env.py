@@ -24,7 +24,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from envs import MAX_EPISODE_STEPS
 from envs.contract import check_actions, check_argument_types, check_options, require_reset
-from envs.core import NavConfig, NavCore, prepare_navigation
+from envs.core import NavConfig, NavCore, generator_from_state, prepare_navigation
 from envs.features import SceneFeatures
 from envs.world import NavWorld, TaskName, build_world
 
@@ -163,6 +163,24 @@ class ImageNavVecEnv(VecEnv):
 
     def close(self) -> None:
         self.closed = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the agents' future: their episodes in progress (:meth:`NavCore.agent_state`)
+        and their generators. Numpy arrays, generator states and plain values; :meth:`load_state_dict` continues
+        every episode and the episode stream exactly (for bit-exact resume of training)."""
+        return {
+            "agents": self.core.agent_state(),
+            "rngs": [None if g is None else g.bit_generator.state for g in self._rngs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into an env over the same world with the same number of agents."""
+        if len(state["rngs"]) != self.num_envs:
+            raise ValueError(f"the saved state has {len(state['rngs'])} agents, this env {self.num_envs}")
+        self.core.load_agent_state(state["agents"])
+        self._rngs = [None if g is None else generator_from_state(g) for g in state["rngs"]]
+        self._reset_seeds()
+        self._reset_options()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """The attribute for each agent: a per-agent state array of the core (``scene``, ``row``, ``heading``,

@@ -3,6 +3,9 @@ the curiosity glue records the right transitions, and resume continues counters 
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -114,7 +117,7 @@ def test_recorded_transitions_match_observations(tmp_path):
 
 def test_resume_continues_counters_and_phase(tmp_path):
     run = tmp_path / "run"
-    trainer = TwoPhaseTrainer(smoke(trajectory_every=0), run)
+    trainer = TwoPhaseTrainer(smoke(trajectory_every=0, phase2_episodes=12), run)
     calls = {"n": 0}
     original = trainer.model.on_update_end
 
@@ -122,7 +125,7 @@ def test_resume_continues_counters_and_phase(tmp_path):
         calls["n"] += 1
         original()
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
 
     trainer.model.on_update_end = interrupt_third
     first = trainer.train()

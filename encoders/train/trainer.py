@@ -12,12 +12,10 @@ Per iteration ``it``: schedules at ``it`` -> param groups; ``forward_backward(ba
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from encoders.train.checkpointing import (
 from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run, schedule_lengths
 from encoders.train.schedules import apply_optim_scheduler, schedule_values
 from encoders.utils.progress import Progress
+from encoders.utils.signals import stop_on_signals
 from encoders.utils.tensorboard import make_writer
 
 logger = logging.getLogger(__name__)
@@ -146,26 +145,9 @@ class Trainer:
         self._stop_requested = False
 
     # ----------------------------------------------------------------------------------------- control
-    @contextlib.contextmanager
-    def _signal_handlers(self):
-        previous: dict[int, Any] = {}
-
-        def handler(signum, frame):
-            if self._stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C aborts immediately
-            logger.warning("received %s: saving a checkpoint after this iteration", signal.Signals(signum).name)
-            self._stop_requested = True
-
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: no handlers, KeyboardInterrupt behaves as usual
-            previous.clear()
-        try:
-            yield
-        finally:
-            for sig, h in previous.items():
-                signal.signal(sig, h)
+    def request_stop(self) -> None:
+        """Finish the current iteration, save a checkpoint and return (what Ctrl-C and SIGTERM do)."""
+        self._stop_requested = True
 
     def _stop_agreed(self) -> bool:
         """True when any rank was asked to stop (all ranks then stop at the same iteration)."""
@@ -241,7 +223,7 @@ class Trainer:
             images_per_it,
             r.lr,
         )
-        with self._signal_handlers():
+        with stop_on_signals(self.request_stop, "after this iteration"):
             while it < stop:
                 if self.data.global_crops_size_at(it) != crop_size:
                     crop_size = self.data.global_crops_size_at(it)

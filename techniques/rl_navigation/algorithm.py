@@ -80,6 +80,7 @@ class CuriosityMixin:
         self.on_update_end = None
         self.last_rollout_stats = {}
         self._rollout: Transitions | None = None
+        self._stop_requested = False
         super().__init__(policy, env, **kwargs)
 
     # ------------------------------------------------------------------------------------------ running
@@ -104,8 +105,17 @@ class CuriosityMixin:
         finally:
             self.episode_budget = budget
 
+    def request_stop(self) -> None:
+        """End ``learn`` at the next rollout boundary (after the current rollout and its updates); what Ctrl-C and
+        SIGTERM do. The state there is a checkpoint's: a run resumed from it continues exactly."""
+        self._stop_requested = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: Any, n_rollout_steps: int) -> bool:
-        if self.recorder.episodes >= self.episode_budget:
+        if self._stop_requested or self.recorder.episodes >= self.episode_budget:
             return False
         self.recorder.start_rollout(n_rollout_steps)
         if not super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps):
@@ -149,7 +159,8 @@ class CuriosityMixin:
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`training_state` (before the next ``learn_episodes``)."""
+        """Restore :meth:`training_state` (before the next ``learn_episodes``), after the env's own state: the next
+        rollout starts from the env's current observations (its episodes in progress), not from a reset."""
         self.num_timesteps = int(state["num_timesteps"])
         self._n_updates = int(state["n_updates"])
         self.recorder.stats.episodes = int(state["episodes"])
@@ -158,9 +169,11 @@ class CuriosityMixin:
             self._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
         if state.get("lstm_states") is not None:
             self._last_lstm_states = _clone_states(state["lstm_states"])
+        self.refresh_observations()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "recorder", "curiosity", "on_update_end", "_rollout"]
+        excluded = ["recorder", "curiosity", "on_update_end", "_rollout", "_stop_requested"]
+        return [*super()._excluded_save_params(), *excluded]
 
 
 class CuriosityPPO(CuriosityMixin, PPO):

@@ -4,17 +4,24 @@
 format) and ``state.pt`` (forward model, optimisers, normaliser statistics, target network, counters, RNG);
 ``<run_dir>/checkpoints/latest`` names the most recent one. A checkpoint folder is written under a temporary
 name and renamed into place, then the pointer file is replaced atomically, so a crash leaves either the old
-or the new checkpoint, never a mix.
+or the new checkpoint, never a mix. A checkpoint damaged later (a truncated copy, a disk error) is skipped by
+:func:`load_newest_checkpoint`, which falls back to the newest intact one with a warning naming both.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from encoders.checkpoint import atomic_write_text
+import numpy as np
+import torch
+
+from encoders.checkpoint import CheckpointError, atomic_write_text, load_file, load_newest_intact
 from encoders.train.checkpointing import training_checkpoints
 
 CHECKPOINT_DIR = "checkpoints"
@@ -22,6 +29,8 @@ LATEST_POINTER = "latest"
 POLICY_FILE = "policy.zip"
 ENCODER_FILE = "encoder.pth"
 STATE_FILE = "state.pt"
+
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_dir(run_dir: str | os.PathLike, name: str = LATEST_POINTER) -> Path:
@@ -37,6 +46,54 @@ def checkpoint_dir(run_dir: str | os.PathLike, name: str = LATEST_POINTER) -> Pa
         available = list_checkpoints(run_dir)
         raise FileNotFoundError(f"checkpoint {path} not found; available: {', '.join(available) or 'none'}")
     return path
+
+
+def check_policy_file(path: str | os.PathLike) -> Path:
+    """``path`` (a ``policy.zip``) after checking that it is a complete SB3 archive (SB3 would otherwise report a
+    truncated file as "Names of parameters do not match"); :class:`CheckpointError` names the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"policy file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"could not read {path}: the policy file is corrupt or truncated ({e})") from e
+    if bad is not None:
+        raise CheckpointError(f"could not read {path}: the policy file is corrupt (member {bad} fails its CRC check)")
+    return path
+
+
+def read_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
+    """``state.pt`` of a checkpoint folder after checking that all its files are readable (policy archive,
+    encoder weights); :class:`CheckpointError` names the damaged file."""
+    folder = Path(folder)
+    state = load_file(folder / STATE_FILE)
+    check_policy_file(folder / POLICY_FILE)
+    load_file(folder / ENCODER_FILE)
+    return state
+
+
+def load_newest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint a resume continues from, ``(folder, state)``: the one ``latest`` names, or, if it is damaged
+    or missing, the newest intact one (by the time its state was written), with a warning that names both."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    pointer = root / LATEST_POINTER
+    candidates = sorted(
+        (root / name for name in list_checkpoints(run_dir)),
+        key=lambda p: (p / STATE_FILE).stat().st_mtime,
+        reverse=True,
+    )
+    if pointer.exists():
+        latest = root / pointer.read_text().strip()
+        candidates = [latest] + [c for c in candidates if c != latest]
+        if not (latest / STATE_FILE).exists():
+            logger.warning("%s names %s, which is missing; looking for the newest intact checkpoint", pointer, latest)
+            candidates = candidates[1:]
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint in {run_dir} ({root} holds none); is this a two_phase run folder?")
+    folder, state, _ = load_newest_intact(candidates, read_checkpoint, what="checkpoint")
+    return folder, state
 
 
 def check_run_folder(run_dir: str | os.PathLike) -> Path:
@@ -93,6 +150,29 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / STATE_FILE).exists())
 
 
+def arrays_to_tensors(obj: Any) -> Any:
+    """``obj`` with every numpy array turned into a tensor (``state.pt`` is read with ``weights_only=True``, which
+    refuses numpy arrays); :func:`tensors_to_arrays` inverts it, dtypes included."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: arrays_to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(arrays_to_tensors(v) for v in obj)
+    return obj
+
+
+def tensors_to_arrays(obj: Any) -> Any:
+    """Inverse of :func:`arrays_to_tensors`."""
+    if torch.is_tensor(obj):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return {k: tensors_to_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tensors_to_arrays(v) for v in obj)
+    return obj
+
+
 def write_checkpoint(run_dir: str | os.PathLike, name: str, write_files: Callable[[Path], None]) -> Path:
     """Create ``checkpoints/<name>/`` with ``write_files(tmp_folder)``, swap it into place, point ``latest`` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR
@@ -118,8 +198,13 @@ __all__ = [
     "LATEST_POINTER",
     "POLICY_FILE",
     "STATE_FILE",
+    "arrays_to_tensors",
+    "check_policy_file",
     "check_run_folder",
     "checkpoint_dir",
     "list_checkpoints",
+    "load_newest_checkpoint",
+    "read_checkpoint",
+    "tensors_to_arrays",
     "write_checkpoint",
 ]

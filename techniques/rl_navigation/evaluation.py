@@ -128,7 +128,11 @@ def policy_actor(model: Any, deterministic: bool = False) -> Actor:
 
 
 def load_policy(path: str | os.PathLike, policy: str = "mlp", device: str = "cpu") -> Any:
-    """An SB3 model saved by the trainer: PPO (``policy="mlp"``) or sb3-contrib RecurrentPPO (``"lstm"``)."""
+    """An SB3 model saved by the trainer: PPO (``policy="mlp"``) or sb3-contrib RecurrentPPO (``"lstm"``); a damaged
+    file is a :class:`~encoders.checkpoint.CheckpointError` that names it."""
+    from techniques.rl_navigation.checkpointing import check_policy_file
+
+    path = check_policy_file(path)
     if policy == "lstm":
         from sb3_contrib import RecurrentPPO
 

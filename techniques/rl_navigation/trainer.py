@@ -24,8 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from encoders.checkpoint import atomic_save, load_file
 from encoders.utils.config import config_to_dict, load_config, save_config
 from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
+from encoders.utils.signals import stop_on_signals
 from encoders.utils.tensorboard import make_writer
 from envs.features import SceneFeatures
 from techniques.rl_navigation.algorithm import CuriosityPPO, CuriosityRecurrentPPO
@@ -47,8 +46,13 @@ from techniques.rl_navigation.checkpointing import (
     ENCODER_FILE,
     POLICY_FILE,
     STATE_FILE,
+    arrays_to_tensors,
+    check_policy_file,
     check_run_folder,
     checkpoint_dir,
+    list_checkpoints,
+    load_newest_checkpoint,
+    tensors_to_arrays,
     write_checkpoint,
 )
 from techniques.rl_navigation.collapse_monitor import CollapseMonitor, sample_features
@@ -364,30 +368,36 @@ class TwoPhaseTrainer:
         return self.cfg.phase1_episodes + self.cfg.phase2_episodes
 
     def train(self) -> TrainResult:
-        """Run (or continue) both phases; checkpoints on exit, including Ctrl-C / SIGTERM."""
-        interrupted = False
-        restore = _install_sigterm()
-        self._progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=self.counters.episodes)
+        """Run (or continue) both phases and save the ``final`` checkpoint.
+
+        Ctrl-C or SIGTERM stops at the next rollout boundary (after the rollout in progress and its updates) and
+        saves the ``interrupted`` checkpoint there, from which :meth:`resume` continues bit for bit; a second
+        Ctrl-C aborts at once without saving (a resume then starts from the last checkpoint).
+        """
+        c, model = self.counters, self.model
+        self._progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=c.episodes)
         self._rollout_started = time.perf_counter()
         try:
-            if self.counters.phase == 1:
-                phase1_only = self.cfg.phase2_episodes == 0
-                self.model.learn_episodes(self.total_episodes if phase1_only else self.cfg.phase1_episodes)
-                if not phase1_only:
-                    self._switch_to_phase2()
-            if self.counters.phase == 2:
-                self.model.learn_episodes(self.total_episodes)
+            with stop_on_signals(model.request_stop, "at the end of this rollout"):
+                if c.phase == 1:
+                    phase1_only = self.cfg.phase2_episodes == 0
+                    model.learn_episodes(self.total_episodes if phase1_only else self.cfg.phase1_episodes)
+                    if not phase1_only and not model.stop_requested:
+                        self._switch_to_phase2()
+                if c.phase == 2 and not model.stop_requested:
+                    model.learn_episodes(self.total_episodes)
         except KeyboardInterrupt:
-            interrupted = True
-            logger.warning("interrupted: saving a checkpoint of rollout %d first", self.counters.rollouts)
+            latest = checkpoint_dir(self.run_dir) if list_checkpoints(self.run_dir) else None
+            logger.warning("aborted in rollout %d without saving; --resume continues from %s", c.rollouts + 1, latest)
+            return TrainResult(self.run_dir, c, True, dict(self.checkpoints))
         finally:
-            restore()
             self._progress.close()
             self._progress = None
-        name = "interrupted" if interrupted else "final"
+        finished = c.episodes >= self.total_episodes and (c.phase == 2 or self.cfg.phase2_episodes == 0)
+        name = "final" if finished else "interrupted"
         self.checkpoints[name] = self.save_checkpoint(name)
         self.writer.flush()
-        return TrainResult(self.run_dir, self.counters, interrupted, dict(self.checkpoints))
+        return TrainResult(self.run_dir, c, not finished, dict(self.checkpoints))
 
     def _after_rollout(self) -> None:
         """After each rollout's updates (``CuriosityPPO.on_update_end``): counters, logs, checkpoints."""
@@ -479,6 +489,7 @@ class TwoPhaseTrainer:
             "curiosity": None if self.curiosity is None else self.curiosity.state_dict(),
             "target": None if self.target is None else self.target.state_dict(),
             "monitor": self.monitor.state_dict(),
+            "env": arrays_to_tensors(self.env.state_dict()),
             "rng": get_rng_state(),
             "periodic": [p.name for p in self._periodic],
         }
@@ -494,13 +505,19 @@ class TwoPhaseTrainer:
             self.target.load_state_dict(state["target"])
             if self.target.separate:
                 self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
-        self.model.set_parameters(str(ckpt / POLICY_FILE), exact_match=True, device=self.model.device)
-        self.model.load_training_state(state["algorithm"])
+        self.model.set_parameters(
+            str(check_policy_file(ckpt / POLICY_FILE)), exact_match=True, device=self.model.device
+        )
+        if state.get("env") is not None:  # the episodes in progress continue where they were
+            self.env.load_state_dict(tensors_to_arrays(state["env"]))
+        else:
+            logger.warning("%s predates exact resume (no environment state): new episodes start here", ckpt)
+            self.env.seed(self.cfg.seed + 7919 * (self.counters.rollouts + 1))
+            self.model.refresh_observations()
+        self.model.load_training_state(state["algorithm"])  # after the env: its observations start the next rollout
         root = self.run_dir / CHECKPOINT_DIR
         self._periodic = [root / n for n in state.get("periodic", []) if (root / n).exists()]
         set_rng_state(state["rng"])
-        # new episodes after a resume: re-seed the agents' generators away from the start of the run
-        self.env.seed(self.cfg.seed + 7919 * (self.counters.rollouts + 1))
         logger.info(
             "resumed %s: phase %d, episode %d, step %d, rollout %d",
             ckpt,
@@ -526,7 +543,8 @@ class TwoPhaseTrainer:
             )
         for key, value in (overrides or {}).items():
             setattr(cfg, key, value)
-        trainer = cls(cfg, run_dir, resume_from=checkpoint_dir(run_dir))
+        checkpoint, _ = load_newest_checkpoint(run_dir)
+        trainer = cls(cfg, run_dir, resume_from=checkpoint)
         save_config(cfg, run_dir)
         return trainer
 
@@ -558,18 +576,6 @@ def _hparams_markdown(cfg: TwoPhaseConfig) -> str:
 
     walk(config_to_dict(cfg))
     return "|param|value|\n|-|-|\n" + "\n".join(rows)
-
-
-def _install_sigterm():
-    """Turn SIGTERM into ``KeyboardInterrupt`` (so it checkpoints like Ctrl-C); returns the restore function."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "run_name"]
