@@ -209,7 +209,13 @@ def load_scenes(
             [int(i) for i in scene_ids], split
         )
     except SceneTooSmallError as e:
-        fits = smallest_image_size(scene_ids, split, image_size + 1, patch_size=patch_size, seed=scene_seed)
+        fits = smallest_image_size(
+            scene_ids,
+            split,
+            image_size + 1,
+            lambda size: SceneGenerator(image_size=size, patch_size=patch_size, seed=scene_seed),
+            patch_size,
+        )
         raise ValueError(
             f"image_size={image_size} is too small for the default procedural scenes ({e}); the smallest image_size "
             f"that fits these scenes is {fits}; or pass a scene_generator=envs.scenes.SceneGenerator(image_size="

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import encoders
 from encoders.utils.cli import CLI_ERRORS, report_error
-from encoders.utils.config import config_to_dict, parse_config
+from encoders.utils.config import config_to_dict, get_nested, parse_config
 from encoders.utils.logging import setup_logging
 from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device
 
@@ -115,14 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_png,
         write_report,
     )
-    from techniques.rl_navigation.trainer import RESUME_OVERRIDABLE, TwoPhaseTrainer, run_name
+    from techniques.rl_navigation.trainer import TwoPhaseTrainer, run_name
 
     t0 = time.perf_counter()
     pretrain_s = 0.0
     try:
         if cfg.resume is not None:
-            given = explicit_fields(argv) & set(RESUME_OVERRIDABLE)
-            overrides = {k: getattr(cfg, k) for k in given if k != "resume"}
+            # every flag given explicitly: the trainer applies those a resume may change and refuses the others
+            given = explicit_fields(argv) - {"preset", "resume"}
+            overrides = {k: get_nested(cfg, k) for k in given}
             trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
             cfg = trainer.cfg
         else:

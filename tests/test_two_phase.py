@@ -149,5 +149,5 @@ def test_resume_continues_counters_and_phase(tmp_path):
     assert result.counters.episodes >= 8 + 16 and result.counters.rollouts > 3
     assert result.counters.steps == result.counters.rollouts * 16 * 4
     assert "phase1_end" in list_checkpoints(run) and checkpoint_dir(run).name == "final"
-    with pytest.raises(ValueError, match="cannot change encoder"):
+    with pytest.raises(ValueError, match="cannot change --encoder"):
         TwoPhaseTrainer.resume(run, {"encoder": "vit_tiny_patch14"})

@@ -192,6 +192,14 @@ def _coerce(tp: Any, value: Any) -> Any:
     return value
 
 
+def get_nested(cfg: Any, key: str) -> Any:
+    """A field's value by its dotted name: ``get_nested(cfg, "optim.lr")``."""
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
     """``dataclasses.replace`` that also accepts dotted keys for nested configs (``{"optim.lr": 1e-3}``)."""
     flat: dict[str, dict[str, Any]] = {}

@@ -9,8 +9,7 @@ pixel regions (rotated extent + antialiasing pad) are at least ``min_gap`` pixel
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -270,14 +269,18 @@ def render_object(
 
 
 def smallest_image_size(
-    scene_ids: Sequence[int], split: str, start: int, limit: int = 2048, **generator_kwargs: Any
+    scene_ids: Sequence[int],
+    split: str,
+    start: int,
+    make_generator: Callable[[int], SceneGenerator],
+    patch_size: int = 14,
+    limit: int = 2048,
 ) -> int | None:
-    """The smallest ``image_size >= start`` (a multiple of ``patch_size``) at which ``SceneGenerator(image_size,
-    **generator_kwargs)`` lays out every scene of ``scene_ids`` (layouts only, no pixels); ``None`` up to ``limit``."""
-    patch = int(generator_kwargs.get("patch_size", 14))
-    for size in range(-(-start // patch) * patch, limit + 1, patch):
+    """The smallest ``image_size >= start`` (a multiple of ``patch_size``) at which ``make_generator(image_size)``
+    lays out every scene of ``scene_ids`` of ``split`` (layouts only, no pixels are drawn); ``None`` up to ``limit``."""
+    for size in range(-(-start // patch_size) * patch_size, limit + 1, patch_size):
         try:
-            generator = SceneGenerator(image_size=size, **generator_kwargs)
+            generator = make_generator(size)
             for scene_id in scene_ids:
                 generator.sample_layout(int(scene_id), split)
         except SceneTooSmallError:

@@ -17,6 +17,10 @@ Presets:
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -304,32 +308,152 @@ def task_id(task: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class _Range:
+    """The allowed values of a numeric field: ``[low, high]`` (``low_open``: ``(low, high]``); ``None``: unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low is None:
+            return "a finite number"
+        return f"{'>' if self.low_open else '>='} {self.low:g}"
+
+
+_ANY, _NON_NEGATIVE, _POSITIVE, _UNIT = _Range(), _Range(0), _Range(0, low_open=True), _Range(0, 1)
+_AT_LEAST_1 = _Range(1)
+
+#: The allowed values of every numeric field of :class:`TwoPhaseConfig` (dotted names; tuples: every element);
+#: :func:`check_config` checks them all before any work, and a test checks that no numeric field is missing here.
+FIELD_RANGES: dict[str, _Range] = {
+    "image_size": _AT_LEAST_1,
+    "n_train_scenes": _AT_LEAST_1,
+    "n_eval_scenes": _AT_LEAST_1,
+    "scene_seed": _NON_NEGATIVE,
+    "colour_variants": _AT_LEAST_1,
+    "patch_radius": _NON_NEGATIVE,
+    "success_radius": _NON_NEGATIVE,
+    "min_start_distance": _NON_NEGATIVE,
+    "max_episode_steps": _AT_LEAST_1,
+    "distance_reward_scale": _ANY,
+    "goal_distance_reward": _NON_NEGATIVE,
+    "phase1_episodes": _NON_NEGATIVE,
+    "phase2_episodes": _NON_NEGATIVE,
+    "unfreeze_layers": _NON_NEGATIVE,
+    "encoder_lr": _NON_NEGATIVE,
+    "encoder_weight_decay": _NON_NEGATIVE,
+    "intrinsic_coef": _NON_NEGATIVE,
+    "extrinsic_coef": _NON_NEGATIVE,
+    "n_envs": _AT_LEAST_1,
+    "seed": _NON_NEGATIVE,
+    "torch_threads": _NON_NEGATIVE,
+    "checkpoint_every": _NON_NEGATIVE,
+    "keep_checkpoints": _AT_LEAST_1,
+    "trajectory_every": _NON_NEGATIVE,
+    "eval_episodes": _NON_NEGATIVE,
+    "encode_batch_size": _AT_LEAST_1,
+    "pretrain_images": _AT_LEAST_1,
+    "pretrain_iterations": _NON_NEGATIVE,
+    "ppo.n_steps": _AT_LEAST_1,
+    "ppo.batch_size": _Range(2),  # SB3 normalises advantages per minibatch
+    "ppo.n_epochs": _AT_LEAST_1,
+    "ppo.learning_rate": _NON_NEGATIVE,
+    "ppo.gamma": _UNIT,
+    "ppo.gae_lambda": _UNIT,
+    "ppo.clip_range": _POSITIVE,
+    "ppo.ent_coef": _NON_NEGATIVE,
+    "ppo.vf_coef": _NON_NEGATIVE,
+    "ppo.max_grad_norm": _POSITIVE,
+    "ppo.net_arch": _AT_LEAST_1,
+    "ppo.lstm_hidden": _AT_LEAST_1,
+    "curiosity.forward_hidden": _AT_LEAST_1,
+    "curiosity.forward_layers": _AT_LEAST_1,
+    "curiosity.forward_lr": _NON_NEGATIVE,
+    "curiosity.forward_epochs": _NON_NEGATIVE,
+    "curiosity.forward_batch_size": _AT_LEAST_1,
+    "curiosity.forward_max_grad_norm": _POSITIVE,
+    "curiosity.gamma": _UNIT,
+    "curiosity.gae_lambda": _UNIT,
+    "curiosity.warmup_rollouts": _NON_NEGATIVE,
+    "curiosity.critic_hidden": _AT_LEAST_1,
+    "curiosity.critic_lr": _NON_NEGATIVE,
+    "curiosity.critic_epochs": _NON_NEGATIVE,
+    "curiosity.target_momentum": _UNIT,
+    "curiosity.collapse_fraction": _UNIT,
+    "curiosity.pixel_size": _AT_LEAST_1,
+    "curiosity.rnd_dim": _AT_LEAST_1,
+    "curiosity.inverse_dim": _AT_LEAST_1,
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
+    """Every field of a config dataclass: its annotated type (Literal choices, bool, int, float, str) and, for
+    numbers, :data:`FIELD_RANGES`."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        name, value, hint = prefix + f.name, getattr(cfg, f.name), hints[f.name]
+        if dataclasses.is_dataclass(value):
+            _check_types_and_ranges(value, name + ".")
+            continue
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is Literal and value not in args:
+            raise ValueError(f"{_flag(name)} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        if hint is bool and not isinstance(value, bool):
+            raise ValueError(f"{_flag(name)} must be true or false, got {value!r}")
+        numbers = value if origin is tuple else (value,)
+        if hint in (int, float) or (origin is tuple and args and args[0] in (int, float)):
+            for number in numbers:
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    raise ValueError(f"{_flag(name)} must be a number, got {value!r}")
+                allowed = FIELD_RANGES.get(name, _ANY)
+                if number not in allowed:
+                    raise ValueError(f"{_flag(name)} must be {allowed}, got {value!r}")
+
+
 def check_config(cfg: TwoPhaseConfig) -> None:
-    """Reject inconsistent settings with messages that name the flag to change."""
+    """Reject bad or inconsistent settings before any work, naming the flag to change: every field's type, choices
+    and range, then the encoder, its weights and patch size, the scene size, the task rules and the phase settings."""
+    import encoders
+    from encoders.train.config import PRESETS as PRETRAIN_PRESETS
+    from envs.core import NavConfig
+    from envs.scenes import SceneGenerator, smallest_image_size
+
     task_id(cfg.task)
-    positive = {
-        "--n-envs": cfg.n_envs,
-        "--ppo.n-steps": cfg.ppo.n_steps,
-        "--ppo.batch-size": cfg.ppo.batch_size,
-        "--max-episode-steps": cfg.max_episode_steps,
-        "--n-train-scenes": cfg.n_train_scenes,
-        "--curiosity.forward-batch-size": cfg.curiosity.forward_batch_size,
-        "--image-size": cfg.image_size,
-    }
-    for flag, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    for flag, value in {
-        "--phase1-episodes": cfg.phase1_episodes,
-        "--phase2-episodes": cfg.phase2_episodes,
-        "--eval-episodes": cfg.eval_episodes,
-        "--intrinsic-coef": cfg.intrinsic_coef,
-        "--extrinsic-coef": cfg.extrinsic_coef,
-        "--checkpoint-every": cfg.checkpoint_every,
-        "--trajectory-every": cfg.trajectory_every,
-    }.items():
-        if value < 0:
-            raise ValueError(f"{flag} must be >= 0, got {value}")
+    _check_types_and_ranges(cfg)
+    resolve_device(cfg.device)
+    if not cfg.exp_name or os.sep in cfg.exp_name:
+        raise ValueError(f"--exp-name must be a non-empty name without {os.sep!r}, got {cfg.exp_name!r}")
+    spec = encoders.get_model_spec(cfg.encoder)  # ValueError listing the known encoders
+    weights = cfg.encoder_weights
+    if weights is not None and weights != "official" and not Path(weights).expanduser().is_file():
+        raise ValueError(
+            f"--encoder-weights: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', or omit it"
+        )
+    if cfg.pretrain and weights is None and cfg.pretrain_preset not in PRETRAIN_PRESETS:
+        raise ValueError(
+            f"--pretrain-preset must be one of {', '.join(sorted(PRETRAIN_PRESETS))}, got {cfg.pretrain_preset!r}"
+        )
+    patch, depth = int(spec.kwargs["patch_size"]), int(spec.kwargs["depth"])
+    if cfg.image_size % patch:
+        raise ValueError(
+            f"--image-size {cfg.image_size} must be a multiple of the patch size {patch} of {cfg.encoder}, "
+            f"e.g. {max(1, round(cfg.image_size / patch)) * patch}"
+        )
     if cfg.extrinsic_coef == 0 and (cfg.curiosity.space == "none" or cfg.intrinsic_coef == 0):
         raise ValueError(
             "--extrinsic-coef 0 (pure curiosity) leaves nothing to learn without an intrinsic reward; pass "
@@ -337,8 +461,11 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         )
     if cfg.phase1_episodes + cfg.phase2_episodes < 1:
         raise ValueError("--phase1-episodes + --phase2-episodes must be >= 1 (nothing to train)")
-    if cfg.phase2_episodes > 0 and cfg.unfreeze_layers < 1:
-        raise ValueError("phase 2 needs --unfreeze-layers >= 1 (or pass --phase2-episodes 0 for phase-1-only)")
+    if cfg.phase2_episodes > 0 and not 1 <= cfg.unfreeze_layers <= depth:
+        raise ValueError(
+            f"--unfreeze-layers must be in [1, {depth}] ({cfg.encoder} has {depth} blocks) when phase 2 runs, got "
+            f"{cfg.unfreeze_layers} (or pass --phase2-episodes 0 for phase-1-only)"
+        )
     pixels = TASKS[task_id(cfg.task)].get("observation") == "pixels"
     if cfg.goal_distance_reward != 0 and pixels:
         raise ValueError("--goal-distance-reward needs feature observations; use a task without Pixels or pass 0")
@@ -351,6 +478,32 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         raise ValueError(
             f"--ppo.batch-size {cfg.ppo.batch_size} exceeds a rollout ({cfg.ppo.n_steps} x {cfg.n_envs} transitions);"
             f" lower it or raise --ppo.n-steps / --n-envs"
+        )
+    nav = {k: v for k, v in env_kwargs(cfg).items() if k in NavConfig.__dataclass_fields__}
+    try:
+        NavConfig(**nav)
+    except ValueError as e:
+        raise ValueError(f"task rules: {e} (--min-start-distance, --success-radius, --patch-radius)") from e
+
+    def generator(size: int) -> SceneGenerator:
+        return SceneGenerator(**scene_generator_kwargs(size, patch, cfg.scene_seed))
+
+    n_train = max(cfg.n_train_scenes, cfg.pretrain_images if cfg.pretrain and weights is None else 0)
+    splits = {"train": n_train, cfg.eval_split: max(cfg.n_eval_scenes, n_train if cfg.eval_split == "train" else 0)}
+    too_small = [
+        split
+        for split, n in splits.items()
+        if smallest_image_size(range(n), split, cfg.image_size, generator, patch, limit=cfg.image_size) is None
+    ]
+    if too_small:
+        fits = [
+            smallest_image_size(range(n), split, cfg.image_size + patch, generator, patch)
+            for split, n in splits.items()
+        ]
+        raise ValueError(
+            f"--image-size {cfg.image_size} is too small for the procedural {' and '.join(too_small)} scenes (their "
+            f"objects do not fit); the smallest size that fits the {' and '.join(splits)} scenes is "
+            f"{max((f for f in fits if f is not None), default=None)}"
         )
 
 
@@ -390,6 +543,7 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
 
 __all__ = [
     "ENCODER_SPACES",
+    "FIELD_RANGES",
     "PRESETS",
     "TASKS",
     "CuriosityConfig",

@@ -34,7 +34,7 @@ import torch
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from encoders.checkpoint import atomic_save, load_file
-from encoders.utils.config import config_to_dict, load_config, save_config
+from encoders.utils.config import config_to_dict, get_nested, load_config, replace_nested, save_config
 from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.signals import stop_on_signals
@@ -92,6 +92,7 @@ RESUME_OVERRIDABLE = (
     "trajectory_every",
     "eval_episodes",
     "eval_split",
+    "n_eval_scenes",
     "resume",
 )
 
@@ -529,22 +530,30 @@ class TwoPhaseTrainer:
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, overrides: dict[str, Any] | None = None) -> TwoPhaseTrainer:
-        """Continue the run in ``run_dir`` from its latest checkpoint, with its saved config.
+        """Continue the run in ``run_dir`` from its latest intact checkpoint, with its saved config.
 
-        ``overrides`` may change only :data:`RESUME_OVERRIDABLE` fields (e.g. more episodes, another device).
+        ``overrides`` (field names, dotted for nested ones: ``{"phase2_episodes": 3000, "ppo.n_steps": 64}``) equal
+        to the saved values are no-ops; :data:`RESUME_OVERRIDABLE` fields are applied (more episodes, another
+        device, ...); a change of any other field raises ``ValueError`` naming each one, before any work.
         """
         run_dir = check_run_folder(run_dir)
-        cfg = load_config(TwoPhaseConfig, run_dir)
-        bad = sorted(set(overrides or {}) - set(RESUME_OVERRIDABLE))
-        if bad:
+        saved = load_config(TwoPhaseConfig, run_dir)
+        changed = {k: v for k, v in (overrides or {}).items() if get_nested(saved, k) != v}
+        refused = sorted(k for k in changed if k not in RESUME_OVERRIDABLE)
+        if refused:
             raise ValueError(
-                f"cannot change {', '.join(bad)} when resuming (only {', '.join(RESUME_OVERRIDABLE)}); "
-                "start a new run instead"
+                "cannot change "
+                + ", ".join(f"{_flag(k)} ({get_nested(saved, k)!r} -> {changed[k]!r})" for k in refused)
+                + f" when resuming {run_dir}: these settings shaped the training so far; start a new run for them. "
+                "A resume may change only " + ", ".join(_flag(k) for k in RESUME_OVERRIDABLE if k != "resume")
             )
-        for key, value in (overrides or {}).items():
-            setattr(cfg, key, value)
+        cfg = replace_nested(saved, changed)
+        check_config(cfg)
         checkpoint, _ = load_newest_checkpoint(run_dir)
         trainer = cls(cfg, run_dir, resume_from=checkpoint)
+        if changed:
+            applied = ", ".join(f"{_flag(k)} {get_nested(saved, k)!r} -> {v!r}" for k, v in changed.items())
+            logger.info("resuming with %s", applied)
         save_config(cfg, run_dir)
         return trainer
 
@@ -557,6 +566,11 @@ class TwoPhaseTrainer:
 
 #: TensorBoard names of episode metrics under ``charts/`` (others keep their info key).
 _CHART_TAGS = {"is_success": "success_rate", "near_flicker_fraction": "near_flicker"}
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of a (dotted) config field: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
+    return "--" + name.replace("_", "-")
 
 
 def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
