@@ -442,7 +442,8 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     weights = cfg.encoder_weights
     if weights is not None and weights != "official" and not Path(weights).expanduser().is_file():
         raise ValueError(
-            f"--encoder-weights: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', or omit it"
+            f"--encoder-weights: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', "
+            "or omit it"
         )
     if cfg.pretrain and weights is None and cfg.pretrain_preset not in PRETRAIN_PRESETS:
         raise ValueError(
