@@ -73,6 +73,19 @@ def _is_disk_full(error: BaseException, folder: Path) -> bool:
         return False
 
 
+def disk_full_error(error: BaseException, path: str | os.PathLike) -> DiskFullError | None:
+    """The :class:`DiskFullError` to raise instead of ``error`` if writing ``path`` failed for lack of space
+    (``None`` otherwise); call it before deleting the partial file, while the space is still used."""
+    path = Path(path)
+    if not isinstance(error, Exception) or isinstance(error, DiskFullError) or not _is_disk_full(error, path.parent):
+        return None
+    return DiskFullError(
+        errno.ENOSPC,
+        f"no space left on the device of {path.parent} ({_free_mib(path.parent)} free) while writing {path.name}; "
+        "free some space or write the run elsewhere (the previous file, if any, is intact)",
+    )
+
+
 def _free_mib(folder: Path) -> str:
     try:
         return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB"
@@ -100,15 +113,11 @@ def _atomic_write(path: str | os.PathLike, mode: str, write: Callable[[IO], None
         _shift_versions(path, keep_previous)
         os.replace(tmp, path)
     except BaseException as e:
-        full = isinstance(e, Exception) and not isinstance(e, DiskFullError) and _is_disk_full(e, path.parent)
+        full = disk_full_error(e, path)
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if full:
-            raise DiskFullError(
-                errno.ENOSPC,
-                f"no space left on the device of {path.parent} ({_free_mib(path.parent)} free) while writing "
-                f"{path.name}; free some space or write the run elsewhere (the previous file, if any, is intact)",
-            ) from e
+        if full is not None:
+            raise full from e
         raise
     return path
 

@@ -97,6 +97,8 @@ def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
     rc = pretrain.main(argv)
     setup_logging()  # the pretraining CLI configured logging for itself
     weights = run / "teacher_backbone.pth"
+    if rc == 130:
+        raise KeyboardInterrupt("pretraining interrupted")
     if rc != 0 or not weights.exists():
         raise RuntimeError(f"pretraining failed (exit code {rc}); see {run}; or pass --encoder-weights PATH")
     logger.info("pretrained encoder in %.0f s: %s", time.perf_counter() - t0, weights)
@@ -106,6 +108,27 @@ def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     setup_logging()
+    stage = {"now": "setup", "run_dir": None}
+    try:
+        return run(cfg, argv, stage)
+    except CLI_ERRORS as e:
+        return report_error(e)
+    except KeyboardInterrupt:
+        run_dir = stage["run_dir"]
+        hints = {
+            "setup": "before training started: nothing to save",
+            "pretraining": f"during pretraining (its checkpoint is kept): add --run-dir {run_dir} to the same command "
+            "to continue it",
+            "evaluation": f"during the evaluation; training is complete: evaluate with python -m experiments.evaluate "
+            f"{run_dir}",
+        }
+        print(f"interrupted {hints.get(stage['now'], '')}", file=sys.stderr)
+        return 130
+
+
+def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
+    """Resume or start the run, pretrain its encoder (demo), train, evaluate, print the report; ``stage`` tracks
+    where it is (for the message of an interruption outside training)."""
     from techniques.rl_navigation.checkpointing import list_checkpoints
     from techniques.rl_navigation.evaluation import (
         evaluate_run,
@@ -119,29 +142,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     pretrain_s = 0.0
-    try:
-        if cfg.resume is not None:
-            # every flag given explicitly: the trainer applies those a resume may change and refuses the others
-            given = explicit_fields(argv) - {"preset", "resume"}
-            overrides = {k: get_nested(cfg, k) for k in given}
-            trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
-            cfg = trainer.cfg
-        else:
-            check_config(cfg)
-            run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))
-            if list_checkpoints(run_dir):
-                raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-            cfg.run_dir = run_dir
-            if cfg.pretrain and not cfg.encoder_weights:
-                t_pre = time.perf_counter()
-                cfg.encoder_weights = str(pretrain_demo_encoder(cfg, run_dir / "pretrain"))
-                pretrain_s = time.perf_counter() - t_pre
-            elif not cfg.encoder_weights:
-                logger.warning("random-init %s: pass --encoder-weights (or --pretrain) for real features", cfg.encoder)
-            trainer = TwoPhaseTrainer(cfg, run_dir)
-    except CLI_ERRORS as e:
-        return report_error(e)
-    run_dir = trainer.run_dir
+    if cfg.resume is not None:
+        # every flag given explicitly: the trainer applies those a resume may change and refuses the others
+        given = explicit_fields(argv) - {"preset", "resume"}
+        overrides = {k: get_nested(cfg, k) for k in given}
+        trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
+        cfg = trainer.cfg
+    else:
+        check_config(cfg)
+        run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))
+        if list_checkpoints(run_dir):
+            raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+        cfg.run_dir = stage["run_dir"] = run_dir
+        if cfg.pretrain and not cfg.encoder_weights:
+            stage["now"] = "pretraining"
+            t_pre = time.perf_counter()
+            cfg.encoder_weights = str(pretrain_demo_encoder(cfg, run_dir / "pretrain"))
+            pretrain_s = time.perf_counter() - t_pre
+        elif not cfg.encoder_weights:
+            logger.warning("random-init %s: pass --encoder-weights (or --pretrain) for real features", cfg.encoder)
+        stage["now"] = "setup"
+        trainer = TwoPhaseTrainer(cfg, run_dir)
+    run_dir = stage["run_dir"] = trainer.run_dir
+    stage["now"] = "training"  # the trainer saves a checkpoint on Ctrl-C / SIGTERM itself
     t_train = time.perf_counter()
     result = trainer.train()
     train_s = time.perf_counter() - t_train
@@ -150,10 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [
         f"two_phase: {run_dir}",
         f"  episodes {c.episodes} (phase 1: {cfg.phase1_episodes}, phase 2: {cfg.phase2_episodes}), steps {c.steps}, "
-        f"rollouts {c.rollouts}, phase {c.phase}" + (" (interrupted: continue with --resume)" * result.interrupted),
+        f"rollouts {c.rollouts}, phase {c.phase}"
+        + (f" (interrupted: continue with --resume {run_dir})" * result.interrupted),
         f"  checkpoints: {', '.join(f'{k}={v}' for k, v in result.checkpoints.items())}",
     ]
     if not result.interrupted and cfg.eval_episodes > 0:
+        stage["now"] = "evaluation"
         names = [n for n in ("phase1_end", "final") if n in list_checkpoints(run_dir)]
         t_eval = time.perf_counter()
         results = evaluate_run(run_dir, names, split=cfg.eval_split, episodes=cfg.eval_episodes, device=cfg.device)

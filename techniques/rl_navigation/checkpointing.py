@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.checkpoint import CheckpointError, atomic_write_text, load_file, load_newest_intact
+from encoders.checkpoint import CheckpointError, atomic_write_text, disk_full_error, load_file, load_newest_intact
 from encoders.train.checkpointing import training_checkpoints
 
 CHECKPOINT_DIR = "checkpoints"
@@ -181,8 +181,17 @@ def write_checkpoint(run_dir: str | os.PathLike, name: str, write_files: Callabl
     for stale in (tmp, old):
         if stale.exists():
             shutil.rmtree(stale)
+    for stale in root.glob(f".{LATEST_POINTER}.*.tmp"):  # a pointer update cut short (SIGKILL)
+        stale.unlink(missing_ok=True)
     tmp.mkdir()
-    write_files(tmp)
+    try:
+        write_files(tmp)
+    except BaseException as e:
+        full = disk_full_error(e, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None:
+            raise full from e
+        raise
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
