@@ -220,10 +220,9 @@ def load_newest_intact(
 
 
 def _short_reason(error: CheckpointError) -> str:
-    """The first sentence of what the reader reported (``torch.load``'s messages run to a paragraph)."""
-    cause = error.__cause__ or error
-    text = str(cause).strip().split(". ")[0].splitlines()[0] if str(cause).strip() else type(cause).__name__
-    return text[:200]
+    """The first sentence of the error, which names the damaged file (``torch.load``'s messages run to a paragraph)."""
+    text = str(error).strip()
+    return text.split(". ")[0].splitlines()[0] if text else type(error).__name__
 
 
 def extract_backbone_state_dict(obj: Any) -> dict[str, torch.Tensor]:

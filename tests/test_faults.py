@@ -4,14 +4,25 @@
 - pretraining: one ``error:`` line, the last N checkpoints with a fallback past a damaged one, fresh starts over
   unreadable checkpoints;
 - ``two_phase --resume`` of a folder that is not a two-phase run;
-- the environments' input contract (order, action types, options, argument types, scene sizes, upscaling).
+- the environments' input contract (order, action types, options, argument types, scene sizes, upscaling);
+- two-phase training: SIGINT / SIGTERM at several moments, crashes (SIGKILL) at several moments, each resumed and
+  compared with the uninterrupted run bit for bit; damaged latest checkpoints; resume flags; early validation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import io
+import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
+import typing
+import zipfile
 
 import cv2
 import gymnasium as gym
@@ -20,13 +31,19 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers the ids)
-from encoders.checkpoint import atomic_save, atomic_write_text
+from encoders.checkpoint import CheckpointError, atomic_save, atomic_write_text
 from encoders.data.image_folder import ImageFolderDataset
 from encoders.train.config import CropsConfig
 from encoders.train.data import MultiCropDataPipeline
+from encoders.utils.config import replace_nested
 from envs import ImageNavEnv, ImageNavVecEnv
 from envs.scenes import FolderSceneSource
 from experiments import pretrain, two_phase
+from techniques.rl_navigation import checkpointing
+from techniques.rl_navigation.checkpointing import checkpoint_dir
+from techniques.rl_navigation.config import FIELD_RANGES, PRESETS, TwoPhaseConfig
+from techniques.rl_navigation.trainer import TwoPhaseTrainer
+from tests.conftest import REPO_ROOT
 
 PICO = ["--preset", "pico", "--no-train.progress"]
 
@@ -241,7 +258,7 @@ def test_reset_options_must_be_a_dict(env):
 )
 def test_argument_types_are_checked_before_any_work(kwargs, message):
     with pytest.raises(TypeError, match=message):
-        gym.make("ImageNav-v0", **kwargs)
+        gym.make("ImageNav-v1", **kwargs)
     with pytest.raises(TypeError, match=message):
         ImageNavVecEnv(2, **kwargs)
 
@@ -250,8 +267,8 @@ def test_too_small_scenes_name_the_smallest_size_that_works():
     with pytest.raises(
         ValueError, match=r"image_size=112 is too small .* the smallest image_size that fits these scenes is 168"
     ):
-        gym.make("ImageNav-v0", image_size=112)
-    gym.make("ImageNav-v0", image_size=168)  # and that size does work
+        gym.make("ImageNav-v1", image_size=112)
+    gym.make("ImageNav-v1", image_size=168)  # and that size does work
 
 
 def test_tiny_photos_warn_when_upscaled_for_scenes_and_pretraining(tmp_path, caplog):
@@ -269,3 +286,253 @@ def test_tiny_photos_warn_when_upscaled_for_scenes_and_pretraining(tmp_path, cap
         )
     (warning,) = [r.getMessage() for r in caplog.records if "upscaled" in r.getMessage()]
     assert "3 of 3 images probed are much smaller than the crops" in warning and "upscaled 7.0x" in warning
+
+
+# -------------------------------------------------------------------------------- two-phase: exact resume
+FAULT_RUN = {
+    "eval_episodes": 0,
+    "phase1_episodes": 40,
+    "phase2_episodes": 40,
+    "checkpoint_every": 1,
+    "trajectory_every": 0,
+    "seed": 5,
+}
+FAULT_ARGV = ["--preset", "smoke"] + [
+    token for key, value in FAULT_RUN.items() for token in (f"--{key.replace('_', '-')}", str(value))
+]
+
+
+def _fault_cfg(**overrides) -> TwoPhaseConfig:
+    return replace_nested(TwoPhaseConfig(), {**PRESETS["smoke"], **FAULT_RUN, **overrides})
+
+
+def _final_state(run_dir) -> dict:
+    """Everything the final checkpoint holds: policy and its optimiser, encoder, and ``state.pt`` (forward model,
+    critic, optimisers, normaliser, target, counters, RNG, the agents' episodes) but the config (its run folder
+    differs) and the wall-clock episode start times."""
+    folder = run_dir / "checkpoints" / "final"
+    with zipfile.ZipFile(folder / "policy.zip") as archive:
+        policy = {
+            n: torch.load(io.BytesIO(archive.read(n)), weights_only=False) for n in archive.namelist() if ".pth" in n
+        }
+    state = torch.load(folder / "state.pt", weights_only=True)
+    del state["config"], state["env"]["agents"]["episode_start"]
+    return {"policy": policy, "encoder": torch.load(folder / "encoder.pth", weights_only=True), "state": state}
+
+
+def _assert_identical(a, b, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _assert_identical(a[key], b[key], f"{path}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_identical(x, y, f"{path}[{i}]")
+    elif torch.is_tensor(a):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    trainer = TwoPhaseTrainer(_fault_cfg(), run_dir)
+    result = trainer.train()
+    trainer.close()
+    assert not result.interrupted and result.counters.phase == 2 and result.counters.rollouts >= 12
+    return _final_state(run_dir)
+
+
+def _call_hook(obj, name: str, when, action) -> None:
+    """Wrap ``obj.name`` so that ``action()`` runs before its call for which ``when(call number)`` is true."""
+    original, calls = getattr(obj, name), {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if when(calls["n"]):
+            action()
+        return original(*args, **kwargs)
+
+    setattr(obj, name, wrapped)
+
+
+def _signal(sig):
+    return lambda: os.kill(os.getpid(), sig)
+
+
+SIGNAL_POINTS = {
+    # (signal, where): install(trainer, action)
+    ("SIGINT", "mid-rollout, phase 1"): lambda t, a: _call_hook(t.recorder, "step_wait", lambda n: n == 37, a),
+    ("SIGTERM", "mid-PPO update, phase 1"): lambda t, a: _call_hook(
+        t.model.policy.optimizer, "step", lambda n: n == 3, a
+    ),
+    ("SIGINT", "at the phase switch"): lambda t, a: _call_hook(t, "_enter_phase2", lambda n: n == 1, a),
+    ("SIGTERM", "mid forward-model and encoder update, phase 2"): lambda t, a: _call_hook(
+        t.curiosity.learner, "update", lambda n: n == 11, a
+    ),
+}
+
+
+@pytest.mark.parametrize(("sig", "where"), list(SIGNAL_POINTS))
+def test_a_signal_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path, uninterrupted, sig, where):
+    run_dir = tmp_path / "run"
+    trainer = TwoPhaseTrainer(_fault_cfg(), run_dir)
+    SIGNAL_POINTS[(sig, where)](trainer, _signal(getattr(signal, sig)))
+    first = trainer.train()
+    trainer.close()
+    assert first.interrupted and checkpoint_dir(run_dir).name == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    resumed = TwoPhaseTrainer.resume(run_dir)
+    assert resumed.counters == first.counters
+    result = resumed.train()
+    resumed.close()
+    assert not result.interrupted
+    _assert_identical(uninterrupted, _final_state(run_dir))
+
+
+class _Killed(BaseException):
+    """A process death at this point (nothing after it runs, no handler sees it)."""
+
+
+def _kill():
+    raise _Killed
+
+
+KILL_POINTS = {
+    "mid-rollout": lambda t: _call_hook(t.recorder, "step_wait", lambda n: n == 150, _kill),
+    "a second Ctrl-C mid-update": lambda t: _call_hook(
+        t.model.policy.optimizer, "step", lambda n: n in (5, 6), _signal(signal.SIGINT)
+    ),
+    "while writing a checkpoint": lambda t: _call_hook(t.encoder, "save", lambda n: n == 6, _kill),
+    "between the checkpoint and its pointer": lambda t: _call_hook(
+        checkpointing, "atomic_write_text", lambda n: n == 9, _kill
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(KILL_POINTS))
+def test_a_crash_then_resume_from_the_last_checkpoint_equals_the_uninterrupted_run(
+    tmp_path, uninterrupted, monkeypatch, where
+):
+    run_dir = tmp_path / "run"
+    trainer = TwoPhaseTrainer(_fault_cfg(), run_dir)
+    monkeypatch.setattr(checkpointing, "atomic_write_text", checkpointing.atomic_write_text)  # undone afterwards
+    KILL_POINTS[where](trainer)
+    try:
+        result = trainer.train()
+        assert result.interrupted and "interrupted" not in result.checkpoints  # aborted: nothing saved
+    except _Killed:
+        pass
+    trainer.writer.close()
+    monkeypatch.undo()
+    resumed = TwoPhaseTrainer.resume(run_dir)
+    assert resumed.counters.rollouts < 12
+    resumed.train()
+    resumed.close()
+    _assert_identical(uninterrupted, _final_state(run_dir))
+
+
+def test_sigkill_of_the_cli_then_resume_equals_the_uninterrupted_run(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.two_phase", *FAULT_ARGV, "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+    marker = run_dir / "checkpoints" / "rollout_000005" / "state.pt"
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    assert marker.exists() and not (run_dir / "checkpoints" / "final").exists(), "killed too late"
+    assert two_phase.main(["--resume", str(run_dir)]) == 0
+    _assert_identical(uninterrupted, _final_state(run_dir))
+
+
+# -------------------------------------------------------------------- two-phase: damaged latest checkpoint
+@pytest.fixture
+def interrupted_run(tmp_path):
+    """A run stopped by SIGINT in rollout 10 of 15: checkpoints rollout_000009, rollout_000010, interrupted."""
+    run_dir = tmp_path / "run"
+    trainer = TwoPhaseTrainer(_fault_cfg(), run_dir)
+    _call_hook(trainer.recorder, "step_wait", lambda n: n == 150, _signal(signal.SIGINT))
+    assert trainer.train().interrupted
+    trainer.close()
+    assert checkpoint_dir(run_dir).name == "interrupted"
+    return run_dir
+
+
+@pytest.mark.parametrize("damaged", ["state.pt", "policy.zip", "encoder.pth"])
+def test_a_truncated_latest_checkpoint_falls_back_to_the_newest_intact_one(
+    interrupted_run, uninterrupted, caplog, damaged
+):
+    latest = checkpoint_dir(interrupted_run)
+    _truncate(latest / damaged)
+    with caplog.at_level(logging.WARNING):
+        resumed = TwoPhaseTrainer.resume(interrupted_run)
+    (warning,) = [r.getMessage() for r in caplog.records if "falling back" in r.getMessage()]
+    assert str(latest / damaged) in warning and "rollout_000010" in warning
+    resumed.train()
+    resumed.close()
+    _assert_identical(uninterrupted, _final_state(interrupted_run))  # every checkpoint resumes exactly
+
+
+def test_a_truncated_policy_zip_is_named(interrupted_run):
+    from techniques.rl_navigation.evaluation import evaluate_run
+
+    _truncate(interrupted_run / "checkpoints" / "interrupted" / "policy.zip")
+    with pytest.raises(CheckpointError, match=r"interrupted/policy.zip: the policy file is corrupt or truncated"):
+        evaluate_run(interrupted_run, ["interrupted"], split="test", episodes=2, device="cpu")
+
+
+# --------------------------------------------------------------------------- two-phase: flags and config
+def test_resume_refuses_a_changed_setting_and_applies_the_others(interrupted_run, capsys):
+    saved = (interrupted_run / "config.json").read_text()
+    argv = ["--resume", str(interrupted_run), "--seed", "99", "--n-envs", "2", "--encoder", "vit_tiny_patch14"]
+    assert two_phase.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: cannot change --encoder ('vit_pico_patch14' -> 'vit_tiny_patch14'), --n-envs (4 -> 2), --seed (5 -> 99)"
+    )
+    assert (interrupted_run / "config.json").read_text() == saved  # refused before any work
+    argv = ["--preset", "smoke", "--resume", str(interrupted_run), "--seed", "5", "--phase2-episodes", "44"]
+    assert two_phase.main(argv) == 0  # same seed: no change; more phase-2 episodes: applied
+    assert json.loads((interrupted_run / "config.json").read_text())["phase2_episodes"] == 44
+    assert torch.load(interrupted_run / "checkpoints/final/state.pt", weights_only=True)["counters"]["episodes"] >= 84
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--encoder-lr", "-1"], "--encoder-lr must be >= 0, got -1.0"),
+        (["--curiosity.target-momentum", "2"], "--curiosity.target-momentum must be in [0, 1], got 2.0"),
+        (["--n-eval-scenes", "0"], "--n-eval-scenes must be >= 1, got 0"),
+        (["--ppo.gamma", "nan"], "--ppo.gamma must be in [0, 1], got nan"),
+        (["--unfreeze-layers", "3"], "--unfreeze-layers must be in [1, 2]"),
+        (["--image-size", "42"], "the smallest size that fits the train and test scenes is 70"),
+        (["--encoder", "vit_nope"], "unknown encoder 'vit_nope'"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(tmp_path, capsys, flags, message):
+    assert two_phase.main(["--preset", "smoke", "--logdir", str(tmp_path / "runs"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # no run folder: nothing started
+
+
+def test_every_numeric_setting_has_a_range():
+    def numeric_fields(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if dataclasses.is_dataclass(hint):
+                yield from numeric_fields(hint, f"{prefix}{f.name}.")
+            elif hint in (int, float) or typing.get_args(hint)[:1] in ((int,), (float,)):
+                yield prefix + f.name
+
+    assert sorted(set(numeric_fields(TwoPhaseConfig)) - set(FIELD_RANGES)) == []
+
+
+def test_two_phase_on_a_full_disk_prints_one_error_line(tmp_path, full_disk, capsys):
+    assert two_phase.main([*FAULT_ARGV, "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no space left on the device of") and "Traceback" not in "".join(err)

@@ -32,6 +32,9 @@ STATE_FILE = "state.pt"
 
 logger = logging.getLogger(__name__)
 
+#: What an SB3 ``save`` archive always holds
+_POLICY_MEMBERS = ("data", "policy.pth")
+
 
 def checkpoint_dir(run_dir: str | os.PathLike, name: str = LATEST_POINTER) -> Path:
     """The folder of checkpoint ``name`` of a run (``"latest"`` follows the pointer file)."""
@@ -56,11 +59,14 @@ def check_policy_file(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"policy file not found: {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+            # a truncated archive can still open: the nested policy.pth is itself a zip, whose directory is found
+            missing = sorted(set(_POLICY_MEMBERS) - set(archive.namelist()))
+            bad = archive.testzip() if not missing else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise CheckpointError(f"could not read {path}: the policy file is corrupt or truncated ({e})") from e
-    if bad is not None:
-        raise CheckpointError(f"could not read {path}: the policy file is corrupt (member {bad} fails its CRC check)")
+    if missing or bad is not None:
+        what = f"it lacks {', '.join(missing)}" if missing else f"member {bad} fails its CRC check"
+        raise CheckpointError(f"could not read {path}: the policy file is corrupt or truncated ({what})")
     return path
 
 
