@@ -187,13 +187,13 @@ def load_file(path: str | os.PathLike, map_location: str | torch.device = "cpu",
 
 
 def load_newest_intact(
-    candidates: Sequence[Path], load: Callable[[Path], T], what: str = "checkpoint"
+    candidates: Sequence[Path], load: Callable[[Path], T], what: str = "checkpoint", warn: bool = True
 ) -> tuple[Path, T, list[Path]]:
     """Load the newest readable of ``candidates`` (ordered newest first) with ``load``.
 
     A candidate that ``load`` rejects with :class:`CheckpointError` (truncated, corrupt) is skipped with a warning
-    that names it and the one used instead. Returns ``(path, loaded, skipped)``; raises :class:`CheckpointError`
-    naming every candidate when none is readable, ``FileNotFoundError`` when there is none.
+    (unless ``warn`` is False) that names it and the one used instead. Returns ``(path, loaded, skipped)``; raises
+    :class:`CheckpointError` naming every candidate when none is readable, ``FileNotFoundError`` when there is none.
     """
     if not candidates:
         raise FileNotFoundError(f"no {what} to load")
@@ -204,7 +204,7 @@ def load_newest_intact(
         except CheckpointError as e:
             skipped.append((path, e))
             continue
-        for bad, error in skipped:
+        for bad, error in skipped if warn else ():
             logger.warning(
                 "%s %s is unreadable (%s); falling back to %s, the newest intact %s",
                 what,

@@ -147,7 +147,10 @@ def test_pretraining_keeps_the_last_checkpoints_and_falls_back_past_a_damaged_on
     kept = {p.name: torch.load(p, weights_only=True)["iteration"] for p in out.glob("checkpoint*.pth")}
     assert kept == {"checkpoint.pth": 3, "checkpoint.1.pth": 2}  # the default keeps 2
     _truncate(out / "checkpoint.pth")
-    with pytest.raises(ValueError, match=r"already holds a run \(checkpoint.1.pth, iteration 2\); pass --resume"):
+    refusal = (
+        r"already holds a run \(checkpoint.1.pth, iteration 2; the newer checkpoint.pth is unreadable\); pass --resume"
+    )
+    with pytest.raises(ValueError, match=refusal):
         _pretrain([*argv, "--train.max-iterations", "4"])
     caplog.clear()
     with caplog.at_level(logging.WARNING):

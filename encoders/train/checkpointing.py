@@ -127,13 +127,15 @@ def training_checkpoints(path: str | os.PathLike) -> list[Path]:
     return file_versions(path)
 
 
-def load_newest_training_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any], list[Path]]:
+def load_newest_training_checkpoint(
+    path: str | os.PathLike, warn: bool = True
+) -> tuple[Path, dict[str, Any], list[Path]]:
     """The newest intact of :func:`training_checkpoints` ``(path, state, unreadable newer ones)``; a damaged
-    newer one is skipped with a warning naming both files."""
+    newer one is skipped with a warning naming both files (unless ``warn`` is False)."""
     versions = training_checkpoints(path)
     if not versions:
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return load_newest_intact(versions, load_training_checkpoint, what="checkpoint")
+    return load_newest_intact(versions, load_training_checkpoint, what="checkpoint", warn=warn)
 
 
 def set_aside_unreadable(paths: list[Path]) -> None:

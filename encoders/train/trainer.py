@@ -370,16 +370,17 @@ def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
         if not existing:
             return
         try:
-            path, state, _ = load_newest_training_checkpoint(run_dir / CHECKPOINT_NAME)
+            path, state, unreadable = load_newest_training_checkpoint(run_dir / CHECKPOINT_NAME, warn=False)
         except CheckpointError as e:
             logger.warning("%s. Starting a new run in %s", e, run_dir)
             if dist_utils.is_main_process():
                 set_aside_unreadable(existing)
             dist_utils.barrier()
             return
+        damaged = f"; the newer {', '.join(p.name for p in unreadable)} is unreadable" if unreadable else ""
         raise ValueError(
-            f"{run_dir} already holds a run ({path.name}, iteration {state['iteration']}); pass --resume to continue "
-            "it, or choose another --output"
+            f"{run_dir} already holds a run ({path.name}, iteration {state['iteration']}{damaged}); pass --resume to "
+            "continue it from there, or choose another --output"
         )
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
