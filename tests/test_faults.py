@@ -539,3 +539,19 @@ def test_two_phase_on_a_full_disk_prints_one_error_line(tmp_path, full_disk, cap
     assert two_phase.main([*FAULT_ARGV, "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: no space left on the device of") and "Traceback" not in "".join(err)
+
+
+def test_an_lstm_policy_resumes_exactly(tmp_path):
+    """RecurrentPPO's LSTM states at the rollout boundary travel in state.pt (read with weights_only=True)."""
+    reference, run_dir = tmp_path / "reference", tmp_path / "run"
+    trainer = TwoPhaseTrainer(_fault_cfg(policy="lstm", phase1_episodes=12, phase2_episodes=8), reference)
+    trainer.train()
+    trainer.close()
+    trainer = TwoPhaseTrainer(_fault_cfg(policy="lstm", phase1_episodes=12, phase2_episodes=8), run_dir)
+    _call_hook(trainer.recorder, "step_wait", lambda n: n == 40, _signal(signal.SIGINT))
+    assert trainer.train().interrupted
+    trainer.close()
+    resumed = TwoPhaseTrainer.resume(run_dir)
+    resumed.train()
+    resumed.close()
+    _assert_identical(_final_state(reference), _final_state(run_dir))

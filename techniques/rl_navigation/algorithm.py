@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -155,7 +156,7 @@ class CuriosityMixin:
             "episodes": int(self.recorder.episodes),
             "progress_remaining": float(self._current_progress_remaining),
             "last_episode_starts": None if self._last_episode_starts is None else self._last_episode_starts.tolist(),
-            "lstm_states": _clone_states(getattr(self, "_last_lstm_states", None)),
+            "lstm_states": _states_to_lists(getattr(self, "_last_lstm_states", None)),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -168,7 +169,7 @@ class CuriosityMixin:
         if state.get("last_episode_starts") is not None:
             self._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
         if state.get("lstm_states") is not None:
-            self._last_lstm_states = _clone_states(state["lstm_states"])
+            self._last_lstm_states = _states_from_lists(state["lstm_states"])
         self.refresh_observations()
 
     def _excluded_save_params(self) -> list[str]:
@@ -184,11 +185,19 @@ class CuriosityRecurrentPPO(CuriosityMixin, RecurrentPPO):
     """sb3-contrib RecurrentPPO (an LSTM policy) with curiosity (arguments as :class:`CuriosityMixin`)."""
 
 
-def _clone_states(states: Any) -> Any:
-    """A deep copy of sb3-contrib's ``RNNStates`` (tuples of tensors), or ``None``."""
+def _states_to_lists(states: Any) -> list[list[torch.Tensor]] | None:
+    """sb3-contrib's ``RNNStates`` ``((h_pi, c_pi), (h_vf, c_vf))`` as lists of tensor copies (a checkpoint read with
+    ``weights_only=True`` cannot hold the namedtuple), or ``None``."""
     if states is None:
         return None
-    return type(states)(*(tuple(t.detach().clone() for t in pair) for pair in states))
+    return [[t.detach().clone() for t in pair] for pair in states]
+
+
+def _states_from_lists(states: list[list[torch.Tensor]]) -> Any:
+    """Inverse of :func:`_states_to_lists`."""
+    from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+    return RNNStates(*(tuple(t.clone() for t in pair) for pair in states))
 
 
 __all__ = ["CuriosityMixin", "CuriosityPPO", "CuriosityRecurrentPPO"]
