@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = stage["run_dir"]
         hints = {
             "setup": "before training started: nothing to save",
+            "training": f"during training: --resume {run_dir} continues from its last checkpoint",
             "pretraining": f"during pretraining (its checkpoint is kept): add --run-dir {run_dir} to the same command "
             "to continue it",
             "evaluation": f"during the evaluation; training is complete: evaluate with python -m experiments.evaluate "

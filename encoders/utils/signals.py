@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 def stop_on_signals(request_stop: Callable[[], None], when: str) -> Iterator[None]:
     """While active, SIGINT and SIGTERM call ``request_stop()`` and log that the loop stops ``when`` (e.g. "after
     this iteration"); a second SIGINT raises ``KeyboardInterrupt``. The previous handlers are restored on exit.
-    Outside the main thread (where Python cannot install handlers) it does nothing."""
+    Outside the main thread (where Python cannot install handlers) it does nothing; an ignored signal stays
+    ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -39,7 +40,9 @@ def stop_on_signals(request_stop: Callable[[], None], when: str) -> Iterator[Non
         )
         request_stop()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # a signal ignored by whoever started us (SIGINT of a background job of a script) stays ignored, as Python does
+    watched = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, handler) for sig in watched}
     try:
         yield
     finally:

@@ -387,6 +387,10 @@ class TwoPhaseTrainer:
                         self._switch_to_phase2()
                 if c.phase == 2 and not model.stop_requested:
                     model.learn_episodes(self.total_episodes)
+                self._progress.close()
+                finished = c.episodes >= self.total_episodes and (c.phase == 2 or self.cfg.phase2_episodes == 0)
+                name = "final" if finished else "interrupted"
+                self.checkpoints[name] = self.save_checkpoint(name)  # a second Ctrl-C here leaves the last one
         except KeyboardInterrupt:
             latest = checkpoint_dir(self.run_dir) if list_checkpoints(self.run_dir) else None
             logger.warning("aborted in rollout %d without saving; --resume continues from %s", c.rollouts + 1, latest)
@@ -394,9 +398,6 @@ class TwoPhaseTrainer:
         finally:
             self._progress.close()
             self._progress = None
-        finished = c.episodes >= self.total_episodes and (c.phase == 2 or self.cfg.phase2_episodes == 0)
-        name = "final" if finished else "interrupted"
-        self.checkpoints[name] = self.save_checkpoint(name)
         self.writer.flush()
         return TrainResult(self.run_dir, c, not finished, dict(self.checkpoints))
 
