@@ -5,7 +5,7 @@ into the resulting grids. Layout: ``grids (S, V, h, w, D)`` for ``S`` scenes, ``
 an ``h x w`` patch grid (``h = H / patch_size``) and feature width ``D``, stored on the CPU (the environments
 read numpy views of it).
 
-Window means (the default observation) are precomputed per radius (:func:`window_mean`), so an environment
+Window means (the default observation) are precomputed per radius by one average pooling, so an environment
 step is a single array lookup: ``window_mean(r)[s, v, i, j]`` is the mean of ``grids[s, v]`` over the
 ``(2r+1) x (2r+1)`` neighbourhood of cell ``(i, j)`` clipped to the grid (border cells average fewer patches).
 
@@ -14,7 +14,7 @@ Fine-tuning (phase 2 of the RL trainer): with ``cache_block=k`` the tokens enter
 blocks ``k..`` and the final norm from them, writing the new grids and window means **in place** so every
 numpy view handed out earlier (the environments hold some) sees the new values. For gradients,
 :meth:`SceneFeatures.grids_from_tokens` runs the same top blocks *with* autograd for a batch of (scene, variant)
-pairs, and :func:`window_mean` (with ``accumulate_dtype=None``) pools them differentiably.
+pairs, and :func:`window_mean` pools them differentiably.
 """
 
 from __future__ import annotations
@@ -69,30 +69,26 @@ def _encoder_device(encoder: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def window_mean(grid: torch.Tensor, radius: int, accumulate_dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
-    """Mean of each cell's ``(2r+1) x (2r+1)`` neighbourhood clipped to the grid (the one window-mean rule).
-
-    Average pooling with stride 1 that counts only the cells inside the grid (border cells average fewer patches,
-    nothing is padded); differentiable.
+def window_mean(grid: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean of each cell's clipped ``(2r+1) x (2r+1)`` neighbourhood (differentiable).
 
     Args:
         grid: ``(..., h, w, D)`` feature grid(s).
         radius: window radius ``r >= 0`` in cells.
-        accumulate_dtype: dtype of the sums; float64 (the cache's default) makes the result match a direct mean to
-            float32 precision, ``None`` keeps ``grid``'s dtype (the phase-2 autograd path).
 
     Returns:
         ``(..., h, w, D)`` in ``grid``'s dtype; cell ``(i, j)`` holds the mean over rows
-        ``max(0, i-r) .. min(h-1, i+r)`` and columns ``max(0, j-r) .. min(w-1, j+r)``.
+        ``max(0, i-r) .. min(h-1, i+r)`` and columns ``max(0, j-r) .. min(w-1, j+r)``. One stride-1 average
+        pooling that counts only the cells inside the grid, on the channels-last layout the grids already have,
+        accumulated in float32 (at most ``(2r+1)^2`` terms per cell: float32 precision, no float64 pass).
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    h, w, d = grid.shape[-3:]
-    x = grid.reshape(-1, h, w, d).permute(0, 3, 1, 2)  # (N, D, h, w)
-    if accumulate_dtype is not None:
-        x = x.to(accumulate_dtype)
+    lead, (h, w, d) = grid.shape[:-3], grid.shape[-3:]
+    x = grid.reshape(-1, h, w, d).permute(0, 3, 1, 2)  # (N, D, h, w), channels-last in memory
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()
     out = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
-    return out.permute(0, 2, 3, 1).reshape(grid.shape).to(grid.dtype)
+    return out.permute(0, 2, 3, 1).reshape(*lead, h, w, d).to(grid.dtype)
 
 
 def window_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:

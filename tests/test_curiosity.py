@@ -41,7 +41,7 @@ class _TableSource:
         s = states.reshape(-1)
         return self.table[torch.from_numpy(s.row), torch.from_numpy(s.col)]
 
-    targets = training_targets = features_with_grad = features
+    targets = features
 
 
 class _FixedLearner:

@@ -1,5 +1,5 @@
 """Units of the RL stack: NavigationExtractor's goal matching, ForwardModelTrainer, IntrinsicCritic,
-PixelFeatureSource, SemanticFeatureSource (float32 autograd path, live stop-gradient targets)."""
+PixelFeatureSource, SemanticFeatureSource (float32 autograd path, the deferred backward through the top blocks)."""
 
 from __future__ import annotations
 
@@ -120,39 +120,73 @@ def test_phase2_features_stay_float32_and_match_the_cache(encoder, images):
         source.start_fine_tuning(encoder)
         s = _states([0, 1, 1], [0, 0, 0], [0, 2, 3], [0, 2, 4], [0, 0, 0])
         with _Dtypes() as mode:
-            z = source.features_with_grad(s)
+            deferred = source.deferred_features(s)
+            z = deferred(np.arange(3))
+            z.sum().backward()
+            deferred.backward()
         assert z.requires_grad and torch.float64 not in mode.seen
         torch.testing.assert_close(z.detach(), source.features(s), rtol=1e-5, atol=1e-5)
+        # the recomputed top blocks give the same features as the cache holds
+        direct = encoder.window_features(source.cache, s.scene, s.variant, s.row, s.col, 1)
+        torch.testing.assert_close(direct.detach(), z.detach(), rtol=1e-5, atol=1e-5)
     finally:
+        encoder.backbone.zero_grad(set_to_none=True)
         encoder.freeze()
-    grids = torch.randn(2, 4, 5, 3)
-    from envs.features import window_mean
-
-    torch.testing.assert_close(
-        window_mean(grids, 1, accumulate_dtype=None), window_mean(grids, 1), rtol=1e-5, atol=1e-6
-    )
 
 
-def test_live_targets_follow_the_encoder_without_a_refresh(encoder, images):
+def test_deferred_backward_equals_the_gradient_of_the_mean_minibatch_loss(encoder, images):
+    """Two minibatch losses accumulated in the leaf, one backward through the top blocks (in chunks of one grid):
+    the encoder's gradient equals autograd of their mean through the recomputed features."""
     source = _semantic_source(encoder, images)
-    s = _states([0, 1], [0, 0], [1, 2], [1, 3], [0, 0])
     encoder.unfreeze_top_layers(1)
-    weight = encoder.backbone.norm.bias  # trained in phase 2, shifts every feature
+    rng = np.random.default_rng(1)
+    s = _states(
+        rng.integers(2, size=12), np.zeros(12), rng.integers(4, size=12), rng.integers(5, size=12), np.zeros(12)
+    )
+    weights = torch.randn(12, source.dim, generator=torch.Generator().manual_seed(0))
+    batches = [np.arange(0, 7), np.arange(5, 12)]  # overlapping minibatches, as over several epochs
+
+    def loss(z: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        return (z * weights[idx]).square().mean()
+
+    params = list(encoder.trainable_parameters())
     try:
-        source.start_fine_tuning(encoder, live_targets=True)
-        cached = source.targets(s)
-        torch.testing.assert_close(source.training_targets(s), cached, rtol=1e-5, atol=1e-5)
-        with torch.no_grad():
-            weight.add_(0.5)  # the encoder moves; the cache has not been refreshed
-        live = source.training_targets(s)
-        assert not live.requires_grad
-        assert (live - cached).abs().max() > 1e-3
-        torch.testing.assert_close(source.targets(s), cached)  # scoring still reads the cache
-        source.start_fine_tuning(encoder, live_targets=False)
-        torch.testing.assert_close(source.training_targets(s), cached)
+        source.start_fine_tuning(encoder, batch_size=1)
+        deferred = source.deferred_features(s)
+        for idx in batches:
+            loss(deferred(idx), idx).backward()
+        deferred.backward(scale=1.0 / len(batches))
+        got = [p.grad.clone() for p in params]
+        encoder.backbone.zero_grad(set_to_none=True)
+        z = encoder.window_features(source.cache, s.scene, s.variant, s.row, s.col, 1)
+        expected = torch.autograd.grad(sum(loss(z[idx], idx) for idx in batches) / len(batches), params)
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-7)
+        assert any(g.abs().sum() > 0 for g in got)
+        with pytest.raises(ValueError, match="start_fine_tuning"):
+            _semantic_source(encoder, images).deferred_features(s)
     finally:
-        with torch.no_grad():
-            weight.sub_(0.5)
+        encoder.backbone.zero_grad(set_to_none=True)
+        encoder.freeze()
+
+
+def test_phase2_update_steps_the_encoder_once_and_the_forward_model_every_minibatch(encoder, images):
+    source = _semantic_source(encoder, images)
+    rng = np.random.default_rng(0)
+    n = 64
+    s = _states(rng.integers(2, size=n), np.zeros(n), rng.integers(4, size=n), rng.integers(5, size=n), np.zeros(n))
+    nxt = _states(s.scene, s.variant, (s.row + 1) % 4, s.col, s.heading)
+    learner = ForwardModelTrainer(ForwardModel(source.dim, 4, hidden_dim=32), source, epochs=2, batch_size=16)
+    encoder.unfreeze_top_layers(1)
+    try:
+        learner.enable_encoder_training(encoder.trainable_parameters(), lr=1e-2)
+        source.start_fine_tuning(encoder)  # the online target: the cache itself
+        stats = learner.update(s, np.ones(n, dtype=np.int64), nxt, np.random.default_rng(0))
+        assert stats["steps"] == 8
+        forward_steps = {int(v["step"]) for v in learner.optimizer.state_dict()["state"].values()}
+        encoder_steps = {int(v["step"]) for v in learner.encoder_optimizer.state_dict()["state"].values()}
+        assert forward_steps == {8} and encoder_steps == {1}
+    finally:
         encoder.freeze()
 
 

@@ -98,7 +98,7 @@ def test_differentiable_path_matches_lookup_and_reaches_only_top_blocks(pico):
     s, v = np.array([0, 2, 2, 1]), np.array([1, 0, 0, 1])
     rows, cols = np.array([0, 3, 1, 2]), np.array([4, 0, 2, 2])
     grids = cache.grids_from_tokens(model, s, v)  # (B, h, w, D), with autograd
-    feats = window_mean(grids, 1, accumulate_dtype=None)[np.arange(len(s)), rows, cols]
+    feats = window_mean(grids, 1)[np.arange(len(s)), rows, cols]
     np.testing.assert_allclose(feats.detach().numpy(), cache.lookup(s, v, rows, cols, radius=1), atol=1e-5)
     feats.pow(2).sum().backward()
     trainable = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}

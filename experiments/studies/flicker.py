@@ -87,7 +87,7 @@ def flicker_episodes(run_dir: Path, split: str, episodes: int, random_walk: bool
 
     cfg = load_config(TwoPhaseConfig, run_dir)
     ckpt = checkpoint_dir(run_dir, "final")
-    encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, "cpu")
+    encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, "cpu", cfg.precision)
     n_envs = min(cfg.n_envs, episodes)
     env = make_env(cfg, encoder, split, cfg.n_train_scenes if split == "train" else cfg.n_eval_scenes, n_envs)
     seed = cfg.seed + 20_000
@@ -114,7 +114,9 @@ def target_noise(run_dir: Path) -> dict[str, dict[str, Any]]:
     from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
     cfg = load_config(TwoPhaseConfig, run_dir)
-    encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir, "final") / ENCODER_FILE, "cpu")
+    encoder = SemanticEncoder.from_name(
+        cfg.encoder, checkpoint_dir(run_dir, "final") / ENCODER_FILE, "cpu", cfg.precision
+    )
     env = make_env(cfg, encoder, "train", n_envs=1)
     core, world = env.core, env.core.world
     n_scenes, n_variants = world.images.shape[:2]

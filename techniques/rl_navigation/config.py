@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 
+from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
 from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.target_encoder import TargetMode
@@ -195,6 +196,10 @@ class TwoPhaseConfig:
     recommends; the encoder, forward model and pixel-task CNN policies run here)"""
     torch_threads: int = 1
     """torch CPU threads: RL's small batches run fastest on one (0: torch's default)"""
+    precision: Precision = "auto"
+    """encoder passes (feature caching, phase-2 forward and backward, the refresh, evaluation) under bf16 autocast
+    or in fp32; auto: bf16 on CUDA and on CPUs with native bf16, else fp32. Cached features and checkpoints stay
+    fp32"""
     logdir: Path = Path("runs")
     """parent folder of run folders"""
     run_dir: Path | None = None

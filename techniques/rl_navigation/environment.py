@@ -22,7 +22,8 @@ def make_env(
 
     Args:
         cfg: task rules, scene size and seed, time limit (``env_kwargs``).
-        encoder: encodes the scenes once (not used by pixel tasks, which still take its patch size).
+        encoder: encodes the scenes once, under its autocast dtype (not used by pixel tasks, which still take its
+            patch size).
         split: ``"train"``, ``"val"`` or ``"test"``.
         n_scenes: default ``cfg.n_train_scenes`` for train, ``cfg.n_eval_scenes`` otherwise.
         n_envs: agents (default ``cfg.n_envs``).
@@ -34,20 +35,21 @@ def make_env(
     if n_scenes is None:
         n_scenes = cfg.n_train_scenes if split == "train" else cfg.n_eval_scenes
     generator = SceneGenerator(**scene_generator_kwargs(cfg.image_size, encoder.patch_size, cfg.scene_seed))
-    return ImageNavVecEnv(
-        cfg.n_envs if n_envs is None else n_envs,
-        encoder=None if pixels else encoder.backbone,
-        patch_size=encoder.patch_size if pixels else None,
-        split=split,
-        n_scenes=n_scenes,
-        scene_generator=generator,
-        image_size=cfg.image_size,
-        cache_block=None if cache_top_layers is None else encoder.n_blocks - cache_top_layers,
-        encode_batch_size=cfg.encode_batch_size,
-        storage_dtype=cfg.storage_dtype,
-        render_scale=render_scale,
-        **kwargs,
-    )
+    with encoder.autocast():
+        return ImageNavVecEnv(
+            cfg.n_envs if n_envs is None else n_envs,
+            encoder=None if pixels else encoder.backbone,
+            patch_size=encoder.patch_size if pixels else None,
+            split=split,
+            n_scenes=n_scenes,
+            scene_generator=generator,
+            image_size=cfg.image_size,
+            cache_block=None if cache_top_layers is None else encoder.n_blocks - cache_top_layers,
+            encode_batch_size=cfg.encode_batch_size,
+            storage_dtype=cfg.storage_dtype,
+            render_scale=render_scale,
+            **kwargs,
+        )
 
 
 __all__ = ["make_env"]

@@ -251,7 +251,7 @@ def evaluate_run(
     env = None
     for name in checkpoints:
         ckpt = checkpoint_dir(run_dir, name)
-        encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, dev)
+        encoder = SemanticEncoder.from_name(cfg.encoder, ckpt / ENCODER_FILE, dev, precision=cfg.precision)
         env = make_env(cfg, encoder, split, n_scenes, n_envs)
         env.seed(seed)
         model = load_policy(ckpt / POLICY_FILE, cfg.policy)
@@ -260,7 +260,7 @@ def evaluate_run(
         out[label] = run_episodes(env, policy_actor(model, deterministic), episodes)
     if random_baseline:
         if env is None:  # the random walk alone: any encoder gives the same episodes
-            encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev)
+            encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev, cfg.precision)
             env = make_env(cfg, encoder, split, n_scenes, n_envs)
         env.seed(seed)
         out["random walk"] = run_episodes(env, random_actor(env.action_space.n, env.num_envs, seed), episodes)

@@ -4,11 +4,11 @@ A :class:`FeatureSource` gives, for states recorded during a rollout,
 
 - ``features(states)``: the current features (detached; what the policy saw, used for rewards and the critic),
 - ``targets(states)``: the prediction targets for next states (detached, from the target network's cache in
-  phase 2), used to score a rollout;
-- ``training_targets(states)``: the targets of a training minibatch (the same, except that with a live target
-  they are recomputed with the current encoder weights under stop-gradient),
-- ``features_with_grad(states)``: the current features with autograd to the encoder's unfrozen blocks
-  (phase 2), or the detached features when nothing trains.
+  phase 2; with the ``online`` target the cache itself, which holds the current weights' features whenever the
+  learner trains);
+- ``trainable``: whether an encoder trains through the features; then ``deferred_features(states)`` gives them
+  with one deferred backward through its unfrozen blocks
+  (:class:`~techniques.rl_navigation.semantic_encoder.DeferredWindowFeatures`).
 
 Two implementations, swappable in the trainer:
 
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from envs.crops import CellCrops
 from envs.features import SceneFeatures
-from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+from techniques.rl_navigation.semantic_encoder import DeferredWindowFeatures, SemanticEncoder
 
 
 @dataclass
@@ -67,10 +67,6 @@ class FeatureSource(Protocol):
 
     def targets(self, states: AgentStates) -> torch.Tensor: ...
 
-    def training_targets(self, states: AgentStates) -> torch.Tensor: ...
-
-    def features_with_grad(self, states: AgentStates) -> torch.Tensor: ...
-
 
 class SemanticFeatureSource:
     """Window-mean encoder features from a :class:`SceneFeatures` cache.
@@ -80,8 +76,8 @@ class SemanticFeatureSource:
         radius: window radius in cells (the environments' ``patch_radius``).
         device: where the returned tensors live.
 
-    Call :meth:`start_fine_tuning` at the phase switch to make :meth:`features_with_grad` differentiable and to
-    take targets from a separate cache (the target network's grids).
+    Call :meth:`start_fine_tuning` at the phase switch to train the encoder through :meth:`deferred_features` and
+    to take targets from a separate cache (the target network's grids).
     """
 
     def __init__(self, cache: SceneFeatures, radius: int, device: torch.device | str = "cpu"):
@@ -90,7 +86,7 @@ class SemanticFeatureSource:
         self.radius = int(radius)
         self.device = torch.device(device)
         self.encoder: SemanticEncoder | None = None
-        self.live_targets = False
+        self.batch_size = 16
         self.dim = cache.dim
 
     @property
@@ -98,10 +94,10 @@ class SemanticFeatureSource:
         return self.encoder is not None
 
     def start_fine_tuning(
-        self, encoder: SemanticEncoder, target_cache: SceneFeatures | None = None, live_targets: bool = False
+        self, encoder: SemanticEncoder, target_cache: SceneFeatures | None = None, batch_size: int = 16
     ) -> None:
-        """Gradients flow into ``encoder``'s unfrozen blocks; targets come from ``target_cache`` (default: cache),
-        or, with ``live_targets``, training targets are recomputed with ``encoder`` under stop-gradient."""
+        """Gradients flow into ``encoder``'s unfrozen blocks; targets come from ``target_cache`` (default: the
+        cache, the ``online`` target); ``batch_size`` grids per recomputation of the top blocks."""
         if self.cache.boundary_tokens is None:
             raise ValueError(
                 "the feature cache holds no boundary tokens, so the encoder cannot be fine-tuned; build the "
@@ -109,7 +105,7 @@ class SemanticFeatureSource:
             )
         self.encoder = encoder
         self.target_cache = target_cache if target_cache is not None else self.cache
-        self.live_targets = bool(live_targets)
+        self.batch_size = int(batch_size)
 
     def _lookup(self, cache: SceneFeatures, s: AgentStates) -> torch.Tensor:
         s = s.reshape(-1)
@@ -122,21 +118,14 @@ class SemanticFeatureSource:
     def targets(self, states: AgentStates) -> torch.Tensor:
         return self._lookup(self.target_cache, states)
 
-    def training_targets(self, states: AgentStates) -> torch.Tensor:
-        if not self.live_targets or self.encoder is None:
-            return self.targets(states)
-        with torch.no_grad():
-            return self._recompute(states)
-
-    def features_with_grad(self, states: AgentStates) -> torch.Tensor:
+    def deferred_features(self, states: AgentStates) -> DeferredWindowFeatures:
+        """Phase 2: the features of ``states`` ``(B,)`` with one deferred backward through the encoder's top blocks."""
         if self.encoder is None:
-            return self.features(states)
-        return self._recompute(states)
-
-    def _recompute(self, states: AgentStates) -> torch.Tensor:
+            raise ValueError("no encoder trains through these features; call start_fine_tuning(encoder) first")
         s = states.reshape(-1)
-        out = self.encoder.window_features(self.cache, s.scene, s.variant, s.row, s.col, self.radius)
-        return out.to(self.device)
+        return self.encoder.deferred_window_features(
+            self.cache, s.scene, s.variant, s.row, s.col, self.radius, self.batch_size
+        )
 
 
 class PixelFeatureSource:
@@ -171,8 +160,6 @@ class PixelFeatureSource:
         return self._crops(states)
 
     targets = features
-    training_targets = features
-    features_with_grad = features
 
 
 __all__ = ["AgentStates", "FeatureSource", "PixelFeatureSource", "SemanticFeatureSource"]

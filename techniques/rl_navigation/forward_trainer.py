@@ -1,10 +1,12 @@
 """Training the forward model on a rollout's transitions (and, in phase 2, the encoder's top blocks through it).
 
 Per rollout: ``epochs`` passes of shuffled minibatches. Each step computes the forward loss between
-``f(z_t, a_t)`` and the stop-gradient target ``z'_{t+1}``; the forward model's Adam optimiser steps, and in
-phase 2 a *separate* AdamW optimiser steps the encoder's unfrozen parameters (their only gradient is this
-loss, entering through ``z_t``, which the feature source recomputes with autograd from cached boundary tokens).
-Both gradients are clipped to ``max_grad_norm``.
+``f(z_t, a_t)`` and the stop-gradient target ``z'_{t+1}`` and steps the forward model's Adam optimiser. In
+phase 2 a *separate* AdamW optimiser steps the encoder's unfrozen parameters, whose only gradient is this loss
+entering through ``z_t``: the minibatches' gradients with respect to the features accumulate, and after the last
+minibatch one backward pass through the top blocks (recomputed from the cached boundary tokens,
+:class:`~techniques.rl_navigation.semantic_encoder.DeferredWindowFeatures`) gives the gradient of the mean
+minibatch loss, on which the encoder steps once per rollout. Both gradients are clipped to ``max_grad_norm``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ class ForwardModelTrainer:
         """Train on the transitions; returns ``{"forward_loss": mean loss, "forward_loss_first", "steps"}``."""
         flat_s, flat_n, flat_a = states.reshape(-1), next_states.reshape(-1), np.asarray(actions).reshape(-1)
         n = len(flat_a)
-        train_encoder = self.encoder_optimizer is not None and self.source.trainable
+        train_encoder = self.encoder_optimizer is not None and self.source.trainable and self.epochs > 0
+        deferred = self.source.deferred_features(flat_s) if train_encoder else None
         self.model.train()
         losses: list[float] = []
         for _ in range(self.epochs):
@@ -106,21 +109,21 @@ class ForwardModelTrainer:
             for start in range(0, n, self.batch_size):
                 idx = perm[start : start + self.batch_size]
                 s, nxt = flat_s[idx], flat_n[idx]
-                z = (self.source.features_with_grad(s) if train_encoder else self.source.features(s)).to(self.device)
+                z = (self.source.features(s) if deferred is None else deferred(idx)).to(self.device)
                 with torch.no_grad():
-                    target = self.source.training_targets(nxt).to(self.device)
+                    target = self.source.targets(nxt).to(self.device)
                 loss = self.model.loss(z, self._actions(flat_a[idx]), target, self._cond(s))
                 self.optimizer.zero_grad(set_to_none=True)
-                if train_encoder:
-                    self.encoder_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # the forward model's gradient, and the features' into deferred.means
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
                 self.optimizer.step()
-                if train_encoder:
-                    nn.utils.clip_grad_norm_(self.encoder_params, self.max_grad_norm)
-                    self.encoder_optimizer.step()
                 losses.append(float(loss.detach()))
         self.model.eval()
+        if deferred is not None and losses:
+            self.encoder_optimizer.zero_grad(set_to_none=True)
+            deferred.backward(scale=1.0 / len(losses))  # the gradient of the mean minibatch loss
+            nn.utils.clip_grad_norm_(self.encoder_params, self.max_grad_norm)
+            self.encoder_optimizer.step()
         if not losses:
             return {"forward_loss": float("nan"), "forward_loss_first": float("nan"), "steps": 0.0}
         return {"forward_loss": float(np.mean(losses)), "forward_loss_first": losses[0], "steps": float(len(losses))}

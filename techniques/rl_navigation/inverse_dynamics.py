@@ -59,8 +59,6 @@ class EmbeddedSource:
         return self.inverse.embed(self.base.features(states).to(device))
 
     targets = features
-    training_targets = features
-    features_with_grad = features
 
 
 class ICMLearner:

@@ -29,6 +29,7 @@ from encoders.checkpoint import (
     save_backbone,
 )
 from encoders.preprocessing import images_to_tensor
+from encoders.utils.precision import Precision, autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
 from envs.features import SceneFeatures, StorageDType, window_mean
 
@@ -43,16 +44,23 @@ class SemanticEncoder(nn.Module):
             contract).
         name: registry name (recorded in exported checkpoints so they can be rebuilt).
         overrides: constructor overrides used to build ``backbone`` (recorded likewise).
+        dtype: autocast dtype of every backbone pass made here (``encoders.utils.precision.autocast_dtype``;
+            ``None``: fp32). Parameters, cached grids and returned features stay fp32.
 
     The backbone is kept in eval mode (no stochastic depth): phase-2 fine-tuning then sees exactly the
     features the policy sees.
     """
 
     def __init__(
-        self, backbone: DinoVisionTransformer, name: str | None = None, overrides: Mapping[str, Any] | None = None
+        self,
+        backbone: DinoVisionTransformer,
+        name: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.backbone = backbone
+        self.autocast_dtype = dtype
         self.name = name
         self.overrides = dict(overrides or {})
         self.backbone.eval()
@@ -63,9 +71,14 @@ class SemanticEncoder(nn.Module):
         name: str,
         weights: str | os.PathLike | None = None,
         device: torch.device | str = "cpu",
+        precision: Precision = "fp32",
         **overrides: Any,
     ) -> SemanticEncoder:
-        """Build a registry model: ``weights`` ``None`` (random init), ``"official"`` (hub download) or a file path."""
+        """Build a registry model: ``weights`` ``None`` (random init), ``"official"`` (hub download) or a file path.
+
+        ``precision``: ``auto``, ``fp32`` or ``bf16`` (the rule of ``encoders.utils.precision``) for its passes.
+        """
+        dtype = autocast_dtype(precision, device)
         if weights is None or str(weights) in ("", "none"):
             backbone = encoders.create_model(name, **overrides)
         elif str(weights) == "official":
@@ -82,7 +95,7 @@ class SemanticEncoder(nn.Module):
                 encoders.create_model(name, pretrained=weights, **overrides)  # raises with the fitting models
                 raise
             logger.info("loaded %s weights from %s", name, weights)
-        return cls(backbone.to(device), name=name, overrides=overrides)
+        return cls(backbone.to(device), name=name, overrides=overrides, dtype=dtype)
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -104,6 +117,10 @@ class SemanticEncoder(nn.Module):
     @property
     def first_trainable_block(self) -> int:
         return int(self.backbone.first_trainable_block)
+
+    def autocast(self):
+        """The context of this encoder's passes: bf16 autocast on its device, or nothing (fp32)."""
+        return autocast(self.device, self.autocast_dtype)
 
     def train(self, mode: bool = True) -> SemanticEncoder:
         """Kept in eval mode whatever ``mode`` is (see the class docstring)."""
@@ -143,8 +160,9 @@ class SemanticEncoder(nn.Module):
         out = []
         for start in range(0, len(images), batch_size):
             x = images_to_tensor(images[start : start + batch_size], self.device)  # (b, 3, H, W)
-            patches = self.backbone.forward_features(x)["x_norm_patchtokens"]  # (b, h*w, D)
-            out.append(patches.reshape(len(x), h, w, -1))
+            with self.autocast():
+                patches = self.backbone.forward_features(x)["x_norm_patchtokens"]  # (b, h*w, D)
+            out.append(patches.reshape(len(x), h, w, -1).float())
         return torch.cat(out)
 
     # ------------------------------------------------------------------------------------------- cache
@@ -163,9 +181,20 @@ class SemanticEncoder(nn.Module):
         cache_block = None if cache_top_layers is None else self.n_blocks - int(cache_top_layers)
         if cache_block is not None and not 0 <= cache_block <= self.n_blocks:
             raise ValueError(f"cache_top_layers must be in [0, {self.n_blocks}], got {cache_top_layers}")
-        return SceneFeatures.from_encoder(
-            self.backbone, images, batch_size=batch_size, storage_dtype=storage_dtype, cache_block=cache_block
-        )
+        with self.autocast():
+            return SceneFeatures.from_encoder(
+                self.backbone, images, batch_size=batch_size, storage_dtype=storage_dtype, cache_block=cache_block
+            )
+
+    def top_block_window_means(
+        self, cache: SceneFeatures, scene_idx: np.ndarray, variant_idx: np.ndarray, radius: int = 1
+    ) -> torch.Tensor:
+        """Window means ``(U, h, w, D)`` float32 of ``U`` (scene, variant) grids, recomputed **with autograd** from
+        the cached boundary tokens (only the blocks from ``cache.cache_block`` up and the final norm run, under
+        this encoder's autocast)."""
+        with self.autocast():
+            grids = cache.grids_from_tokens(self.backbone, scene_idx, variant_idx)  # (U, h, w, D)
+        return window_mean(grids.float(), radius)
 
     def window_features(
         self,
@@ -179,18 +208,31 @@ class SemanticEncoder(nn.Module):
         """Window-mean features ``(B, D)`` at cells, recomputed **with autograd** from the cached boundary tokens.
 
         Gradients reach exactly the blocks from ``cache.cache_block`` up and the final norm. The top blocks run
-        once per distinct (scene, variant) of the batch, the window means are taken on those ``U`` grids
-        (cumulative sums) and only then gathered per transition, so memory is ``O(U h w D)``, not ``O(B h w D)``.
+        once per distinct (scene, variant) of the batch, the window means are taken on those ``U`` grids and only
+        then gathered per transition, so memory is ``O(U h w D)``, not ``O(B h w D)``.
         """
         pair = np.asarray(scene_idx, dtype=np.int64) * cache.n_variants + np.asarray(variant_idx, dtype=np.int64)
         unique, inverse = np.unique(pair.reshape(-1), return_inverse=True)
-        grids = cache.grids_from_tokens(self.backbone, unique // cache.n_variants, unique % cache.n_variants)
-        means = window_mean(grids, radius, accumulate_dtype=None)  # (U, h, w, D), no float64 in the autograd path
+        means = self.top_block_window_means(cache, unique // cache.n_variants, unique % cache.n_variants, radius)
         dev = means.device
         index = torch.from_numpy(inverse.reshape(-1)).to(dev)
         r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev).reshape(-1)
         c = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=dev).reshape(-1)
         return means[index, r, c]  # (B, D)
+
+    def deferred_window_features(
+        self,
+        cache: SceneFeatures,
+        scene_idx: np.ndarray,
+        variant_idx: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        radius: int = 1,
+        batch_size: int = 16,
+    ) -> DeferredWindowFeatures:
+        """The window-mean features of many transitions, with one deferred backward through the top blocks
+        (:class:`DeferredWindowFeatures`). ``cache`` must hold this encoder's current grids."""
+        return DeferredWindowFeatures(self, cache, scene_idx, variant_idx, rows, cols, radius, batch_size)
 
     # ------------------------------------------------------------------------------------------- export
     def save(self, path: str | os.PathLike) -> Path:
@@ -198,4 +240,71 @@ class SemanticEncoder(nn.Module):
         return save_backbone(self.backbone, path, name=self.name, overrides=self.overrides)
 
 
-__all__ = ["SemanticEncoder"]
+class DeferredWindowFeatures:
+    """Window-mean features of a rollout's transitions whose gradient reaches the encoder's top blocks in one pass.
+
+    Phase 2 trains the forward model on several minibatches of each rollout, and the encoder's top blocks through
+    it. Recomputing the top blocks with autograd for every minibatch costs one forward and one backward of those
+    blocks per minibatch; here it is one of each per update. The features are gathered from ``means``
+    ``(U, h, w, D)``: the cache's window means of the rollout's ``U`` distinct (scene, variant) grids, copied into a
+    leaf tensor that accumulates the gradients of every minibatch loss (``z = features(idx)``). :meth:`backward`
+    then recomputes those grids with autograd, ``batch_size`` at a time (memory of ``batch_size`` grids, not
+    ``U``), and sends the accumulated gradient through the top blocks and the final norm.
+
+    The cache must hold the encoder's current grids (true after every refresh), so the features equal what the
+    top blocks compute. The encoder's optimiser then steps once per update on the mean of the minibatch
+    gradients, all taken at the update's starting weights (the forward model still steps every minibatch).
+
+    Args:
+        encoder: the encoder being fine-tuned (its autocast dtype applies to the recomputation).
+        cache: the feature cache with boundary tokens.
+        scene_idx, variant_idx, rows, cols: ``(B,)`` the transitions' states.
+        radius: window radius in cells.
+        batch_size: grids per recomputation in :meth:`backward`.
+    """
+
+    def __init__(
+        self,
+        encoder: SemanticEncoder,
+        cache: SceneFeatures,
+        scene_idx: np.ndarray,
+        variant_idx: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        radius: int = 1,
+        batch_size: int = 16,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.encoder, self.cache, self.radius, self.batch_size = encoder, cache, int(radius), int(batch_size)
+        s, v, h, w, d = cache.grids.shape
+        pair = np.asarray(scene_idx, dtype=np.int64).reshape(-1) * v + np.asarray(variant_idx, dtype=np.int64).ravel()
+        unique, inverse = np.unique(pair, return_inverse=True)
+        self.scenes, self.variants = unique // v, unique % v  # (U,)
+        device = encoder.device
+        current = cache.window_mean(self.radius).view(s * v, h, w, d)[torch.from_numpy(unique)]
+        self.means = current.to(device, torch.float32).requires_grad_(True)  # (U, h, w, D) leaf
+        self._index = torch.from_numpy(inverse.reshape(-1)).to(device)  # (B,) into U
+        self._rows = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=device).reshape(-1)
+        self._cols = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=device).reshape(-1)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __call__(self, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Features ``(b, D)`` of transitions ``idx`` (indices into the ``B`` given), differentiable in ``means``."""
+        i = torch.as_tensor(idx, dtype=torch.long, device=self._index.device)
+        return self.means[self._index[i], self._rows[i], self._cols[i]]
+
+    def backward(self, scale: float = 1.0) -> None:
+        """Send ``scale`` times the gradient accumulated in ``means`` through the top blocks (into their ``.grad``)."""
+        if self.means.grad is None:
+            return
+        grad = self.means.grad * scale
+        for start in range(0, len(self.scenes), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            means = self.encoder.top_block_window_means(self.cache, self.scenes[sl], self.variants[sl], self.radius)
+            means.backward(grad[sl])
+
+
+__all__ = ["DeferredWindowFeatures", "SemanticEncoder"]

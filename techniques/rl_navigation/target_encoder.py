@@ -8,8 +8,10 @@ and by default it comes from a slowly moving copy of the fine-tuned blocks:
   rollout after the encoder's update (BYOL / DINO-style teacher). The online blocks must chase a target that
   moves only slowly, which removes the immediate reward for shrinking the features.
 - ``"frozen"``: the phase-1 copy of the top blocks, never updated (targets fixed in the pretrained space).
-- ``"online"``: the live online encoder under stop-gradient (SimSiam-style; least protected): the targets of
-  every forward-model minibatch are recomputed with the current weights, without autograd.
+- ``"online"``: the live online encoder under stop-gradient (SimSiam-style; least protected): the targets are the
+  online features themselves (the environments' cache, which holds the current weights' features whenever the
+  forward model trains: the encoder steps once per rollout, after the forward model's minibatches, and the cache
+  is refreshed right after).
 
 Only the top ``n`` blocks and the final norm are copied (:class:`TopBlocks`): the targets are recomputed from
 the same cached boundary tokens as the online features, so the lower blocks are never duplicated.
@@ -106,11 +108,6 @@ class TargetEncoder:
     def network(self) -> nn.Module:
         """What to run on boundary tokens for targets: the copy, or the online backbone (``"online"``)."""
         return self.online if self.copy is None else self.copy
-
-    @property
-    def live(self) -> bool:
-        """Whether targets are recomputed with the live online weights at every minibatch (``"online"``)."""
-        return self.copy is None
 
     @property
     def separate(self) -> bool:

@@ -174,7 +174,7 @@ class TwoPhaseTrainer:
     def _build(self, resume_from: Path | None) -> None:
         cfg = self.cfg
         weights = cfg.encoder_weights if resume_from is None else resume_from / ENCODER_FILE
-        self.encoder = SemanticEncoder.from_name(cfg.encoder, weights, self.device)
+        self.encoder = SemanticEncoder.from_name(cfg.encoder, weights, self.device, precision=cfg.precision)
         if resume_from is not None:
             # the checkpoint's sidecar names the architecture; the config's encoder must match it
             logger.info("resuming encoder weights from %s", weights)
@@ -234,7 +234,8 @@ class TwoPhaseTrainer:
             # Burda et al. 2019: features of a random-init network of the same architecture, fixed
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 104_729)
-                random_encoder = SemanticEncoder.from_name(cfg.encoder, None, self.device).freeze()
+                random_encoder = SemanticEncoder.from_name(cfg.encoder, None, self.device, precision=cfg.precision)
+                random_encoder.freeze()
             cache = random_encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
             source = SemanticFeatureSource(cache, cfg.patch_radius, device)
         else:
@@ -324,7 +325,7 @@ class TwoPhaseTrainer:
             )
         else:
             self.target_cache = self.cache
-        self.source.start_fine_tuning(self.encoder, self.target_cache, live_targets=self.target.live)
+        self.source.start_fine_tuning(self.encoder, self.target_cache, batch_size=cfg.encode_batch_size)
         self.curiosity.after_update = self._after_encoder_update
 
     def _switch_to_phase2(self) -> None:
@@ -345,9 +346,10 @@ class TwoPhaseTrainer:
 
     def _after_encoder_update(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        self.env.refresh_features(self.encoder.backbone, self.cfg.encode_batch_size)
-        if self.target.update():
-            self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
+        with self.encoder.autocast():
+            self.env.refresh_features(self.encoder.backbone, self.cfg.encode_batch_size)
+            if self.target.update():
+                self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
         refresh_s = time.perf_counter() - t0
         self.model.refresh_observations()  # the next rollout starts from observations with current features
         stats = self._encoder_stats()
@@ -506,7 +508,8 @@ class TwoPhaseTrainer:
         if self.target is not None and state["target"] is not None:
             self.target.load_state_dict(state["target"])
             if self.target.separate:
-                self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
+                with self.encoder.autocast():
+                    self.target_cache.refresh(self.target.network, self.cfg.encode_batch_size)
         self.model.set_parameters(
             str(check_policy_file(ckpt / POLICY_FILE)), exact_match=True, device=self.model.device
         )
