@@ -1,16 +1,23 @@
-"""Two-phase training throughput: env-steps/s of phase 1 and phase 2, and the cost of a phase-2 feature refresh.
+"""Two-phase training throughput: env-steps/s of plain PPO, phase 1 and phase 2, and the cost of a feature refresh.
 
-For each encoder, one :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer` (random-init weights; the numbers
-do not depend on them) runs warm-up + timed rollouts in phase 1 (frozen encoder: PPO + forward model), then
-switches to phase 2 and times rollouts again (PPO + forward model + encoder top blocks + in-place refresh of the
-cached grids + EMA target refresh). Env-steps/s count every rollout's transitions over its whole wall time,
-PPO's update and the curiosity work included.
+For each encoder, in one run:
 
-The refresh row compares, in the same run, re-running only the top ``n`` blocks from the cached boundary tokens
+- **plain PPO**: stable-baselines3 ``PPO`` with the trainer's policy and hyperparameters (``ppo_arguments``) on the
+  same environment, without curiosity: the peer of phase 1, whose curiosity overhead is ``phase 1 / plain PPO``;
+- for each ``--precisions`` entry, one :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer` (random-init
+  weights; the numbers do not depend on them) runs warm-up + timed rollouts in phase 1 (frozen encoder: PPO +
+  forward model + intrinsic critic), then switches to phase 2 and times rollouts again (PPO + forward model + one
+  deferred backward through the top blocks + in-place refresh of the cached grids + EMA target refresh).
+
+Env-steps/s count every rollout's transitions over its whole wall time, PPO's update and the curiosity work
+included. Phase-2 rows also give their ratio to the fp32 phase 2 of the same encoder.
+
+The refresh table compares, in the same run, re-running only the top ``n`` blocks from the cached boundary tokens
 (:meth:`envs.features.SceneFeatures.refresh`) with a full re-encode of the same scene images; the expected ratio
 is about ``n / depth`` (the patch embedding and the window means are extra, fixed costs).
 
     python -m benchmarks.train_throughput                                  # CPU: vit_tiny_patch14, dinov2_vits14
+    python -m benchmarks.train_throughput --precisions auto --encoders vit_tiny_patch14
     python -m benchmarks.train_throughput --device cuda --image-size 448 --n-envs 64
 """
 
@@ -22,19 +29,23 @@ import tempfile
 import time
 
 import torch
+from stable_baselines3 import PPO
 
 from encoders.utils.config import replace_nested
+from encoders.utils.precision import PRECISIONS, autocast_dtype, describe
 from envs.features import SceneFeatures
 from techniques.rl_navigation.config import TwoPhaseConfig
-from techniques.rl_navigation.trainer import TwoPhaseTrainer
+from techniques.rl_navigation.environment import make_env
+from techniques.rl_navigation.semantic_encoder import SemanticEncoder
+from techniques.rl_navigation.trainer import TwoPhaseTrainer, ppo_arguments
 
 
-def _time_rollouts(trainer: TwoPhaseTrainer, warmup: int, timed: int) -> float:
-    trainer.model.learn_rollouts(warmup)
+def _steps_per_s(model, warmup: int, timed: int, learn) -> float:
+    learn(warmup)
     t0 = time.perf_counter()
-    trainer.model.learn_rollouts(timed)
+    learn(timed)
     elapsed = time.perf_counter() - t0
-    return timed * trainer.cfg.ppo.n_steps * trainer.cfg.n_envs / elapsed
+    return timed * model.n_steps * model.n_envs / elapsed
 
 
 def _time(fn, repeats: int) -> float:
@@ -45,11 +56,12 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def bench_encoder(encoder: str, args: argparse.Namespace) -> dict:
-    cfg = replace_nested(
+def bench_config(encoder: str, precision: str, args: argparse.Namespace) -> TwoPhaseConfig:
+    return replace_nested(
         TwoPhaseConfig(),
         {
             "encoder": encoder,
+            "precision": precision,
             "image_size": args.image_size,
             "n_train_scenes": args.scenes,
             "min_start_distance": 6,
@@ -69,44 +81,66 @@ def bench_encoder(encoder: str, args: argparse.Namespace) -> dict:
             "curiosity.forward_epochs": 2,
         },
     )
+
+
+def bench_plain_ppo(encoder: str, args: argparse.Namespace) -> float:
+    """Env-steps/s of SB3 PPO (same policy, hyperparameters and environment) without curiosity."""
+    cfg = bench_config(encoder, "fp32", args)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads or previous)
+    try:
+        env = make_env(cfg, SemanticEncoder.from_name(cfg.encoder, None, "cpu"), "train")
+        policy, kwargs = ppo_arguments(cfg)
+        model = PPO(policy, env, device="cpu", **kwargs)
+
+        def learn(n: int) -> None:
+            model.learn(n * cfg.ppo.n_steps * cfg.n_envs, reset_num_timesteps=False)
+
+        rate = _steps_per_s(model, args.warmup, args.rollouts, learn)
+        env.close()
+        return rate
+    finally:
+        torch.set_num_threads(previous)
+
+
+def bench_trainer(encoder: str, precision: str, args: argparse.Namespace, refresh: bool) -> dict:
+    cfg = bench_config(encoder, precision, args)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = TwoPhaseTrainer(cfg, run_dir)
         try:
-            phase1 = _time_rollouts(trainer, args.warmup, args.rollouts)
+            model = trainer.model
+            phase1 = _steps_per_s(model, args.warmup, args.rollouts, model.learn_rollouts)
             trainer._switch_to_phase2()
-            phase2 = _time_rollouts(trainer, args.warmup, args.rollouts)
-            cache = trainer.env.scene_features
-            backbone = trainer.encoder.backbone
-            sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+            phase2 = _steps_per_s(model, args.warmup, args.rollouts, model.learn_rollouts)
+            row = {"encoder": encoder, "precision": describe(trainer.encoder.autocast_dtype)}
+            row.update(phase1=phase1, phase2=phase2, depth=trainer.encoder.n_blocks)
+            if refresh:
+                cache = trainer.env.scene_features
+                backbone = trainer.encoder.backbone
+                sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
 
-            def refresh() -> None:
-                cache.refresh(backbone, cfg.encode_batch_size)
-                sync()
+                def refresh_top() -> None:
+                    with trainer.encoder.autocast():
+                        cache.refresh(backbone, cfg.encode_batch_size)
+                    sync()
 
-            def full() -> None:
-                SceneFeatures.from_encoder(backbone, cache.images, cfg.encode_batch_size)
-                sync()
+                def full() -> None:
+                    with trainer.encoder.autocast():
+                        SceneFeatures.from_encoder(backbone, cache.images, cfg.encode_batch_size)
+                    sync()
 
-            t_refresh = _time(refresh, args.repeats)
-            t_full = _time(full, args.repeats)
+                row.update(refresh_s=_time(refresh_top, args.repeats), full_s=_time(full, args.repeats))
         finally:
             trainer.close()
-    depth = trainer.encoder.n_blocks
-    return {
-        "encoder": encoder,
-        "depth": depth,
-        "phase1": phase1,
-        "phase2": phase2,
-        "refresh_s": t_refresh,
-        "full_s": t_full,
-        "expected": args.unfreeze_layers / depth,
-        "scenes": args.scenes,
-    }
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", nargs="+", default=["vit_tiny_patch14", "dinov2_vits14"])
+    parser.add_argument(
+        "--precisions", nargs="+", choices=PRECISIONS, default=["fp32", "auto"], help="two_phase --precision values"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("--image-size", type=int, default=224, help="scene side in pixels (224: 16x16 cells)")
     parser.add_argument("--scenes", type=int, default=16, help="training scenes (refresh cost scales with it)")
@@ -119,24 +153,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed refreshes / re-encodes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    rows = [bench_encoder(name, args) for name in args.encoders]
+    plain = {name: bench_plain_ppo(name, args) for name in args.encoders}
+    rows = [
+        bench_trainer(name, precision, args, refresh=i == len(args.precisions) - 1)
+        for name in args.encoders
+        for i, precision in enumerate(args.precisions)
+    ]
     print(
         f"two-phase training throughput on {args.device} ({args.threads or torch.get_num_threads()} torch threads), "
         f"{args.n_envs} agents x {args.n_steps} steps per rollout, {args.image_size}px scenes, "
-        f"top {args.unfreeze_layers} blocks fine-tuned in phase 2\n"
+        f"top {args.unfreeze_layers} blocks fine-tuned in phase 2; auto = "
+        f"{describe(autocast_dtype('auto', args.device if args.device != 'auto' else 'cpu'))} here\n"
     )
-    print("| encoder | phase 1 env-steps/s | phase 2 env-steps/s | phase 2 / phase 1 |")
-    print("|---|---|---|---|")
+    print(
+        "| encoder | precision | plain PPO env-steps/s | phase 1 env-steps/s | phase 1 / plain PPO | "
+        "phase 2 env-steps/s | phase 2 / phase 1 | phase 2 x fp32 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['encoder']} | {r['phase1']:.0f} | {r['phase2']:.0f} | {r['phase2'] / r['phase1']:.2f} |")
-    print()
-    print("| encoder | scenes | refresh (top blocks) s | full re-encode s | ratio | expected n/depth |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
+        fp32 = next((x["phase2"] for x in rows if x["encoder"] == r["encoder"] and x["precision"] == "fp32"), None)
+        vs_fp32 = f"{r['phase2'] / fp32:.2f}" if fp32 else "-"
+        p = plain[r["encoder"]]
         print(
-            f"| {r['encoder']} | {r['scenes']} | {r['refresh_s']:.3f} | {r['full_s']:.3f} | "
-            f"{r['refresh_s'] / r['full_s']:.2f} | {r['expected']:.2f} |"
+            f"| {r['encoder']} | {r['precision']} | {p:.0f} | {r['phase1']:.0f} | {r['phase1'] / p:.2f} | "
+            f"{r['phase2']:.0f} | {r['phase2'] / r['phase1']:.2f} | {vs_fp32} |"
         )
+    print()
+    print("| encoder | precision | scenes | refresh (top blocks) s | full re-encode s | ratio | expected n/depth |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "refresh_s" in r:
+            print(
+                f"| {r['encoder']} | {r['precision']} | {args.scenes} | {r['refresh_s']:.3f} | {r['full_s']:.3f} | "
+                f"{r['refresh_s'] / r['full_s']:.2f} | {args.unfreeze_layers / r['depth']:.2f} |"
+            )
     return 0
 
 

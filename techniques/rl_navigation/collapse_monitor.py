@@ -40,7 +40,8 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
         raise ValueError(f"features must be (B, D) with B >= 2, got {tuple(features.shape)}")
     x = features.double()
     x = x - x.mean(dim=0, keepdim=True)
-    s = torch.linalg.svdvals(x)
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T  # (min(B, D),) square: one GEMM, no SVD of (B, D)
+    s = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt()  # the singular values of x
     total = s.sum()
     if total <= eps:
         return 0.0

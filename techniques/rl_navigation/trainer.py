@@ -271,34 +271,17 @@ class TwoPhaseTrainer:
         return source, ForwardModelTrainer(forward_model, source, heading_cond=heading_cond, **shared)
 
     def _build_ppo(self, pixels: bool) -> CuriosityPPO | CuriosityRecurrentPPO:
-        cfg, p = self.cfg, self.cfg.ppo
-        ppo_device = self.device if pixels else torch.device("cpu")  # SB3: MLP policies run best on the CPU
-        policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
-        if cfg.policy == "lstm":
-            algorithm, policy = CuriosityRecurrentPPO, "MultiInputLstmPolicy"
-            policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
-        else:
-            algorithm, policy = CuriosityPPO, "MultiInputPolicy"
+        cfg = self.cfg
+        algorithm = CuriosityRecurrentPPO if cfg.policy == "lstm" else CuriosityPPO
+        policy, kwargs = ppo_arguments(cfg)
         model = algorithm(
             policy,
             self.recorder,
             curiosity=self.curiosity,
             extrinsic_coef=cfg.extrinsic_coef,
             total_episodes=self.total_episodes,
-            learning_rate=p.learning_rate,
-            n_steps=p.n_steps,
-            batch_size=p.batch_size,
-            n_epochs=p.n_epochs,
-            gamma=p.gamma,
-            gae_lambda=p.gae_lambda,
-            clip_range=p.clip_range,
-            ent_coef=p.ent_coef,
-            vf_coef=p.vf_coef,
-            max_grad_norm=p.max_grad_norm,
-            policy_kwargs=policy_kwargs,
-            device=ppo_device,
-            seed=cfg.seed,
-            verbose=0,
+            device=self.device if pixels else torch.device("cpu"),  # SB3: MLP policies run best on the CPU
+            **kwargs,
         )
         model.set_logger(Logger(folder=None, output_formats=[_SummaryWriterFormat(self.writer)]))
         return model
@@ -577,6 +560,31 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def ppo_arguments(cfg: TwoPhaseConfig) -> tuple[str, dict[str, Any]]:
+    """The SB3 policy name and PPO keyword arguments of ``cfg`` (hyperparameters, policy network, seed), as given
+    to :class:`CuriosityPPO` (and to a plain SB3 ``PPO`` baseline of the same config)."""
+    p = cfg.ppo
+    policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
+    if cfg.policy == "lstm":
+        policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
+    kwargs = dict(
+        learning_rate=p.learning_rate,
+        n_steps=p.n_steps,
+        batch_size=p.batch_size,
+        n_epochs=p.n_epochs,
+        gamma=p.gamma,
+        gae_lambda=p.gae_lambda,
+        clip_range=p.clip_range,
+        ent_coef=p.ent_coef,
+        vf_coef=p.vf_coef,
+        max_grad_norm=p.max_grad_norm,
+        policy_kwargs=policy_kwargs,
+        seed=cfg.seed,
+        verbose=0,
+    )
+    return ("MultiInputLstmPolicy" if cfg.policy == "lstm" else "MultiInputPolicy"), kwargs
+
+
 def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
     """CleanRL-style run name ``{task}__{exp_name}__{seed}__{unix time}``."""
     return f"{task_id(cfg.task)}__{cfg.exp_name}__{cfg.seed}__{int(time.time() if timestamp is None else timestamp)}"
@@ -596,4 +604,4 @@ def _hparams_markdown(cfg: TwoPhaseConfig) -> str:
     return "|param|value|\n|-|-|\n" + "\n".join(rows)
 
 
-__all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "run_name"]
+__all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "ppo_arguments", "run_name"]
