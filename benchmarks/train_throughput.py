@@ -9,8 +9,10 @@ For each encoder, in one run:
   forward model + intrinsic critic), then switches to phase 2 and times rollouts again (PPO + forward model + one
   deferred backward through the top blocks + in-place refresh of the cached grids + EMA target refresh).
 
-Env-steps/s count every rollout's transitions over its whole wall time, PPO's update and the curiosity work
-included. Phase-2 rows also give their ratio to the fp32 phase 2 of the same encoder.
+The learners are timed round-robin, one rollout each in turn (``--rollouts`` rounds after the warm-up), so every
+ratio compares rollouts run under the same load. Env-steps/s count every rollout's transitions over its whole wall
+time, PPO's update and the curiosity work included. Phase-2 rows also give their ratio to the fp32 phase 2 of the
+same encoder.
 
 The refresh table compares, in the same run, re-running only the top ``n`` blocks from the cached boundary tokens
 (:meth:`envs.features.SceneFeatures.refresh`) with a full re-encode of the same scene images; the expected ratio
@@ -40,12 +42,23 @@ from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 from techniques.rl_navigation.trainer import TwoPhaseTrainer, ppo_arguments
 
 
-def _steps_per_s(model, warmup: int, timed: int, learn) -> float:
-    learn(warmup)
-    t0 = time.perf_counter()
-    learn(timed)
-    elapsed = time.perf_counter() - t0
-    return timed * model.n_steps * model.n_envs / elapsed
+class _Runner:
+    """One learner timed rollout by rollout: ``learn(n)`` runs ``n`` rollouts of ``steps`` env-steps each."""
+
+    def __init__(self, name: str, learn, steps: int):
+        self.name, self.learn, self.steps = name, learn, steps
+        self.seconds = 0.0
+        self.rollouts = 0
+
+    def timed(self) -> None:
+        t0 = time.perf_counter()
+        self.learn(1)
+        self.seconds += time.perf_counter() - t0
+        self.rollouts += 1
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.rollouts * self.steps / self.seconds
 
 
 def _time(fn, repeats: int) -> float:
@@ -83,56 +96,69 @@ def bench_config(encoder: str, precision: str, args: argparse.Namespace) -> TwoP
     )
 
 
-def bench_plain_ppo(encoder: str, args: argparse.Namespace) -> float:
-    """Env-steps/s of SB3 PPO (same policy, hyperparameters and environment) without curiosity."""
-    cfg = bench_config(encoder, "fp32", args)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.torch_threads or previous)
+def plain_ppo(cfg: TwoPhaseConfig) -> tuple[PPO, object]:
+    """SB3 PPO (the trainer's policy, hyperparameters and environment) without curiosity, and its env."""
+    env = make_env(cfg, SemanticEncoder.from_name(cfg.encoder, None, "cpu"), "train")
+    policy, kwargs = ppo_arguments(cfg)
+    return PPO(policy, env, device="cpu", **kwargs), env
+
+
+def bench_encoder(encoder: str, args: argparse.Namespace, tmp: str) -> list[dict]:
+    """Plain PPO, phase 1 and phase 2 (per precision) of ``encoder``, timed round-robin one rollout at a time, so
+    that every ratio compares rollouts run under the same load."""
+    steps = args.n_steps * args.n_envs
+    phase1_cfg = bench_config(encoder, "auto", args)
+    trainers = {"phase 1": TwoPhaseTrainer(phase1_cfg, f"{tmp}/{encoder}_p1")}
+    for precision in args.precisions:
+        trainers[precision] = TwoPhaseTrainer(bench_config(encoder, precision, args), f"{tmp}/{encoder}_{precision}")
+    baseline, baseline_env = plain_ppo(phase1_cfg)
     try:
-        env = make_env(cfg, SemanticEncoder.from_name(cfg.encoder, None, "cpu"), "train")
-        policy, kwargs = ppo_arguments(cfg)
-        model = PPO(policy, env, device="cpu", **kwargs)
-
-        def learn(n: int) -> None:
-            model.learn(n * cfg.ppo.n_steps * cfg.n_envs, reset_num_timesteps=False)
-
-        rate = _steps_per_s(model, args.warmup, args.rollouts, learn)
-        env.close()
-        return rate
-    finally:
-        torch.set_num_threads(previous)
-
-
-def bench_trainer(encoder: str, precision: str, args: argparse.Namespace, refresh: bool) -> dict:
-    cfg = bench_config(encoder, precision, args)
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = TwoPhaseTrainer(cfg, run_dir)
-        try:
-            model = trainer.model
-            phase1 = _steps_per_s(model, args.warmup, args.rollouts, model.learn_rollouts)
-            trainer._switch_to_phase2()
-            phase2 = _steps_per_s(model, args.warmup, args.rollouts, model.learn_rollouts)
+        runners = [_Runner("plain PPO", lambda n: baseline.learn(n * steps, reset_num_timesteps=False), steps)]
+        runners += [_Runner(name, t.model.learn_rollouts, steps) for name, t in trainers.items()]
+        for name, trainer in trainers.items():
+            trainer.model.learn_rollouts(args.warmup)
+            if name != "phase 1":
+                trainer._switch_to_phase2()
+        baseline.learn(args.warmup * steps)
+        for runner in runners[2:]:
+            runner.learn(args.warmup)  # phase-2 warm-up
+        for _ in range(args.rollouts):
+            for runner in runners:
+                runner.timed()
+        rate = {r.name: r.steps_per_s for r in runners}
+        rows = []
+        for precision in args.precisions:
+            trainer = trainers[precision]
             row = {"encoder": encoder, "precision": describe(trainer.encoder.autocast_dtype)}
-            row.update(phase1=phase1, phase2=phase2, depth=trainer.encoder.n_blocks)
-            if refresh:
-                cache = trainer.env.scene_features
-                backbone = trainer.encoder.backbone
-                sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-
-                def refresh_top() -> None:
-                    with trainer.encoder.autocast():
-                        cache.refresh(backbone, cfg.encode_batch_size)
-                    sync()
-
-                def full() -> None:
-                    with trainer.encoder.autocast():
-                        SceneFeatures.from_encoder(backbone, cache.images, cfg.encode_batch_size)
-                    sync()
-
-                row.update(refresh_s=_time(refresh_top, args.repeats), full_s=_time(full, args.repeats))
-        finally:
+            row.update(plain=rate["plain PPO"], phase1=rate["phase 1"], phase2=rate[precision])
+            row["depth"] = trainer.encoder.n_blocks
+            rows.append(row)
+        rows[-1].update(refresh_times(trainers[args.precisions[-1]], args.repeats))
+        return rows
+    finally:
+        for trainer in trainers.values():
             trainer.close()
-    return row
+        baseline_env.close()
+
+
+def refresh_times(trainer: TwoPhaseTrainer, repeats: int) -> dict[str, float]:
+    """Seconds of a top-block refresh and of a full re-encode of the trainer's scenes."""
+    cache = trainer.env.scene_features
+    backbone = trainer.encoder.backbone
+    batch = trainer.cfg.encode_batch_size
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+
+    def refresh_top() -> None:
+        with trainer.encoder.autocast():
+            cache.refresh(backbone, batch)
+        sync()
+
+    def full() -> None:
+        with trainer.encoder.autocast():
+            SceneFeatures.from_encoder(backbone, cache.images, batch)
+        sync()
+
+    return {"refresh_s": _time(refresh_top, repeats), "full_s": _time(full, repeats)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,12 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed refreshes / re-encodes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    plain = {name: bench_plain_ppo(name, args) for name in args.encoders}
-    rows = [
-        bench_trainer(name, precision, args, refresh=i == len(args.precisions) - 1)
-        for name in args.encoders
-        for i, precision in enumerate(args.precisions)
-    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [row for name in args.encoders for row in bench_encoder(name, args, tmp)]
     print(
         f"two-phase training throughput on {args.device} ({args.threads or torch.get_num_threads()} torch threads), "
         f"{args.n_envs} agents x {args.n_steps} steps per rollout, {args.image_size}px scenes, "
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         fp32 = next((x["phase2"] for x in rows if x["encoder"] == r["encoder"] and x["precision"] == "fp32"), None)
         vs_fp32 = f"{r['phase2'] / fp32:.2f}" if fp32 else "-"
-        p = plain[r["encoder"]]
+        p = r["plain"]
         print(
             f"| {r['encoder']} | {r['precision']} | {p:.0f} | {r['phase1']:.0f} | {r['phase1'] / p:.2f} | "
             f"{r['phase2']:.0f} | {r['phase2'] / r['phase1']:.2f} | {vs_fp32} |"
