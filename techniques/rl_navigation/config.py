@@ -197,9 +197,9 @@ class TwoPhaseConfig:
     torch_threads: int = 1
     """torch CPU threads: RL's small batches run fastest on one (0: torch's default)"""
     precision: Precision = "auto"
-    """encoder passes (feature caching, phase-2 forward and backward, the refresh, evaluation) under bf16 autocast
-    or in fp32; auto: bf16 on CUDA and on CPUs with native bf16, else fp32. Cached features and checkpoints stay
-    fp32"""
+    """bf16 autocast or fp32 for the encoder's passes (feature caching, phase-2 forward and backward, the refresh,
+    evaluation) and the curiosity learner's and intrinsic critic's; auto: bf16 on CUDA and on CPUs with native bf16,
+    else fp32. Parameters, cached features and checkpoints stay fp32"""
     logdir: Path = Path("runs")
     """parent folder of run folders"""
     run_dir: Path | None = None

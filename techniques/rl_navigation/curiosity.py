@@ -37,6 +37,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from encoders.utils.precision import autocast
 from techniques.rl_navigation.episode_stats import EpisodeStats
 from techniques.rl_navigation.feature_sources import AgentStates, FeatureSource
 from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
@@ -172,6 +173,8 @@ class Curiosity:
         seed: seed of the minibatch shuffling and of the critic's re-initialisation at :meth:`reset`.
         after_update: called after each :meth:`update` (e.g. the phase-2 feature refresh); may return statistics
             merged into :attr:`last_stats`.
+        dtype: autocast dtype of the learner's and the critic's passes (``encoders.utils.precision``; ``None``:
+            fp32); parameters, optimiser states, rewards and advantages stay fp32.
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class Curiosity:
         gae_lambda: float = 0.95,
         seed: int = 0,
         after_update: Callable[[], dict[str, float] | None] | None = None,
+        dtype: torch.dtype | None = None,
     ):
         if intrinsic_coef < 0:
             raise ValueError(f"intrinsic_coef must be >= 0, got {intrinsic_coef}")
@@ -202,6 +206,7 @@ class Curiosity:
         self.gae_lambda = float(gae_lambda)
         self.seed = int(seed)
         self.after_update = after_update
+        self.dtype = dtype
         self.rng = np.random.default_rng(seed)
         self.torch_generator = torch.Generator().manual_seed(seed)
         self.resets = 0
@@ -223,17 +228,18 @@ class Curiosity:
         Scores the transitions with the current learner, updates the normaliser, and computes the intrinsic GAE
         with the intrinsic critic; the critic's regression targets are kept for :meth:`update`.
         """
-        raw = self.learner.errors(batch.states, batch.actions, batch.next_states)  # (T, N)
+        with autocast(self.device, self.dtype):
+            raw = self.learner.errors(batch.states, batch.actions, batch.next_states)  # (T, N)
         warming = self.normalizer.warming_up
         rewarded = self.normalizer(raw, batch.dones)  # (T, N), zeros while warming up
         normalised = self.normalizer.normalize(raw)  # what the critic learns, also during the warm-up
         device = self.device
         t_len, n_envs = raw.shape
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, self.dtype):
             z = self.source.features(batch.states).to(device)  # (T*N, D)
             z_last = self.source.features(batch.final_states).to(device)  # (N, D)
-            values = self.critic(z).reshape(t_len, n_envs).cpu().numpy()
-            last_values = self.critic(z_last).cpu().numpy()
+            values = self.critic(z).float().reshape(t_len, n_envs).cpu().numpy()
+            last_values = self.critic(z_last).float().cpu().numpy()
         dones = batch.dones if self.normalizer.episodic else None
         adv, returns = compute_gae(normalised, values, last_values, dones, self.gamma, self.gae_lambda)
         self._critic_data = (z, torch.from_numpy(returns.reshape(-1)).to(device))
@@ -252,13 +258,14 @@ class Curiosity:
     def update(self, batch: Transitions) -> dict[str, float]:
         """Train the learner on the rollout and the critic on its intrinsic returns; run ``after_update``."""
         stats = dict(self.last_stats)
-        stats.update(self.learner.update(batch.states, batch.actions, batch.next_states, self.rng))
-        if self._critic_data is not None:
-            z, returns = self._critic_data
-            stats["intrinsic_value_loss"] = self.critic.fit(
-                self.critic_optimizer, z, returns, self.critic_epochs, self.critic_batch_size, self.torch_generator
-            )
-            self._critic_data = None
+        with autocast(self.device, self.dtype):
+            stats.update(self.learner.update(batch.states, batch.actions, batch.next_states, self.rng))
+            if self._critic_data is not None:
+                z, returns = self._critic_data
+                stats["intrinsic_value_loss"] = self.critic.fit(
+                    self.critic_optimizer, z, returns, self.critic_epochs, self.critic_batch_size, self.torch_generator
+                )
+                self._critic_data = None
         if self.after_update is not None:
             stats.update(self.after_update() or {})
         self.last_stats = stats

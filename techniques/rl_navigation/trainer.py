@@ -220,6 +220,7 @@ class TwoPhaseTrainer:
             gamma=cur.gamma,
             gae_lambda=cur.gae_lambda,
             seed=cfg.seed,
+            dtype=self.encoder.autocast_dtype,
         )
 
     def _build_learner(self, device: torch.device) -> tuple[Any, CuriosityLearner]:
