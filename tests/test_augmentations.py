@@ -539,6 +539,9 @@ def test_paired_views_feed_one_view_to_each_global_crop():
     assert [bool(c.mean() > 0) for c in out["local_crops"]] == [False, True, False, True]
     with pytest.raises(ValueError, match="one image or a pair"):
         aug((black, white, black))
+    # at strength 0 of the ramp (or paired_view_probability 0) every crop comes from the first view
+    out = aug((black, white), rng=np.random.default_rng(0), strength=0.0)
+    assert all(c.mean() < 0 for c in [*out["global_crops"], *out["local_crops"]])
 
 
 @pytest.mark.parametrize(

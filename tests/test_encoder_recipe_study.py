@@ -26,7 +26,9 @@ def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
         }  # fmt: skip
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert results["settings"][name]["0"]["pretraining"]["wall_seconds"] > 0
+    assert set(results["supervised"]["0"]["scores"]) == set(scores)
     table = (out / "table.md").read_text()
+    assert "supervised reference (labels" in table
     assert "| `laptop` (1 seed)" in table and "| HOG (14 px cells, 9 bins) |" in table
     summary = out / "runs" / "laptop__s0" / "study_summary.json"
     stamp = summary.stat().st_mtime_ns

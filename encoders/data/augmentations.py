@@ -92,9 +92,13 @@ class AugmentationConfig:
     crop side / N, so that small crops are blurred as much as a 224-px crop relative to their size (N = 224)"""
     solarize_probability: float = 0.2
     """solarize probability of global crop 2 (0: never)"""
+    paired_view_probability: float = 1.0
+    """for sources that give two views of a sample (view pairs): probability that global crop 2 and every other
+    local crop come from the second view (else all crops come from the first); ramped like the rest"""
     ramp_iterations: int = 0
-    """raise every photometric probability and jitter strength linearly from 0 to the values above over this many
-    iterations (0: full strength from the start); lets an untrained network find cross-view agreement first"""
+    """raise every photometric probability and jitter strength (and paired_view_probability) linearly from 0 to the
+    values above over this many iterations (0: full strength from the start); lets an untrained network find
+    cross-view agreement first"""
 
     def check(self) -> None:
         """``ValueError`` naming the field and its valid range."""
@@ -108,6 +112,7 @@ class AugmentationConfig:
             "grayscale_probability": self.grayscale_probability,
             "channel_permutation_probability": self.channel_permutation_probability,
             "solarize_probability": self.solarize_probability,
+            "paired_view_probability": self.paired_view_probability,
             **{f"blur_probabilities[{i}]": p for i, p in enumerate(self.blur_probabilities)},
         }
         for name, p in probabilities.items():
@@ -366,7 +371,8 @@ class DataAugmentationDINO:
 
     Paired views: ``aug((image_a, image_b))`` takes global crop 1 from ``image_a``, global crop 2 from
     ``image_b`` and the local crops alternately from both, e.g. two renders of one procedural object with
-    different backgrounds and colours, which makes those nuisances differ between the views.
+    different backgrounds and colours, which makes those nuisances differ between the views (with probability
+    ``photometric.paired_view_probability``; else every crop comes from ``image_a``).
 
     Output of ``aug(image)`` (the official format):
         ``global_crops``: list of 2 float32 tensors ``(3, G, G)``; ``global_crops_teacher``: the same list;
@@ -563,6 +569,8 @@ class DataAugmentationDINO:
                 )
         if rng is None:
             rng = self._get_rng()
+        if len(views) == 2 and rng.random() >= self.photometric.paired_view_probability * strength:
+            views = views[:1]  # this sample's crops all come from its first view
 
         def crop(view: np.ndarray, kind: CropKind, size: int) -> torch.Tensor:
             return self.apply_crop(view, self.sample_params(kind, *view.shape[:2], rng, strength), size)

@@ -11,7 +11,9 @@ names, and is then evaluated frozen by k-NN (cls token, k=20, T=0.07) on four he
 - ``plain``: plain grey backgrounds (shape is the only cue);
 - ``textured shift`` / ``plain shift``: train hues in [0, 0.5) turns, val hues in [0.5, 1): a colour shortcut fails.
 
-Raw RGB pixels, gray pixels, HOG and the random-init network are evaluated on the same sets. Run::
+Raw RGB pixels, gray pixels, HOG and the random-init network are evaluated on the same sets, and so is a
+*supervised reference*: the same network trained with the class labels, on the same images, augmentation, batch
+and number of iterations as the ``laptop`` preset, which bounds what the budget allows. Run::
 
     python -m experiments.studies.encoder_recipe --out runs/studies/encoder_recipe
     python -m experiments.studies.encoder_recipe --settings laptop --seeds 0 1 2    # the preset over 3 seeds
@@ -105,6 +107,8 @@ class EncoderRecipeConfig:
     """cpu: the presets' full schedules; smoke: seconds (tests)"""
     settings: tuple[str, ...] = tuple(SETTINGS)
     """rows of the sweep (see SETTINGS in this module)"""
+    supervised: bool = True
+    """also train the supervised reference (labels) for the first seed"""
     seeds: tuple[int, ...] = (0,)
     """pretraining seeds of every setting"""
     per_class: int = 100
@@ -210,6 +214,69 @@ def final_monitors(run_dir: Path) -> dict[str, float]:
     return out
 
 
+# ------------------------------------------------------------------------------------- supervised reference
+def supervised_reference(cfg: EncoderRecipeConfig, seed: int) -> tuple[Path, dict[str, float]]:
+    """Train the laptop preset's network with labels (cross-entropy on a linear head over the cls token) on the
+    object-set folder, with the preset's augmentation (global crop 1 of its multi-crop), batch, iterations, peak lr
+    and warmup; returns ``(backbone path, {"wall_seconds"})``. Reused when finished."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    import encoders
+    from encoders.data.augmentations import DataAugmentationDINO
+    from encoders.data.image_folder import LabelledImageFolder
+    from encoders.train.config import resolve_run
+    from encoders.train.distributed import resolve_device
+    from encoders.train.schedules import cosine_schedule
+    from encoders.utils.precision import autocast, autocast_dtype
+
+    run_dir = cfg.out / "runs" / f"supervised__s{seed}"
+    backbone, summary_path = run_dir / "backbone.pth", run_dir / "study_summary.json"
+    if backbone.exists() and summary_path.exists():
+        return backbone, json.loads(summary_path.read_text())
+    pcfg = pretrain_config(cfg, Setting("supervised"), seed, run_dir)
+    resolved = resolve_run(pcfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    model = encoders.create_model(
+        pcfg.student.arch, init_values=pcfg.student.layerscale, drop_path_rate=pcfg.student.drop_path_rate
+    ).to(device)
+    data = LabelledImageFolder(pcfg.data)
+    head = torch.nn.Linear(model.embed_dim, len(data.classes)).to(device)
+    params = [*model.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, weight_decay=pcfg.optim.weight_decay)
+    aug = DataAugmentationDINO(
+        pcfg.crops.global_crops_scale, local_crops_number=0, global_crops_size=pcfg.crops.global_crops_size,
+        photometric=pcfg.aug,
+    )  # fmt: skip
+    dtype = autocast_dtype(pcfg.train.precision, device)
+    rng = np.random.default_rng(seed)
+    batch = pcfg.train.batch_size_per_gpu
+    warmup = resolved.schedules.lr_warmup if resolved.schedules else 0
+    t0 = time.perf_counter()
+    model.train()
+    for it in range(resolved.stop_iteration):
+        picks = rng.integers(0, len(data), batch)
+        samples = [data[int(i)] for i in picks]
+        x = torch.stack([aug(image, rng=rng)["global_crops"][0] for image, _ in samples]).to(device)
+        y = torch.tensor([label for _, label in samples], device=device)
+        lr = cosine_schedule(it, resolved.lr, pcfg.optim.min_lr, resolved.total_iterations, warmup_iters=warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(device, dtype):
+            logits = head(model.forward_features(x)["x_norm_clstoken"])
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    wall = time.perf_counter() - t0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    encoders.save_backbone(model.eval(), backbone, name=pcfg.student.arch, overrides={})
+    summary = {"wall_seconds": round(wall, 1), "final_train_loss": float(loss.detach())}
+    save_json(summary, summary_path)
+    return backbone, summary
+
+
 # ----------------------------------------------------------------------------------------------- evaluation
 def eval_roots(cfg: EncoderRecipeConfig) -> dict[str, Path]:
     """The four cached evaluation sets (written on first use by ``experiments.eval_encoder``)."""
@@ -286,6 +353,10 @@ def table(results: Mapping[str, Any]) -> str:
     rows = []
     for label, scores in results["baselines"].items():
         rows.append([label, *(f"{100 * scores[k]:.1f}" for k, _ in COLUMNS), "", "", ""])
+    for seed, entry in sorted(results.get("supervised", {}).items()):
+        label = f"supervised reference (labels; laptop network, augmentation and iterations; seed {seed})"
+        minutes = f"{entry['pretraining']['wall_seconds'] / 60:.1f}"
+        rows.append([label, *(f"{100 * entry['scores'][k]:.1f}" for k, _ in COLUMNS), "", "", minutes])
     for name, per_seed in results["settings"].items():
         seeds = list(per_seed.values())
         cells = [f"`{name}` ({len(seeds)} seed{'s' * (len(seeds) > 1)}): {SETTINGS[name].description}"]
@@ -317,6 +388,13 @@ def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
     if "baselines" not in results:
         results["baselines"] = baselines(roots, device)
     results.setdefault("settings", {})
+    if cfg.supervised:
+        seed = cfg.seeds[0]
+        backbone, summary = supervised_reference(cfg, seed)
+        model = load_frozen_encoder("vit_mini_patch14", str(backbone), device)
+        scores = evaluate(backbone_feature_fn(model), "cls", roots, model.patch_size, device)
+        results.setdefault("supervised", {})[str(seed)] = {"scores": scores, "pretraining": summary}
+        save_json(results, path)
     for name in cfg.settings:
         for seed in cfg.seeds:
             backbone, summary = pretrain(cfg, name, seed)
