@@ -7,12 +7,11 @@ Reference: Zhou et al. 2022, "iBOT: Image BERT Pre-Training with Online Tokenize
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
 from encoders.losses.sinkhorn import sinkhorn_knopp
-from encoders.train.distributed import all_reduce_sum_, is_enabled
+from encoders.losses.teacher_center import TeacherCenter
+from encoders.train.distributed import all_reduce_sum_
 
 
 def _cross_entropy(t: torch.Tensor, s: torch.Tensor, temp: float) -> torch.Tensor:
@@ -20,11 +19,11 @@ def _cross_entropy(t: torch.Tensor, s: torch.Tensor, temp: float) -> torch.Tenso
     return torch.sum(t * F.log_softmax(s / temp, dim=-1), dim=-1)
 
 
-class iBOTPatchLoss(nn.Module):
+class iBOTPatchLoss(TeacherCenter):
     """Masked-patch cross-entropy with a centred (or Sinkhorn-Knopp) teacher.
 
-    The center buffer ``(1, 1, K)`` is the EMA of the mean teacher patch logit; sums and token counts are
-    all-reduced, so the center is the mean over every masked patch of every rank.
+    The center buffer ``(1, 1, K)`` (:class:`TeacherCenter`) is the EMA of the mean teacher patch logit; sums
+    and token counts are all-reduced, so the center is the mean over every masked patch of every rank.
 
     Args:
         patch_out_dim: number of prototypes ``K`` of the (iBOT or shared DINO) head.
@@ -33,13 +32,8 @@ class iBOTPatchLoss(nn.Module):
     """
 
     def __init__(self, patch_out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9):
-        super().__init__()
+        super().__init__((1, 1, patch_out_dim), center_momentum)
         self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.register_buffer("center", torch.zeros(1, 1, patch_out_dim))
-        self.updated = True
-        self.reduce_handle = None
-        self.async_batch_center: torch.Tensor | None = None
 
     @torch.no_grad()
     def softmax_center_teacher(self, teacher_patch_tokens: torch.Tensor, teacher_temp: float) -> torch.Tensor:
@@ -103,40 +97,3 @@ class iBOTPatchLoss(nn.Module):
             loss = loss[:n_masked_patches]
         loss = loss * masks_weight
         return -loss.sum() / student_masks_flat.shape[0]
-
-    @torch.no_grad()
-    def update_center(self, teacher_patch_tokens: torch.Tensor) -> None:
-        """Start the center update from this step's teacher patch logits ``(..., K)``."""
-        self.reduce_center_update(teacher_patch_tokens)
-
-    @torch.no_grad()
-    def reduce_center_update(self, teacher_patch_tokens: torch.Tensor) -> None:
-        """Sum the logits and count the tokens, all-reduced asynchronously across ranks."""
-        self.updated = False
-        flat = teacher_patch_tokens.reshape(-1, teacher_patch_tokens.shape[-1]).float()
-        count = flat.new_full((1, 1), float(flat.shape[0]))
-        self.async_batch_center = torch.cat((flat.sum(dim=0, keepdim=True), count), dim=1)  # (1, K + 1)
-        if is_enabled():
-            self.reduce_handle = dist.all_reduce(self.async_batch_center, async_op=True)
-
-    @torch.no_grad()
-    def apply_center_update(self) -> None:
-        """``center = m * center + (1 - m) * mean teacher patch logit`` if an update is pending."""
-        if self.updated:
-            return
-        if self.reduce_handle is not None:
-            self.reduce_handle.wait()
-            self.reduce_handle = None
-        total = self.async_batch_center
-        batch_center = (total[:, :-1] / total[:, -1:].clamp(min=1.0)).unsqueeze(0)  # (1, 1, K)
-        self.center = self.center * self.center_momentum + batch_center.to(self.center) * (1 - self.center_momentum)
-        self.async_batch_center = None
-        self.updated = True
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        self.apply_center_update()
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self.updated, self.reduce_handle, self.async_batch_center = True, None, None
-        super()._load_from_state_dict(*args, **kwargs)
