@@ -455,17 +455,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # a real (tiny) pretraining run: about 6 minutes on 2 idle CPU cores (300 iterations of 32 images)
     "tiny": _TINY,
-    # the RL demo's encoder: the tiny recipe at half the batch, 4 local crops, 150 iterations (90 s on 2 CPU cores)
+    # the RL demo's encoder: a short cut of the laptop recipe (200 iterations of 16 images)
     "demo": {
-        **_TINY,
+        **_LAPTOP,
         "train.batch_size_per_gpu": 16,
-        "crops.local_crops_number": 4,
-        "optim.epochs": 6,
-        "optim.warmup_epochs": 1,
-        "teacher.warmup_teacher_temp_epochs": 2,
+        "optim.epochs": 2,
+        "optim.warmup_iters": 30,
+        "teacher.warmup_teacher_temp_iters": 30,
         "train.checkpoint_every": 50,
     },
-    # shape, not colour or background, from a folder of images on a 2-core CPU (see the README's encoder results)
+    # shape rather than colour or background, from a folder of images on a 2-core CPU (docs/results.md)
     "laptop": _LAPTOP,
     # a ViT-Ti/14 at the official crop sizes (GPU-sized; CPU for benchmarks)
     "small": {

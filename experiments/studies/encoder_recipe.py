@@ -53,25 +53,57 @@ class Setting:
     data: str = "objects"
     """``objects`` (the folder of 1,200 object images), ``paired`` (the same objects as view pairs with different
     backgrounds and colours, ``--data objects:100``) or ``scenes`` (512 procedural navigation scenes, the demo's)"""
+    max_iterations: int = 0
+    """stop after this many iterations of the schedule (0: all of it; the exploration rows use short cuts)"""
 
 
 _DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "dino.koleo_loss_weight": 0.1}
 
 SETTINGS: dict[str, Setting] = {
-    "laptop": Setting("the laptop preset: SimDINO, colour augmentation, blur relative to the crop"),
+    "laptop": Setting("the laptop preset: SimDINO, fast teacher, colour augmentation, blur relative to the crop"),
     "paired": Setting("laptop on view pairs (two renders per object: other background and colour)", data="paired"),
     "scenes": Setting("laptop on 512 procedural navigation scenes (the RL demo's images)", data="scenes"),
-    "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering) instead of SimDINO",
+    "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering, KoLeo) instead of SimDINO",
                            overrides={"objective": "dinov2", **_DINO_HEADS}),
-    "dinov2_colour_aug": Setting("laptop with DINOv2's photometric augmentation (hue 0.1, no channel permutation)",
-                                 overrides={"aug.hue": 0.1, "aug.channel_permutation_probability": 0.0}),
-    "absolute_blur": Setting("laptop with blur sigma in pixels of each crop (DINOv2's 0.1-2 px)",
-                             overrides={"aug.blur_sigma_reference": 0}),
-    "no_patch_loss": Setting("laptop without the masked-patch term", overrides={"ibot.loss_weight": 0.0}),
-    "layerscale_1e-5": Setting("laptop with DINOv2's LayerScale init 1e-5", overrides={"student.layerscale": 1e-5}),
     "tiny_dinov2": Setting("the previous CPU recipe: --preset tiny (DINOv2, 300 iterations) with base lr 0.03",
                            preset="tiny", overrides={"optim.base_lr": 0.03}),
 }  # fmt: skip
+
+# The exploration that chose the preset's settings, from its first draft (6 local crops, teacher momentum 0.99,
+# 600 iterations) on. Rows compare only with rows of the same number of iterations (the 200- and 300-iteration rows
+# stop early in the 600-iteration schedule).
+_DRAFT = {"crops.local_crops_number": 6, "teacher.momentum_teacher": 0.99, "optim.epochs": 6}
+_NO_PHOTOMETRIC = {
+    "aug.color_jitter_probability": 0.0, "aug.grayscale_probability": 0.0,
+    "aug.channel_permutation_probability": 0.0, "aug.solarize_probability": 0.0,
+}  # fmt: skip
+EXPLORATION: dict[str, Setting] = {
+    "draft": Setting("first draft (6 local crops, momentum 0.99, 600 iterations)", overrides=_DRAFT),
+    "draft_rate_weight_0.3": Setting("draft, coding-rate weight 0.3",
+                                     overrides={**_DRAFT, "simdino.coding_rate_weight": 0.3}),
+    "draft_eps_0.5": Setting("draft, coding-rate eps 0.5", overrides={**_DRAFT, "simdino.coding_rate_eps": 0.5}),
+    "draft_paired": Setting("draft on view pairs", overrides=_DRAFT, data="paired"),
+    "draft_200_momentum_0.9": Setting("draft, momentum 0.9, first 200 iterations",
+                                      overrides={**_DRAFT, "teacher.momentum_teacher": 0.9}, max_iterations=200),
+    "draft_200_base_lr_0.004": Setting("draft, base lr 0.004, first 200 iterations",
+                                       overrides={**_DRAFT, "optim.base_lr": 0.004}, max_iterations=200),
+    "draft_200_no_photometric": Setting("draft without photometric augmentation, first 200 iterations",
+                                        overrides={**_DRAFT, **_NO_PHOTOMETRIC}, max_iterations=200),
+    "m0.9_300": Setting("draft, momentum 0.9, first 300 iterations",
+                        overrides={**_DRAFT, "teacher.momentum_teacher": 0.9}, max_iterations=300),
+    "m0.9_300_base_lr_0.02": Setting("... and base lr 0.02",
+                                     overrides={**_DRAFT, "teacher.momentum_teacher": 0.9, "optim.base_lr": 0.02},
+                                     max_iterations=300),
+    "m0.9_300_2_local": Setting("... and 2 local crops",
+                                overrides={**_DRAFT, "teacher.momentum_teacher": 0.9, "crops.local_crops_number": 2},
+                                max_iterations=300),
+    "m0.9_300_pairs_half": Setting("... on view pairs, the other view in half the samples",
+                                   overrides={**_DRAFT, "teacher.momentum_teacher": 0.9,
+                                              "aug.paired_view_probability": 0.5},
+                                   data="paired", max_iterations=300),
+}  # fmt: skip
+SETTINGS.update(EXPLORATION)
+MAIN_SETTINGS: tuple[str, ...] = ("laptop", "paired", "scenes", "dinov2_loss", "tiny_dinov2")
 
 EVAL_SETS: dict[str, dict[str, str]] = {
     "textured": {"synthetic_backgrounds": "random", "synthetic_colour_mode": "random"},
@@ -105,8 +137,8 @@ class EncoderRecipeConfig:
     """study folder (data, runs, results.json, table.md)"""
     budget: str = "cpu"
     """cpu: the presets' full schedules; smoke: seconds (tests)"""
-    settings: tuple[str, ...] = tuple(SETTINGS)
-    """rows of the sweep (see SETTINGS in this module)"""
+    settings: tuple[str, ...] = MAIN_SETTINGS
+    """rows of the sweep (SETTINGS in this module; the exploration rows are named in EXPLORATION)"""
     supervised: bool = True
     """also train the supervised reference (labels) for the first seed"""
     seeds: tuple[int, ...] = (0,)
@@ -167,8 +199,9 @@ def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_d
         "train.device": cfg.device,
         "train.progress": False,
     }
-    if cfg.max_iterations > 0:
-        values["train.max_iterations"] = cfg.max_iterations
+    iterations = cfg.max_iterations or setting.max_iterations
+    if iterations > 0:
+        values["train.max_iterations"] = iterations
     return replace_nested(PretrainConfig(), values)
 
 
