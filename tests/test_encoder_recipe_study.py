@@ -36,3 +36,17 @@ def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
     assert encoder_recipe.main(argv) == 0  # finished runs are reused, not retrained
     assert summary.stat().st_mtime_ns == stamp
     assert encoder_recipe.main(["--budget", "smoke", "--out", str(out), "--settings", "nope"]) == 2
+
+
+def test_distilled_row_distils_the_same_seeds_teacher(tmp_path):
+    out = tmp_path / "study"
+    argv = ["--budget", "smoke", "--out", str(out), "--settings", "laptop_distilled_pico", "--no-supervised"]
+    assert encoder_recipe.main(argv) == 0
+    teacher, student = out / "runs" / "laptop__s0", out / "runs" / "laptop_distilled_pico__s0"
+    assert (teacher / "teacher_backbone.pth").exists()  # the teacher was pretrained first
+    assert (student / "student_backbone.pth").exists()
+    config = json.loads((student / "config.json").read_text())
+    assert config["teacher_weights"] == str(teacher / "checkpoint.pth")
+    results = json.loads((out / "results.json").read_text())
+    entry = results["settings"]["laptop_distilled_pico"]["0"]
+    assert entry["pretraining"]["arch"] == "vit_pico_patch14" and 0.0 <= entry["scores"]["plain"] <= 1.0

@@ -55,6 +55,9 @@ class Setting:
     backgrounds and colours, ``--data objects:100``) or ``scenes`` (512 procedural navigation scenes, the demo's)"""
     max_iterations: int = 0
     """stop after this many iterations of the schedule (0: all of it; the exploration rows use short cuts)"""
+    distill_from: str = ""
+    """distil the frozen teacher of this setting (same seed) into ``experiments.distill --preset <preset>``'s
+    student instead of pretraining from scratch"""
 
 
 _DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "dino.koleo_loss_weight": 0.1}
@@ -65,6 +68,10 @@ SETTINGS: dict[str, Setting] = {
     "scenes": Setting("laptop on 512 procedural navigation scenes (the RL demo's images)", data="scenes"),
     "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering, KoLeo) instead of SimDINO",
                            overrides={"objective": "dinov2", **_DINO_HEADS}),
+    "laptop_pico": Setting("vit_pico from scratch with the laptop recipe (the distilled student's peer)",
+                           overrides={"student.arch": "vit_pico_patch14"}),
+    "laptop_distilled_pico": Setting("the laptop teacher (same seed) distilled into vit_pico (distill --preset laptop)",
+                                     distill_from="laptop"),
     "tiny_dinov2": Setting("the previous CPU recipe: --preset tiny (DINOv2, 300 iterations) with base lr 0.03",
                            preset="tiny", overrides={"optim.base_lr": 0.03}),
 }  # fmt: skip
@@ -103,7 +110,9 @@ EXPLORATION: dict[str, Setting] = {
                                    data="paired", max_iterations=300),
 }  # fmt: skip
 SETTINGS.update(EXPLORATION)
-MAIN_SETTINGS: tuple[str, ...] = ("laptop", "paired", "scenes", "dinov2_loss", "tiny_dinov2")
+MAIN_SETTINGS: tuple[str, ...] = (
+    "laptop", "paired", "scenes", "dinov2_loss", "laptop_pico", "laptop_distilled_pico", "tiny_dinov2",
+)  # fmt: skip
 
 EVAL_SETS: dict[str, dict[str, str]] = {
     "textured": {"synthetic_backgrounds": "random", "synthetic_colour_mode": "random"},
@@ -188,9 +197,13 @@ def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
 
 
 def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_dir: Path) -> PretrainConfig:
-    """The ``experiments.pretrain`` config of one (setting, seed)."""
+    """The ``experiments.pretrain`` config of one (setting, seed) (``experiments.distill``'s for a distillation)."""
+    from encoders.distill.config import PRESETS as DISTILL_PRESETS
+    from encoders.distill.config import DistillConfig
+
+    presets = DISTILL_PRESETS if setting.distill_from else PRESETS
     values: dict[str, Any] = {
-        **PRESETS[setting.preset],
+        **presets[setting.preset],
         **setting.overrides,
         **(SMOKE_PRETRAINING if cfg.budget == "smoke" else {}),
         "data": pretraining_data(cfg, setting.data),
@@ -202,6 +215,12 @@ def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_d
     iterations = cfg.max_iterations or setting.max_iterations
     if iterations > 0:
         values["train.max_iterations"] = iterations
+    if setting.distill_from:
+        if cfg.budget == "smoke":
+            values["student.arch"] = "vit_pico_patch14"
+        teacher_dir = cfg.out / "runs" / f"{setting.distill_from}__s{seed}"
+        values["teacher_weights"] = str(teacher_dir / "checkpoint.pth")
+        return replace_nested(DistillConfig(), values)
     return replace_nested(PretrainConfig(), values)
 
 
@@ -210,24 +229,28 @@ def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int) -> tuple[Path, dict
     """Run (or reuse, or resume) one pretraining; ``(backbone path, {"wall_seconds", last logged monitors})``."""
     from encoders.train import distributed as dist_utils
     from encoders.train.trainer import BACKBONE_NAME, CHECKPOINT_NAME
+    from experiments import distill as distill_cli
     from experiments import pretrain as pretrain_cli
 
+    setting = SETTINGS[name]
+    if setting.distill_from:  # the teacher first (reused when finished)
+        pretrain(cfg, setting.distill_from, seed)
     run_dir = cfg.out / "runs" / f"{name}__s{seed}"
     summary_path = run_dir / "study_summary.json"
-    backbone = run_dir / BACKBONE_NAME
+    backbone = run_dir / (distill_cli.STUDENT_BACKBONE_NAME if setting.distill_from else BACKBONE_NAME)
     if backbone.exists() and summary_path.exists():
         return backbone, json.loads(summary_path.read_text())
-    pcfg = pretrain_config(cfg, SETTINGS[name], seed, run_dir)
+    pcfg = pretrain_config(cfg, setting, seed, run_dir)
     if (run_dir / CHECKPOINT_NAME).exists():
         pcfg = replace_nested(pcfg, {"resume": True})
-    logger.info("pretraining %s (seed %d) into %s", name, seed, run_dir)
+    logger.info("%s %s (seed %d) into %s", "distilling" if setting.distill_from else "pretraining", name, seed, run_dir)
     ctx = dist_utils.DistributedContext(device=dist_utils.resolve_device(cfg.device))
     t0 = time.perf_counter()
-    rc = pretrain_cli.run(pcfg, ctx)
+    rc = (distill_cli if setting.distill_from else pretrain_cli).run(pcfg, ctx)
     wall = time.perf_counter() - t0
     if rc != 0:
         raise RuntimeError(f"pretraining {name} (seed {seed}) stopped with exit code {rc}; rerun to resume it")
-    summary = {"wall_seconds": round(wall, 1), **final_monitors(run_dir)}
+    summary = {"wall_seconds": round(wall, 1), "arch": pcfg.student.arch, **final_monitors(run_dir)}
     if pcfg.resume:
         summary["resumed"] = 1.0  # the wall time covers the resumed part only
     save_json(summary, summary_path)
@@ -431,7 +454,7 @@ def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
     for name in cfg.settings:
         for seed in cfg.seeds:
             backbone, summary = pretrain(cfg, name, seed)
-            model = load_frozen_encoder("vit_mini_patch14", str(backbone), device)
+            model = load_frozen_encoder(summary.get("arch", "vit_mini_patch14"), str(backbone), device)
             scores = evaluate(backbone_feature_fn(model), "cls", roots, model.patch_size, device)
             results["settings"].setdefault(name, {})[str(seed)] = {"scores": scores, "pretraining": summary}
             save_json(results, path)
