@@ -22,6 +22,33 @@ FFNLayer = Literal["mlp", "swiglu", "swiglufused", "identity"]
 FeatureDict = dict[str, torch.Tensor | None]
 
 
+def run_blocks(blocks: Sequence[nn.Module], tokens: torch.Tensor) -> torch.Tensor:
+    """Run ``blocks`` in order on ``tokens`` ``(B, T, D)``. ``-> (B, T, D)``."""
+    for blk in blocks:
+        tokens = blk(tokens)
+    return tokens
+
+
+def features_dict(
+    norm: nn.Module, x_prenorm: torch.Tensor, num_register_tokens: int, masks: torch.Tensor | None
+) -> FeatureDict:
+    """The backbone's feature dict from the last block's output ``x_prenorm`` ``(B, 1 + R + N, D)``.
+
+    Token order is cls, ``R`` registers, ``N`` patches (Darcet et al. 2024); ``norm`` is the final norm.
+    The one place that defines the dict, shared by :class:`DinoVisionTransformer` and any module that
+    finishes its forward pass from cached tokens (``techniques.rl_navigation.target_encoder.TopBlocks``).
+    """
+    x_norm = norm(x_prenorm)
+    r = num_register_tokens
+    return {
+        "x_norm_clstoken": x_norm[:, 0],  # (B, D)
+        "x_norm_regtokens": x_norm[:, 1 : r + 1],  # (B, R, D)
+        "x_norm_patchtokens": x_norm[:, r + 1 :],  # (B, N, D)
+        "x_prenorm": x_prenorm,  # (B, 1 + R + N, D)
+        "masks": masks,
+    }
+
+
 class _IdentityFFN(nn.Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -212,22 +239,9 @@ class DinoVisionTransformer(nn.Module):
             x = torch.cat((x[:, :1], regs, x[:, 1:]), dim=1)  # (B, 1 + R + N, D)
         return x
 
-    def _features_dict(self, x_prenorm: torch.Tensor, masks: torch.Tensor | None) -> FeatureDict:
-        x_norm = self.norm(x_prenorm)
-        r = self.num_register_tokens
-        return {
-            "x_norm_clstoken": x_norm[:, 0],  # (B, D)
-            "x_norm_regtokens": x_norm[:, 1 : r + 1],  # (B, R, D)
-            "x_norm_patchtokens": x_norm[:, r + 1 :],  # (B, N, D)
-            "x_prenorm": x_prenorm,  # (B, 1 + R + N, D)
-            "masks": masks,
-        }
-
     def run_blocks(self, tokens: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
         """Run blocks ``start .. end-1`` on ``tokens`` ``(B, T, D)``. ``-> (B, T, D)``."""
-        for blk in self.blocks[start:end]:
-            tokens = blk(tokens)
-        return tokens
+        return run_blocks(self.blocks[start:end], tokens)
 
     def tokens_before_block(self, x: torch.Tensor, block_index: int, masks: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens entering block ``block_index`` for images ``x``: the cache for top-block re-encoding.
@@ -245,7 +259,7 @@ class DinoVisionTransformer(nn.Module):
         ``forward_from_block(tokens_before_block(x, k), k)`` equals ``forward_features(x)`` for any k.
         """
         self._check_block_index(block_index)
-        return self._features_dict(self.run_blocks(tokens, block_index), masks)
+        return features_dict(self.norm, self.run_blocks(tokens, block_index), self.num_register_tokens, masks)
 
     def _check_block_index(self, block_index: int) -> None:
         if not 0 <= block_index <= self.n_blocks:
@@ -263,7 +277,8 @@ class DinoVisionTransformer(nn.Module):
         """
         if isinstance(x, (list, tuple)):
             return self.forward_features_list(x, masks)
-        return self._features_dict(self.run_blocks(self.prepare_tokens_with_masks(x, masks)), masks)
+        x_prenorm = self.run_blocks(self.prepare_tokens_with_masks(x, masks))
+        return features_dict(self.norm, x_prenorm, self.num_register_tokens, masks)
 
     def forward_features_list(
         self, x_list: Sequence[torch.Tensor], masks_list: Sequence[torch.Tensor | None] | None = None

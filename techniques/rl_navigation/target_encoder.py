@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from encoders.vision_transformer import DinoVisionTransformer
+from encoders.vision_transformer import DinoVisionTransformer, FeatureDict, features_dict, run_blocks
 
 TargetMode = Literal["ema", "frozen", "online"]
 TARGET_MODES: tuple[str, ...] = ("ema", "frozen", "online")
@@ -66,21 +66,13 @@ class TopBlocks(nn.Module):
         """The backbone parameters mirrored by :meth:`parameters`, in the same order."""
         return [*backbone.blocks[self.start :].parameters(), *backbone.norm.parameters()]
 
-    def forward_from_block(self, tokens: torch.Tensor, block_index: int, masks: torch.Tensor | None = None) -> dict:
+    def forward_from_block(
+        self, tokens: torch.Tensor, block_index: int, masks: torch.Tensor | None = None
+    ) -> FeatureDict:
         """Tokens entering block ``start`` ``(B, T, D)`` -> the backbone's feature dict (normalised tokens)."""
         if block_index != self.start:
             raise ValueError(f"these top blocks start at block {self.start}, got tokens for block {block_index}")
-        for blk in self.blocks:
-            tokens = blk(tokens)
-        x_norm = self.norm(tokens)
-        r = self.num_register_tokens
-        return {
-            "x_norm_clstoken": x_norm[:, 0],  # (B, D)
-            "x_norm_regtokens": x_norm[:, 1 : r + 1],  # (B, R, D)
-            "x_norm_patchtokens": x_norm[:, r + 1 :],  # (B, N, D)
-            "x_prenorm": tokens,  # (B, T, D)
-            "masks": masks,
-        }
+        return features_dict(self.norm, run_blocks(self.blocks, tokens), self.num_register_tokens, masks)
 
 
 class TargetEncoder:
