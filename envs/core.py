@@ -1,7 +1,7 @@
 """The vectorised navigation core shared by :class:`~envs.image_nav_env.ImageNavEnv` (one agent) and
 :class:`~envs.vec_env.ImageNavVecEnv` (``N`` agents): the task rules and the per-agent state over a world.
 
-- :class:`NavConfig`: task, actions, observations, radii, rewards (frozen dataclass, validated).
+- :class:`NavConfig`: the task and its :class:`NavRules` (actions, observations, radii, rewards; frozen, validated).
 - :func:`prepare_navigation`: splits environment keyword arguments into a :class:`NavConfig` and a
   :class:`~envs.world.NavWorld` (the static scenes, features and goals; built by :func:`envs.world.build_world`).
 - :class:`NavCore`: ``N`` agents as arrays (scene, variant, cell, heading, goal, steps, path length, visited cells,
@@ -75,22 +75,47 @@ INFO_KEYS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class NavConfig:
-    """Task rules shared by the environments (see :class:`~envs.image_nav_env.ImageNavEnv` for each field)."""
+class NavRules:
+    """The task rules a caller chooses (everything but the task itself; see :class:`~envs.image_nav_env.ImageNavEnv`).
+
+    Each field's docstring is also its help text where a CLI config composes these rules
+    (``techniques.rl_navigation.config.TwoPhaseConfig``, flags ``--patch-radius`` ...). Validated in
+    :class:`NavConfig`.
+    """
+
+    actions: ActionMode = "grid"
+    """action set: 'grid' (up/down/left/right) or 'egocentric' (forward/turn left/turn right)"""
+    stop_action: bool = False
+    """add a STOP action (success then needs STOP within the success radius; the -v1 tasks always have it)"""
+    observation: ObservationMode = "mean"
+    """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window; 'pixels': uint8 crops, no encoder
+    (the Pixels tasks set it)"""
+    patch_radius: int = 1
+    """observed window radius in cells (and the forward model's feature window)"""
+    success_radius: int = 1
+    """success within this Manhattan distance (cells) of the goal"""
+    min_start_distance: int = 8
+    """minimum start distance from the goal (cells)"""
+    include_position: bool = False
+    """add the agent's normalised (row, col) to the observation"""
+    include_heading: bool = False
+    """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
+    success_reward: float = 1.0
+    """reward of the successful step"""
+    step_penalty: float = 0.01
+    """reward -step_penalty at every step"""
+    distance_reward_scale: float = 0.0
+    """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
+    image_goal: ImageGoalMode = "object"
+    """where image goals are drawn: the centre cell of an object ('object') or any cell ('any')"""
+
+
+@dataclass(frozen=True)
+class NavConfig(NavRules):
+    """Task rules shared by the environments: the task and its :class:`NavRules`, validated."""
 
     task: TaskName = "imagenav"
-    actions: ActionMode = "grid"
-    stop_action: bool = False
-    observation: ObservationMode = "mean"
-    patch_radius: int = 1
-    success_radius: int = 1
-    min_start_distance: int = 8
-    include_position: bool = False
-    include_heading: bool = False
-    success_reward: float = 1.0
-    step_penalty: float = 0.01
-    distance_reward_scale: float = 0.0
-    image_goal: ImageGoalMode = "object"
+    """'imagenav' (image goal) or 'objectnav' (object goal)"""
 
     def __post_init__(self) -> None:
         choices = {
@@ -126,7 +151,7 @@ class NavConfig:
         return self.observation != "pixels"
 
 
-_CONFIG_FIELDS = tuple(f for f in NavConfig.__dataclass_fields__ if f != "task")
+_CONFIG_FIELDS = tuple(NavRules.__dataclass_fields__)
 
 
 def prepare_navigation(
@@ -702,5 +727,6 @@ __all__ = [
     "ActionMode",
     "NavConfig",
     "NavCore",
+    "NavRules",
     "prepare_navigation",
 ]

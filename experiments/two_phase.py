@@ -150,12 +150,13 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
         trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
         cfg = trainer.cfg
     else:
-        check_config(cfg)
         run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))
         if list_checkpoints(run_dir):
             raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
         cfg.run_dir = stage["run_dir"] = run_dir
         if cfg.pretrain and not cfg.encoder_weights:
+            # the trainer checks the config it gets; minutes of pretraining come first, so check before them too
+            check_config(cfg)
             stage["now"] = "pretraining"
             t_pre = time.perf_counter()
             cfg.encoder_weights = str(pretrain_demo_encoder(cfg, run_dir / "pretrain"))

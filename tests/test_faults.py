@@ -35,7 +35,7 @@ from encoders.checkpoint import CheckpointError, atomic_save, atomic_write_text
 from encoders.data.image_folder import ImageFolderDataset
 from encoders.train.config import CropsConfig
 from encoders.train.data import MultiCropDataPipeline
-from encoders.utils.config import replace_nested
+from encoders.utils.config import is_flat_section, replace_nested
 from envs import ImageNavEnv, ImageNavVecEnv
 from envs.scenes import FolderSceneSource
 from experiments import pretrain, two_phase
@@ -527,8 +527,8 @@ def test_every_numeric_setting_has_a_range():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             hint = hints[f.name]
-            if dataclasses.is_dataclass(hint):
-                yield from numeric_fields(hint, f"{prefix}{f.name}.")
+            if dataclasses.is_dataclass(hint):  # a flat section's fields are named as the parent's own
+                yield from numeric_fields(hint, prefix if is_flat_section(f) else f"{prefix}{f.name}.")
             elif hint in (int, float) or typing.get_args(hint)[:1] in ((int,), (float,)):
                 yield prefix + f.name
 

@@ -12,8 +12,9 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from encoders.utils.config import replace_nested
+from techniques.rl_navigation import trainer as trainer_module
 from techniques.rl_navigation.checkpointing import checkpoint_dir, list_checkpoints
-from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig
+from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config
 from techniques.rl_navigation.feature_sources import AgentStates
 from techniques.rl_navigation.trainer import TwoPhaseTrainer
 
@@ -115,7 +116,7 @@ def test_recorded_transitions_match_observations(tmp_path):
     trainer.close()
 
 
-def test_resume_continues_counters_and_phase(tmp_path):
+def test_resume_continues_counters_and_phase(tmp_path, monkeypatch):
     run = tmp_path / "run"
     trainer = TwoPhaseTrainer(smoke(trajectory_every=0, phase2_episodes=12), run)
     calls = {"n": 0}
@@ -135,7 +136,10 @@ def test_resume_continues_counters_and_phase(tmp_path):
     stats_count = trainer.curiosity.normalizer.return_rms.count
     encoder_at_stop = _encoder_state(trainer)
 
+    checks = []
+    monkeypatch.setattr(trainer_module, "check_config", lambda cfg: checks.append(cfg) or check_config(cfg))
     resumed = TwoPhaseTrainer.resume(run, {"phase2_episodes": 16})
+    assert len(checks) == 1  # the config is checked once (by the constructor), before any work
     c = resumed.counters
     assert (c.phase, c.episodes, c.rollouts, c.steps) == (2, first.counters.episodes, 3, first.counters.steps)
     assert resumed.model.num_timesteps == c.steps

@@ -12,8 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import encoders
 from encoders.checkpoint import load_file
+from encoders.utils.config import config_to_dict
 from experiments import two_phase
 from techniques.rl_navigation.checkpointing import list_checkpoints
+from techniques.rl_navigation.config import env_kwargs, nav_config
 
 REQUIRED_SCALARS = (
     "charts/episode_return",
@@ -116,6 +118,16 @@ def test_bad_input_is_reported(tmp_path, capsys, argv, message):
     rc = two_phase.main(["--preset", "smoke", "--logdir", str(tmp_path), *argv])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_task_rules_are_one_section_with_the_flat_flags():
+    cfg = two_phase.parse_args(["--preset", "demo", "--task", "ObjectNavPixels-v1", "--patch-radius", "3"])
+    assert (cfg.rules.patch_radius, cfg.patch_radius, cfg.rules.observation) == (3, 3, "window")
+    assert cfg.pixels and not two_phase.parse_args(["--preset", "demo"]).pixels
+    # the task id fixes the task, the pixel observation and STOP; the rules section gives the rest
+    rules = nav_config(cfg)
+    assert (rules.task, rules.observation, rules.stop_action, rules.patch_radius) == ("objectnav", "pixels", True, 3)
+    assert env_kwargs(cfg)["patch_radius"] == 3 and "patch_radius" in config_to_dict(cfg)
 
 
 def test_required_flags_exist():

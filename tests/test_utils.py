@@ -12,7 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from encoders.utils.config import config_to_dict, field_docs, load_config, parse_config, save_config
+from encoders.utils.config import (
+    FlatSections,
+    config_to_dict,
+    field_docs,
+    flat_section,
+    get_nested,
+    load_config,
+    parse_config,
+    replace_nested,
+    save_config,
+)
 from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 
@@ -73,6 +83,41 @@ def test_save_and_load_round_trip(tmp_path):
     assert config_to_dict(cfg)["output"] == str(tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="run directory"):
         load_config(_Config, tmp_path / "missing")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    radius: int = 1
+    """window radius in cells"""
+    stop: bool = False
+
+
+@dataclass
+class _Composed(FlatSections):
+    name: str = "run"
+    rules: _Rules = flat_section(_Rules)
+    optim: _Optim = field(default_factory=_Optim)
+
+
+def test_a_flat_section_reads_parses_and_saves_as_the_parents_own_fields(tmp_path, capsys):
+    cfg = parse_config(_Composed, ["--radius", "3", "--stop", "--optim.lr", "0.5"])
+    assert cfg.rules == _Rules(radius=3, stop=True) and cfg.radius == 3 and get_nested(cfg, "radius") == 3
+    assert config_to_dict(cfg) == {
+        "name": "run",
+        "radius": 3,
+        "stop": True,
+        "optim": {"lr": 0.5, "betas": [0.9, 0.999]},
+    }
+    save_config(cfg, tmp_path)
+    assert load_config(_Composed, tmp_path) == cfg  # a flat config.json loads into the section
+    assert replace_nested(cfg, {"radius": 2}).rules == _Rules(radius=2, stop=True)
+    assert replace_nested(cfg, {"rules": {"radius": 4}}).radius == 4
+    with pytest.raises(AttributeError, match=r"radius belongs to the section rules; .*replace_nested"):
+        cfg.radius = 5
+    with pytest.raises(SystemExit):
+        parse_config(_Composed, ["--help"])
+    out = capsys.readouterr().out
+    assert "--radius RADIUS" in out and "window radius in cells" in out and "--rules." not in out
 
 
 def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path):

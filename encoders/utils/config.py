@@ -12,6 +12,11 @@ A field's help text is the string literal on the line after it::
 ``parse_config(TrainConfig, presets={"tiny": {"lr": 1e-2}})`` accepts ``--preset tiny --lr 3e-3
 --crops 112 56``; nested dataclass fields become ``--section.field``. Every run saves the resolved
 config with :func:`save_config` and resumes with :func:`load_config`.
+
+A section declared with :func:`flat_section` composes another dataclass into a config without a prefix: its
+fields are the parent's own flags (``--patch-radius``), override keys (``{"patch_radius": 2}``) and
+``config.json`` keys, and (with the :class:`FlatSections` mixin) attributes for reading (``cfg.patch_radius``).
+So a lower layer's dataclass is declared once and reused whole by a CLI config.
 """
 
 from __future__ import annotations
@@ -34,6 +39,51 @@ from encoders.checkpoint import atomic_write_text
 
 T = TypeVar("T")
 _NONE_WORDS = {"none", "null"}
+_FLAT = "semnav.flat_section"
+
+
+def flat_section(cls: type) -> Any:
+    """A dataclass field holding a ``cls`` section whose fields read, parse and save as the parent's own.
+
+    ``rules: NavRules = flat_section(NavRules)`` gives ``--patch-radius`` (not ``--rules.patch-radius``), accepts
+    ``{"patch_radius": 2}`` in :func:`replace_nested` and writes ``"patch_radius"`` at the top of ``config.json``.
+    Field names must not collide with the parent's.
+    """
+    return dataclasses.field(default_factory=cls, metadata={_FLAT: True})
+
+
+def is_flat_section(f: dataclasses.Field) -> bool:
+    """Whether a dataclass field was declared with :func:`flat_section`."""
+    return bool(f.metadata.get(_FLAT))
+
+
+def _flat_owner(cls: type, name: str) -> str | None:
+    """The flat section of dataclass ``cls`` that holds field ``name`` (searched recursively), or ``None``."""
+    for f in dataclasses.fields(cls):
+        if is_flat_section(f):
+            section = _resolved_hints(cls)[f.name]
+            if name in {g.name for g in dataclasses.fields(section)} or _flat_owner(section, name):
+                return f.name
+    return None
+
+
+class FlatSections:
+    """Mixin for a config dataclass with :func:`flat_section` fields: ``cfg.patch_radius`` reads
+    ``cfg.rules.patch_radius``. Assigning such a name raises (sections are replaced whole, with
+    :func:`replace_nested`)."""
+
+    def __getattr__(self, name: str) -> Any:  # only called when the normal lookup fails
+        owner = None if name.startswith("__") else _flat_owner(type(self), name)
+        if owner is None or owner not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.__dict__[owner], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in getattr(self, "__dataclass_fields__", {}) and (owner := _flat_owner(type(self), name)):
+            raise AttributeError(
+                f"{name} belongs to the section {owner}; build a new config with replace_nested(cfg, {{{name!r}: ...}})"
+            )
+        super().__setattr__(name, value)
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -120,7 +170,7 @@ def _add_field(parser: argparse.ArgumentParser, dest: str, flag: str, tp: Any, d
             metavar=metavar,
         )
     else:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"metavar": flag.lstrip("-").replace("-", "_").upper()}  # the flag's, not dest's
         if get_origin(tp) is Literal:
             kwargs["metavar"] = "{" + ",".join(map(str, get_args(tp))) + "}"
         parser.add_argument(
@@ -128,12 +178,25 @@ def _add_field(parser: argparse.ArgumentParser, dest: str, flag: str, tp: Any, d
         )
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Any = None, prefix: str = "") -> None:
-    """Add one ``--flag`` per field of dataclass ``cls`` (recursing into nested dataclasses)."""
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    defaults: Any = None,
+    prefix: str = "",
+    flag_prefix: str | None = None,
+    group: Any = None,
+) -> None:
+    """Add one ``--flag`` per field of dataclass ``cls`` (recursing into nested dataclasses).
+
+    ``prefix`` is the dotted path of ``cls`` in the parsed namespace; ``flag_prefix`` (default ``prefix``) the
+    one its flags carry (the parent's for a :func:`flat_section`, whose flags also join the parent's group).
+    """
     hints = _resolved_hints(cls)
     docs = field_docs(cls)
     defaults = defaults if defaults is not None else _default_instance(cls)
-    group = parser.add_argument_group(prefix.rstrip(".") or cls.__name__) if prefix else parser
+    flag_prefix = prefix if flag_prefix is None else flag_prefix
+    if group is None:
+        group = parser.add_argument_group(flag_prefix.rstrip(".") or cls.__name__) if flag_prefix else parser
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
@@ -141,9 +204,12 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, defaults
         value = getattr(defaults, f.name)
         dest = prefix + f.name
         if dataclasses.is_dataclass(tp):
-            add_dataclass_arguments(parser, tp, value, prefix=dest + ".")
+            if is_flat_section(f):
+                add_dataclass_arguments(parser, tp, value, dest + ".", flag_prefix, group)
+            else:
+                add_dataclass_arguments(parser, tp, value, prefix=dest + ".", flag_prefix=flag_prefix + f.name + ".")
             continue
-        flag = "--" + (prefix + f.name).replace("_", "-")
+        flag = "--" + (flag_prefix + f.name).replace("_", "-")
         _add_field(group, dest, flag, tp, value, docs.get(f.name, ""))
 
 
@@ -193,9 +259,15 @@ def _coerce(tp: Any, value: Any) -> Any:
 
 
 def get_nested(cfg: Any, key: str) -> Any:
-    """A field's value by its dotted name: ``get_nested(cfg, "optim.lr")``."""
+    """A field's value by its dotted name: ``get_nested(cfg, "optim.lr")`` (a :func:`flat_section`'s fields by
+    their own names)."""
     value = cfg
     for part in key.split("."):
+        while dataclasses.is_dataclass(value) and part not in value.__dataclass_fields__:
+            owner = _flat_owner(type(value), part)
+            if owner is None:
+                break
+            value = getattr(value, owner)
         value = getattr(value, part)
     return value
 
@@ -208,10 +280,13 @@ def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
     hints = _resolved_hints(type(cfg))
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
+        owner = None if head in names else _flat_owner(type(cfg), head)
+        if owner is not None:  # a flat section's field, by its own name
+            flat.setdefault(owner, {})[key] = value
+            continue
         if head not in names:
-            raise ValueError(
-                f"unknown config field {key!r} for {type(cfg).__name__}; known: {', '.join(sorted(names))}"
-            )
+            known = ", ".join(sorted(config_to_dict(cfg)))
+            raise ValueError(f"unknown config field {key!r} for {type(cfg).__name__}; known: {known}")
         if rest:
             flat.setdefault(head, {})[rest] = value
         elif isinstance(value, Mapping) and dataclasses.is_dataclass(getattr(cfg, head)):
@@ -272,7 +347,14 @@ def parse_config(
 
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = _jsonable(getattr(value, f.name))
+            if is_flat_section(f):
+                out.update(item)  # a flat section's fields sit beside the parent's
+            else:
+                out[f.name] = item
+        return out
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -27,8 +27,10 @@ from typing import Any, Literal
 
 import torch
 
+from encoders.utils.config import FlatSections, flat_section, is_flat_section
 from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
+from envs.core import NavConfig, NavRules
 from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.target_encoder import TargetMode
 
@@ -125,23 +127,26 @@ class CuriosityConfig:
 
 
 @dataclass
-class TwoPhaseConfig:
-    """Two-phase curiosity training: PPO on detached semantic features with a forward-model intrinsic reward."""
+class TwoPhaseConfig(FlatSections):
+    """Two-phase curiosity training: PPO on detached semantic features with a forward-model intrinsic reward.
+
+    The task rules are one :class:`envs.core.NavRules` section (``rules``), declared once in ``envs``; its fields
+    read, parse and save as this config's own (``cfg.patch_radius``, ``--patch-radius``, ``"patch_radius"`` in
+    ``config.json``; see :func:`encoders.utils.config.flat_section`).
+    """
 
     exp_name: str = "two_phase"
     """experiment name (the run folder is {task}__{exp_name}__{seed}__{time})"""
     task: str = "ImageNav-v0"
     """environment id: ImageNav-v0, ObjectNav-v0, ImageNavPixels-v0, ObjectNavPixels-v0, ImageNavFlicker-v0,
     ObjectNavFlicker-v0, each also as -v1 (success needs STOP, habitat-lab's rule), or imagenav / objectnav"""
-    actions: Literal["grid", "egocentric"] = "grid"
-    """action set: 'grid' (up/down/left/right) or 'egocentric' (forward/turn left/turn right)"""
-    stop_action: bool = False
-    """add a STOP action (success then needs STOP within the success radius; the -v1 tasks always have it)"""
     policy: Literal["mlp", "lstm"] = "mlp"
     """'mlp' (memoryless PPO) or 'lstm' (sb3-contrib RecurrentPPO: an LSTM after the features extractor, as the
     memory of habitat's and OVRL's agents)"""
-    observation: Literal["mean", "window"] = "mean"
-    """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window (pixel tasks ignore this)"""
+    rules: NavRules = flat_section(NavRules)
+    """the task rules (:class:`envs.core.NavRules`: flags --actions, --stop-action, --observation, --patch-radius,
+    --success-radius, --min-start-distance, --include-position, --include-heading, --success-reward,
+    --step-penalty, --distance-reward-scale, --image-goal)"""
     encoder: str = "dinov2_vits14"
     """encoder registry name (dinov2_vit{s,b,l,g}14[_reg], vit_{tiny,mini,pico}_patch{14,16}, ...)"""
     encoder_weights: str | None = None
@@ -156,20 +161,8 @@ class TwoPhaseConfig:
     """base seed of the procedural scene generator"""
     colour_variants: int = 1
     """colour variants per scene (k > 1: a random one per episode)"""
-    patch_radius: int = 1
-    """observed window radius in cells (and the forward model's feature window)"""
-    success_radius: int = 1
-    """success within this Manhattan distance (cells) of the goal"""
-    min_start_distance: int = 8
-    """minimum start distance from the goal (cells)"""
     max_episode_steps: int = 200
     """time limit per episode"""
-    include_heading: bool = False
-    """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
-    include_position: bool = False
-    """add the agent's normalised (row, col) to the observation"""
-    distance_reward_scale: float = 0.0
-    """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
     goal_distance_reward: float = 0.0
     """dense baseline reward: this times the step's decrease in cosine distance between the observed features and
     the goal's (VIP-style, no privileged distance; feature tasks only; 0: off)"""
@@ -230,6 +223,11 @@ class TwoPhaseConfig:
     """pretrain the encoder from scratch first when no --encoder-weights is given (the demo sets this)"""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curiosity: CuriosityConfig = field(default_factory=CuriosityConfig)
+
+    @property
+    def pixels(self) -> bool:
+        """Whether the agents observe pixel crops (a Pixels task or ``--observation pixels``; no encoder features)."""
+        return not nav_config(self).needs_encoder
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -351,6 +349,8 @@ FIELD_RANGES: dict[str, _Range] = {
     "success_radius": _NON_NEGATIVE,
     "min_start_distance": _NON_NEGATIVE,
     "max_episode_steps": _AT_LEAST_1,
+    "success_reward": _ANY,
+    "step_penalty": _ANY,
     "distance_reward_scale": _ANY,
     "goal_distance_reward": _NON_NEGATIVE,
     "phase1_episodes": _NON_NEGATIVE,
@@ -413,7 +413,7 @@ def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
     for f in dataclasses.fields(cfg):
         name, value, hint = prefix + f.name, getattr(cfg, f.name), hints[f.name]
         if dataclasses.is_dataclass(value):
-            _check_types_and_ranges(value, name + ".")
+            _check_types_and_ranges(value, prefix if is_flat_section(f) else name + ".")
             continue
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if origin is Literal and value not in args:
@@ -435,7 +435,6 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     and range, then the encoder, its weights and patch size, the scene size, the task rules and the phase settings."""
     import encoders
     from encoders.train.config import PRESETS as PRETRAIN_PRESETS
-    from envs.core import NavConfig
     from envs.scenes import SceneGenerator, smallest_image_size
 
     task_id(cfg.task)
@@ -472,7 +471,10 @@ def check_config(cfg: TwoPhaseConfig) -> None:
             f"--unfreeze-layers must be in [1, {depth}] ({cfg.encoder} has {depth} blocks) when phase 2 runs, got "
             f"{cfg.unfreeze_layers} (or pass --phase2-episodes 0 for phase-1-only)"
         )
-    pixels = TASKS[task_id(cfg.task)].get("observation") == "pixels"
+    try:
+        pixels = cfg.pixels  # builds (and so validates) the task rules
+    except ValueError as e:
+        raise ValueError(f"task rules: {e} (--min-start-distance, --success-radius, --patch-radius)") from e
     if cfg.goal_distance_reward != 0 and pixels:
         raise ValueError("--goal-distance-reward needs feature observations; use a task without Pixels or pass 0")
     if cfg.phase2_episodes > 0 and (pixels or cfg.curiosity.space != "semantic"):
@@ -485,11 +487,6 @@ def check_config(cfg: TwoPhaseConfig) -> None:
             f"--ppo.batch-size {cfg.ppo.batch_size} exceeds a rollout ({cfg.ppo.n_steps} x {cfg.n_envs} transitions);"
             f" lower it or raise --ppo.n-steps / --n-envs"
         )
-    nav = {k: v for k, v in env_kwargs(cfg).items() if k in NavConfig.__dataclass_fields__}
-    try:
-        NavConfig(**nav)
-    except ValueError as e:
-        raise ValueError(f"task rules: {e} (--min-start-distance, --success-radius, --patch-radius)") from e
 
     def generator(size: int) -> SceneGenerator:
         return SceneGenerator(**scene_generator_kwargs(size, patch, cfg.scene_seed))
@@ -527,21 +524,19 @@ def scene_generator_kwargs(image_size: int, patch_size: int, scene_seed: int) ->
     }
 
 
+def nav_config(cfg: TwoPhaseConfig) -> NavConfig:
+    """The environments' validated task rules: ``cfg.rules`` with what the task id fixes (the task, pixel
+    observations, a STOP action; ``ValueError`` for inconsistent rules)."""
+    fixed = {k: v for k, v in TASKS[task_id(cfg.task)].items() if k in NavConfig.__dataclass_fields__}
+    stop_action = cfg.rules.stop_action or bool(fixed.pop("stop_action", False))
+    return NavConfig(**{**dataclasses.asdict(cfg.rules), **fixed, "stop_action": stop_action})
+
+
 def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
-    """:class:`envs.vec_env.ImageNavVecEnv` keyword arguments (task rules; scenes and encoder added by the caller)."""
-    kwargs = dict(TASKS[task_id(cfg.task)])
-    kwargs.setdefault("observation", cfg.observation)
-    kwargs.update(
-        actions=cfg.actions,
-        stop_action=cfg.stop_action or bool(kwargs.get("stop_action", False)),
-        patch_radius=cfg.patch_radius,
-        success_radius=cfg.success_radius,
-        min_start_distance=cfg.min_start_distance,
-        distance_reward_scale=cfg.distance_reward_scale,
-        max_episode_steps=cfg.max_episode_steps,
-        include_heading=cfg.include_heading,
-        include_position=cfg.include_position,
-    )
+    """:class:`envs.vec_env.ImageNavVecEnv` keyword arguments: the task rules (:func:`nav_config`), the task id's
+    world arguments (flicker), the time limit and the colour variants (scenes and encoder added by the caller)."""
+    world = {k: v for k, v in TASKS[task_id(cfg.task)].items() if k not in NavConfig.__dataclass_fields__}
+    kwargs = {**dataclasses.asdict(nav_config(cfg)), **world, "max_episode_steps": cfg.max_episode_steps}
     if cfg.colour_variants > 1:
         kwargs["colour_variants"] = cfg.colour_variants
     return kwargs
@@ -558,6 +553,7 @@ __all__ = [
     "TwoPhaseConfig",
     "check_config",
     "env_kwargs",
+    "nav_config",
     "resolve_device",
     "scene_generator_kwargs",
     "task_id",

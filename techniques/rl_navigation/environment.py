@@ -30,8 +30,7 @@ def make_env(
         cache_top_layers: keep the tokens entering the top ``n`` blocks for phase-2 refreshes.
         render_scale: integer upscaling of rendered frames.
     """
-    kwargs = env_kwargs(cfg)
-    pixels = kwargs.get("observation") == "pixels"
+    pixels = cfg.pixels
     if n_scenes is None:
         n_scenes = cfg.n_train_scenes if split == "train" else cfg.n_eval_scenes
     generator = SceneGenerator(**scene_generator_kwargs(cfg.image_size, encoder.patch_size, cfg.scene_seed))
@@ -48,7 +47,7 @@ def make_env(
             encode_batch_size=cfg.encode_batch_size,
             storage_dtype=cfg.storage_dtype,
             render_scale=render_scale,
-            **kwargs,
+            **env_kwargs(cfg),
         )
 
 

@@ -60,7 +60,6 @@ from techniques.rl_navigation.config import (
     ENCODER_SPACES,
     TwoPhaseConfig,
     check_config,
-    env_kwargs,
     resolve_device,
     task_id,
 )
@@ -182,7 +181,7 @@ class TwoPhaseTrainer:
         self.n_top = cfg.unfreeze_layers if cfg.phase2_episodes > 0 else None
         if self.n_top is not None and not 1 <= self.n_top <= self.encoder.n_blocks:
             raise ValueError(f"--unfreeze-layers {self.n_top} is not in [1, {self.encoder.n_blocks}] for {cfg.encoder}")
-        pixels = env_kwargs(cfg).get("observation") == "pixels"
+        pixels = cfg.pixels
         self.env = make_env(cfg, self.encoder, "train", cache_top_layers=self.n_top)
         rewarded = self.env if cfg.goal_distance_reward == 0 else GoalDistanceReward(self.env, cfg.goal_distance_reward)
         self.writer = make_writer(self.run_dir)
@@ -226,11 +225,12 @@ class TwoPhaseTrainer:
     def _build_learner(self, device: torch.device) -> tuple[Any, CuriosityLearner]:
         """The feature source of states and the learner of the intrinsic reward of ``--curiosity.space``."""
         cfg, cur = self.cfg, self.cfg.curiosity
-        heading_cond = cfg.actions == "egocentric"
+        rules = self.env.config  # the environments' task rules: the one source of the window radius and actions
+        heading_cond = rules.actions == "egocentric"
         n_actions = self.env.action_space.n
         if cur.space == "pixels":
             world = self.env.world
-            source = PixelFeatureSource(world.images, world.patch_size, cfg.patch_radius, cur.pixel_size, device)
+            source = PixelFeatureSource(world.images, world.patch_size, rules.patch_radius, cur.pixel_size, device)
         elif cur.space == "random":
             # Burda et al. 2019: features of a random-init network of the same architecture, fixed
             with torch.random.fork_rng(devices=[]):
@@ -238,9 +238,9 @@ class TwoPhaseTrainer:
                 random_encoder = SemanticEncoder.from_name(cfg.encoder, None, self.device, precision=cfg.precision)
                 random_encoder.freeze()
             cache = random_encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
-            source = SemanticFeatureSource(cache, cfg.patch_radius, device)
+            source = SemanticFeatureSource(cache, rules.patch_radius, device)
         else:
-            source = SemanticFeatureSource(self.cache, cfg.patch_radius, device)
+            source = SemanticFeatureSource(self.cache, rules.patch_radius, device)
         shared = {"lr": cur.forward_lr, "epochs": cur.forward_epochs, "batch_size": cur.forward_batch_size}
         shared["max_grad_norm"] = cur.forward_max_grad_norm
         if cur.space == "rnd":
@@ -536,9 +536,8 @@ class TwoPhaseTrainer:
                 "A resume may change only " + ", ".join(_flag(k) for k in RESUME_OVERRIDABLE if k != "resume")
             )
         cfg = replace_nested(saved, changed)
-        check_config(cfg)
         checkpoint, _ = load_newest_checkpoint(run_dir)
-        trainer = cls(cfg, run_dir, resume_from=checkpoint)
+        trainer = cls(cfg, run_dir, resume_from=checkpoint)  # checks the config first
         if changed:
             applied = ", ".join(f"{_flag(k)} {get_nested(saved, k)!r} -> {v!r}" for k, v in changed.items())
             logger.info("resuming with %s", applied)
