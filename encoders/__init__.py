@@ -4,7 +4,7 @@ The encoder contract used by the rest of semnav is :meth:`DinoVisionTransformer.
 which returns ``{x_norm_clstoken, x_norm_regtokens, x_norm_patchtokens, x_prenorm, masks}``.
 """
 
-from encoders.checkpoint import CheckpointError, DiskFullError, atomic_save, save_backbone
+from encoders.checkpoint import save_backbone
 from encoders.registry import (
     create_model,
     create_model_from_checkpoint,
@@ -12,6 +12,7 @@ from encoders.registry import (
     list_models,
     official_weights_url,
 )
+from encoders.utils.io import CheckpointError, DiskFullError, atomic_save
 from encoders.vision_transformer import DinoVisionTransformer
 
 __all__ = [

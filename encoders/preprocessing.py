@@ -1,4 +1,4 @@
-"""Image I/O and the tensor conversion every encoder input goes through.
+"""Image I/O (finding image files, decoding them) and the tensor conversion every encoder input goes through.
 
 Images travel through semnav as ``numpy`` arrays of shape ``(H, W, 3)`` (or ``(B, H, W, 3)``), dtype
 ``uint8``, channel order RGB. :func:`images_to_tensor` turns them into the ``(B, 3, H, W)`` float tensors
@@ -8,6 +8,7 @@ that DINOv2 backbones expect (scaled to ``[0, 1]``, then normalised with the Ima
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+#: Extensions of the image files a folder scan finds (:func:`scan_image_files`; case-insensitive).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -155,6 +158,42 @@ def upscale_warning(
     )
 
 
+def normalize_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
+    """``("JPG", ".png")`` -> ``(".jpg", ".png")``: lower case with the dot; ``ValueError`` when empty."""
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+    if not exts:
+        raise ValueError(f"extensions must not be empty; e.g. pass extensions={IMAGE_EXTENSIONS}.")
+    return exts
+
+
+def scan_image_files(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """All files under ``root`` (recursively) whose extension is in ``extensions`` (case-insensitive).
+
+    Hidden files and folders (name starting with ``.``, e.g. macOS ``._*`` resource forks) are skipped;
+    symlinked folders are followed once (cycles are cut). The result is sorted by the path components
+    relative to ``root``, so it is the same on every run and every machine.
+    """
+    root = Path(root)
+    exts = normalize_extensions(extensions)
+    found: list[Path] = []
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            dirnames[:] = []
+            continue
+        visited.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        base = Path(dirpath)
+        found.extend(
+            base / name for name in filenames if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts
+        )
+    found.sort(key=lambda p: p.relative_to(root).parts)
+    return found
+
+
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file with OpenCV.
 
@@ -197,8 +236,11 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "IMAGE_EXTENSIONS",
     "images_to_tensor",
     "normalize_",
+    "normalize_extensions",
     "read_image_rgb",
     "resize_to_multiple",
+    "scan_image_files",
 ]

@@ -20,14 +20,8 @@ from typing import Any
 
 import torch
 
-from encoders.checkpoint import (
-    CheckpointError,
-    extract_backbone_state_dict,
-    infer_backbone_config,
-    load_backbone_weights,
-    load_file,
-    sidecar_path,
-)
+from encoders.checkpoint import extract_backbone_state_dict, infer_backbone_config, load_backbone_weights, sidecar_path
+from encoders.utils.io import CheckpointError, load_file
 from encoders.vision_transformer import DinoVisionTransformer
 
 logger = logging.getLogger(__name__)
@@ -94,7 +88,7 @@ def create_model(name: str, pretrained: bool | str | os.PathLike = False, **over
             ``num_heads``, ``img_size``, ``patch_size``, ``num_register_tokens``, ``ffn_layer``, ...).
 
     Loading is strict: any missing, unexpected or mis-shaped key raises
-    :class:`~encoders.checkpoint.CheckpointError` listing them and the registered models the file fits.
+    :class:`~encoders.utils.io.CheckpointError` listing them and the registered models the file fits.
     """
     spec = get_model_spec(name)
     unknown = set(overrides) - _constructor_args()

@@ -648,6 +648,14 @@ class NavCore:
         return out
 
     # ------------------------------------------------------------------------------------------ state
+    #: The names of :meth:`poses`, in order.
+    POSE_FIELDS: tuple[str, ...] = ("scene", "variant", "row", "col", "heading")
+
+    def poses(self) -> dict[str, np.ndarray]:
+        """Where each agent is now: copies of its ``scene``, colour ``variant``, cell ``row`` / ``col`` and ``heading``,
+        each ``(N,)`` int64 (what the curiosity learners record per step; the arrays stay the core's own)."""
+        return {name: getattr(self, name).copy() for name in self.POSE_FIELDS}
+
     def agent_state(self) -> dict[str, Any]:
         """The agents' episodes in progress: copies of every per-agent array of :meth:`_allocate` (cells, goals,
         counters, visited cells, flicker streams, ...) and the states of the per-agent generators; with the same

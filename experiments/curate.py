@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from encoders.checkpoint import atomic_write_text
 from encoders.curation import balanced_sample, deduplicate, embed_images, kmeans, load_embeddings, retrieve_nearest
 from encoders.curation.embed import Embeddings, EmbedFn
 from encoders.data.augmentations import center_crop_transform
-from encoders.data.image_folder import scan_image_files
 from encoders.eval.features import backbone_feature_fn, load_frozen_encoder, pixel_features
+from encoders.preprocessing import scan_image_files
 from encoders.train.distributed import resolve_device
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, parse_config, save_config
+from encoders.utils.io import atomic_write_text
 from encoders.utils.logging import setup_logging
 from encoders.utils.precision import Precision, autocast_dtype, describe
 

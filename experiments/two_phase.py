@@ -49,6 +49,16 @@ def explicit_fields(argv: Sequence[str] | None) -> set[str]:
     return names
 
 
+def check_pretraining(cfg: TwoPhaseConfig) -> None:
+    """Reject a ``--pretrain-preset`` that ``experiments.pretrain`` does not have, before any work."""
+    from encoders.train.config import PRESETS as PRETRAIN_PRESETS
+
+    if cfg.pretrain_preset not in PRETRAIN_PRESETS:
+        raise ValueError(
+            f"--pretrain-preset must be one of {', '.join(sorted(PRETRAIN_PRESETS))}, got {cfg.pretrain_preset!r}"
+        )
+
+
 def pretrain_demo_encoder(cfg: TwoPhaseConfig, out_dir: Path) -> Path:
     """Pretrain ``cfg.encoder`` from scratch with the DINOv2 stack on procedural training scenes.
 
@@ -156,6 +166,7 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
         cfg.run_dir = stage["run_dir"] = run_dir
         if cfg.pretrain and not cfg.encoder_weights:
             # the trainer checks the config it gets; minutes of pretraining come first, so check before them too
+            check_pretraining(cfg)
             check_config(cfg)
             stage["now"] = "pretraining"
             t_pre = time.perf_counter()

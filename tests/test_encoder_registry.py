@@ -9,8 +9,9 @@ import torch
 
 import encoders
 from encoders import CheckpointError
-from encoders.checkpoint import atomic_save, extract_backbone_state_dict, infer_backbone_config
+from encoders.checkpoint import extract_backbone_state_dict, infer_backbone_config
 from encoders.registry import get_model_spec
+from encoders.utils.io import atomic_save
 
 
 def test_registry_lists_official_and_small_presets():

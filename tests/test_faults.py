@@ -31,11 +31,11 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers the ids)
-from encoders.checkpoint import CheckpointError, atomic_save, atomic_write_text
 from encoders.data.image_folder import ImageFolderDataset
 from encoders.train.config import CropsConfig
 from encoders.train.data import MultiCropDataPipeline
 from encoders.utils.config import is_flat_section, replace_nested
+from encoders.utils.io import CheckpointError, atomic_save, atomic_write_text
 from envs import ImageNavEnv, ImageNavVecEnv
 from envs.scenes import FolderSceneSource
 from experiments import pretrain, two_phase
@@ -106,7 +106,7 @@ def full_disk(monkeypatch):
 
 
 def test_a_full_disk_is_reported_as_such_and_keeps_the_old_file(tmp_path, full_disk):
-    from encoders.checkpoint import DiskFullError
+    from encoders.utils.io import DiskFullError
 
     path = tmp_path / "ckpt.pth"
     path.write_bytes(b"old")

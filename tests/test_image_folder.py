@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from encoders.data.image_folder import ImageFolderDataset, LabelledImageFolder, scan_image_files
+from encoders.data.image_folder import ImageFolderDataset, LabelledImageFolder
+from encoders.preprocessing import scan_image_files
 
 
 def write(path, value: int, ext: str | None = None, size: tuple[int, int] = (6, 8)) -> None:

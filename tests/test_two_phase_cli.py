@@ -11,8 +11,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import encoders
-from encoders.checkpoint import load_file
 from encoders.utils.config import config_to_dict
+from encoders.utils.io import load_file
 from experiments import two_phase
 from techniques.rl_navigation.checkpointing import list_checkpoints
 from techniques.rl_navigation.config import env_kwargs, nav_config
@@ -111,6 +111,7 @@ def test_resume_from_the_cli(smoke_run, capsys):
         (["--ppo.batch-size", "100000"], "exceeds a rollout"),
         (["--phase2-episodes", "4", "--task", "ImageNavPixels-v0"], "phase 2 fine-tunes the encoder"),
         (["--encoder-weights", "/nonexistent/weights.pth"], "encoder weights not found"),
+        (["--pretrain", "--pretrain-preset", "nope"], "--pretrain-preset must be one of"),
         (["--resume", "/nonexistent/run"], "no such run folder"),
     ],
 )

@@ -76,6 +76,16 @@ def test_vec_env_matches_single_envs(task, observation, world_kwargs, kwargs):
     assert episodes >= 8  # several auto-resets were compared
 
 
+def test_poses_are_copies_of_where_the_agents_are():
+    vec = ImageNavVecEnv(3, world=small_world(), min_start_distance=2)
+    vec.reset()
+    poses = vec.core.poses()
+    assert tuple(poses) == ("scene", "variant", "row", "col", "heading")
+    assert poses["heading"].tolist() == vec.get_attr("heading") and poses["row"].shape == (3,)
+    poses["row"][:] = -1  # a copy: the agents stay where they are
+    assert (vec.core.poses()["row"] >= 0).all()
+
+
 def test_sb3_vec_env_api():
     vec = ImageNavVecEnv(3, world=small_world(), min_start_distance=2, render_mode="rgb_array", max_episode_steps=5)
     assert vec.seed(5) == [5, 6, 7]

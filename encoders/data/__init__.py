@@ -10,12 +10,11 @@ from encoders.data.augmentations import (
     center_crop_transform,
 )
 from encoders.data.collate import MaskedMultiCropCollate, collate_data_and_cast, pack_masks
-from encoders.data.image_folder import IMAGE_EXTENSIONS, ImageFolderDataset, LabelledImageFolder, scan_image_files
+from encoders.data.image_folder import ImageFolderDataset, LabelledImageFolder
 from encoders.data.masking import MaskingGenerator
 from encoders.data.samplers import ShardedInfiniteSampler
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "NORMALIZED_MAX",
     "NORMALIZED_MIN",
     "CenterCropTransform",
@@ -29,5 +28,4 @@ __all__ = [
     "center_crop_transform",
     "collate_data_and_cast",
     "pack_masks",
-    "scan_image_files",
 ]

@@ -27,48 +27,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from encoders.preprocessing import read_image_rgb
+from encoders.preprocessing import IMAGE_EXTENSIONS, normalize_extensions, read_image_rgb, scan_image_files
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-
 PathLike = str | os.PathLike
-
-
-def _normalize_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(extensions, str):
-        extensions = (extensions,)
-    exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
-    if not exts:
-        raise ValueError(f"extensions must not be empty; e.g. pass extensions={IMAGE_EXTENSIONS}.")
-    return exts
-
-
-def scan_image_files(root: PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """All files under ``root`` (recursively) whose extension is in ``extensions`` (case-insensitive).
-
-    Hidden files and folders (name starting with ``.``, e.g. macOS ``._*`` resource forks) are skipped;
-    symlinked folders are followed once (cycles are cut). The result is sorted by the path components
-    relative to ``root``, so it is the same on every run and every machine.
-    """
-    root = Path(root)
-    exts = _normalize_extensions(extensions)
-    found: list[Path] = []
-    visited: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in visited:
-            dirnames[:] = []
-            continue
-        visited.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        base = Path(dirpath)
-        found.extend(
-            base / name for name in filenames if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts
-        )
-    found.sort(key=lambda p: p.relative_to(root).parts)
-    return found
 
 
 def read_file_list(file_list: PathLike | Sequence[PathLike], root: Path | None) -> list[Path]:
@@ -222,7 +185,7 @@ class ImageFolderDataset(_ImageFiles):
         if root is None and file_list is None:
             raise ValueError("ImageFolderDataset needs root (a folder of images) or file_list (paths); got neither.")
         self.root = _check_root(root) if root is not None else None
-        self.extensions = _normalize_extensions(extensions)
+        self.extensions = normalize_extensions(extensions)
         if file_list is not None:
             samples = read_file_list(file_list, self.root)
             source = f"file list {file_list}" if isinstance(file_list, (str, os.PathLike)) else "a list of paths"
@@ -272,7 +235,7 @@ class LabelledImageFolder(_ImageFiles):
         allow_empty: bool = False,
     ):
         self.root = _check_root(root)
-        self.extensions = _normalize_extensions(extensions)
+        self.extensions = normalize_extensions(extensions)
         if classes is None:
             classes = sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
             if not classes:
@@ -313,10 +276,4 @@ class LabelledImageFolder(_ImageFiles):
         )
 
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "ImageFolderDataset",
-    "LabelledImageFolder",
-    "read_file_list",
-    "scan_image_files",
-]
+__all__ = ["ImageFolderDataset", "LabelledImageFolder", "read_file_list"]

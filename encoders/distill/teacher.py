@@ -21,13 +21,7 @@ from typing import Any
 
 import torch
 
-from encoders.checkpoint import (
-    CheckpointError,
-    extract_backbone_state_dict,
-    load_backbone_weights,
-    load_file,
-    sidecar_path,
-)
+from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, sidecar_path
 from encoders.distill.config import DistillConfig
 from encoders.heads import DINOHead, ProjectionHead
 from encoders.registry import create_model, load_official_state_dict, models_fitting
@@ -40,6 +34,7 @@ from encoders.train.checkpointing import (
 from encoders.train.config import DINOConfig, IBOTConfig, PretrainConfig
 from encoders.train.ssl_meta_arch import Head, SSLMetaArch, SSLNetwork, _local_tensors
 from encoders.utils.config import config_from_dict, replace_nested
+from encoders.utils.io import CheckpointError, load_file
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from encoders.checkpoint import atomic_write_text
+from encoders.utils.io import atomic_write_text
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from encoders.checkpoint import atomic_save, file_versions, load_file, load_newest_intact
 from encoders.train import distributed as dist_utils
+from encoders.utils.io import atomic_save, file_versions, load_file, load_newest_intact
 from encoders.utils.seed import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)

@@ -25,13 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, load_file
+from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights
 from encoders.heads import DINOHead, ProjectionHead
 from encoders.losses import DINOLoss, KoLeoLoss, SimDINOLoss, iBOTPatchLoss, masked_patch_alignment
 from encoders.registry import create_model, get_model_spec
 from encoders.train import distributed as dist_utils
 from encoders.train.config import DINOConfig, IBOTConfig, PretrainConfig
 from encoders.train.param_groups import fuse_params_groups, get_params_groups_with_decay
+from encoders.utils.io import load_file
 from encoders.utils.precision import autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
 

@@ -25,7 +25,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from encoders.checkpoint import CheckpointError, atomic_write_text
 from encoders.train import distributed as dist_utils
 from encoders.train.checkpointing import (
     load_full_state_dicts,
@@ -37,6 +36,7 @@ from encoders.train.checkpointing import (
 )
 from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run, schedule_lengths
 from encoders.train.schedules import apply_optim_scheduler, schedule_values
+from encoders.utils.io import CheckpointError, atomic_write_text
 from encoders.utils.progress import Progress
 from encoders.utils.signals import stop_on_signals
 from encoders.utils.tensorboard import make_writer

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from encoders.checkpoint import CheckpointError, DiskFullError
+from encoders.utils.io import CheckpointError, DiskFullError
 
 #: Exceptions a CLI reports as ``error: <message>`` and exit code 2 (anything else is a bug: traceback)
 CLI_ERRORS: tuple[type[BaseException], ...] = (

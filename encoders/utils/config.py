@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from encoders.checkpoint import atomic_write_text
+from encoders.utils.io import atomic_write_text
 
 T = TypeVar("T")
 _NONE_WORDS = {"none", "null"}

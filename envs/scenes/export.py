@@ -42,7 +42,7 @@ def export_scenes(
     progress: bool = True,
 ) -> Path:
     """Generate scenes ``start .. start+n-1`` of ``split`` into ``out`` (layout in the module docstring)."""
-    from encoders.checkpoint import atomic_write_text
+    from encoders.utils.io import atomic_write_text
     from encoders.utils.progress import Progress
 
     if n < 1:

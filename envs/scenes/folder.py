@@ -19,8 +19,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from encoders.data.image_folder import IMAGE_EXTENSIONS, scan_image_files
-from encoders.preprocessing import read_image_rgb, resize_to_multiple, upscale_warning
+from encoders.preprocessing import (
+    IMAGE_EXTENSIONS,
+    read_image_rgb,
+    resize_to_multiple,
+    scan_image_files,
+    upscale_warning,
+)
 from envs.scenes.types import Scene
 
 logger = logging.getLogger(__name__)

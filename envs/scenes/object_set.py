@@ -237,7 +237,7 @@ def write_object_set(
     **kwargs: Any,
 ) -> Path:
     """Write the object set to ``out`` (layout in the module docstring) and return ``out``."""
-    from encoders.checkpoint import atomic_write_text
+    from encoders.utils.io import atomic_write_text
     from encoders.utils.progress import Progress
 
     if per_class < 1:

@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.checkpoint import CheckpointError, atomic_write_text, disk_full_error, load_file, load_newest_intact
-from encoders.train.checkpointing import training_checkpoints
+from encoders.utils.io import (
+    CheckpointError,
+    atomic_write_text,
+    disk_full_error,
+    file_versions,
+    load_file,
+    load_newest_intact,
+)
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_POINTER = "latest"
@@ -134,7 +140,7 @@ def check_run_folder(run_dir: str | os.PathLike) -> Path:
 
 def _encoder_run_kind(path: Path) -> tuple[str, str] | None:
     """``("pretrain", backbone file)`` or ``("distill", ...)`` when ``path`` is an encoder training run folder."""
-    if not training_checkpoints(path / "checkpoint.pth"):
+    if not file_versions(path / "checkpoint.pth"):  # the kept versions of an encoder run's checkpoint
         return None
     if (path / "student_backbone.pth").exists() or '"teacher_weights"' in _read_text(path / "config.json"):
         return "distill", "student_backbone.pth"

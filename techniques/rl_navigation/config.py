@@ -434,7 +434,6 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     """Reject bad or inconsistent settings before any work, naming the flag to change: every field's type, choices
     and range, then the encoder, its weights and patch size, the scene size, the task rules and the phase settings."""
     import encoders
-    from encoders.train.config import PRESETS as PRETRAIN_PRESETS
     from envs.scenes import SceneGenerator, smallest_image_size
 
     task_id(cfg.task)
@@ -448,10 +447,6 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         raise ValueError(
             f"--encoder-weights: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', "
             "or omit it"
-        )
-    if cfg.pretrain and weights is None and cfg.pretrain_preset not in PRETRAIN_PRESETS:
-        raise ValueError(
-            f"--pretrain-preset must be one of {', '.join(sorted(PRETRAIN_PRESETS))}, got {cfg.pretrain_preset!r}"
         )
     patch, depth = int(spec.kwargs["patch_size"]), int(spec.kwargs["depth"])
     if cfg.image_size % patch:

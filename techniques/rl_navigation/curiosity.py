@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from encoders.utils.precision import autocast
+from envs.core import NavCore
 from techniques.rl_navigation.episode_stats import EpisodeStats
 from techniques.rl_navigation.feature_sources import AgentStates, FeatureSource
 from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
@@ -45,12 +46,10 @@ from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer,
 
 logger = logging.getLogger(__name__)
 
-_STATE_FIELDS = ("scene", "variant", "row", "col", "heading")
 
-
-def core_states(core: Any) -> AgentStates:
-    """The agents' current states (copies) from an :class:`envs.core.NavCore`."""
-    return AgentStates(*(np.asarray(getattr(core, f)).copy() for f in _STATE_FIELDS))
+def core_states(core: NavCore) -> AgentStates:
+    """The agents' current states (copies) from an :class:`envs.core.NavCore` (its :meth:`~envs.core.NavCore.poses`)."""
+    return AgentStates(**core.poses())
 
 
 @dataclass
@@ -94,8 +93,8 @@ class RolloutRecorder(VecEnvWrapper):
         """Start recording a rollout of ``n_steps`` steps from the agents' current states."""
         if n_steps != self._capacity:
             shape = (int(n_steps), self.num_envs)
-            self.states = AgentStates(*(np.zeros(shape, np.int64) for _ in _STATE_FIELDS))
-            self.next_states = AgentStates(*(np.zeros(shape, np.int64) for _ in _STATE_FIELDS))
+            self.states = AgentStates(*(np.zeros(shape, np.int64) for _ in NavCore.POSE_FIELDS))
+            self.next_states = AgentStates(*(np.zeros(shape, np.int64) for _ in NavCore.POSE_FIELDS))
             self.actions = np.zeros(shape, np.int64)
             self.dones = np.zeros(shape, bool)
             self._capacity = int(n_steps)

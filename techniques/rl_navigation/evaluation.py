@@ -129,7 +129,7 @@ def policy_actor(model: Any, deterministic: bool = False) -> Actor:
 
 def load_policy(path: str | os.PathLike, policy: str = "mlp", device: str = "cpu") -> Any:
     """An SB3 model saved by the trainer: PPO (``policy="mlp"``) or sb3-contrib RecurrentPPO (``"lstm"``); a damaged
-    file is a :class:`~encoders.checkpoint.CheckpointError` that names it."""
+    file is a :class:`~encoders.utils.io.CheckpointError` that names it."""
     from techniques.rl_navigation.checkpointing import check_policy_file
 
     path = check_policy_file(path)
@@ -201,7 +201,7 @@ def write_report(
     summaries: dict[str, dict[str, dict[str, float]]], out_dir: str | os.PathLike, stem: str, meta: dict[str, Any]
 ) -> tuple[Path, Path]:
     """``<stem>.json`` (summaries + ``meta``) and ``<stem>.txt`` (the markdown table) in ``out_dir``."""
-    from encoders.checkpoint import atomic_write_text
+    from encoders.utils.io import atomic_write_text
 
     out_dir = Path(out_dir)
     json_path = atomic_write_text(json.dumps({**meta, "results": summaries}, indent=2) + "\n", out_dir / f"{stem}.json")

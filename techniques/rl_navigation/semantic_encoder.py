@@ -21,14 +21,9 @@ import torch
 from torch import nn
 
 import encoders
-from encoders.checkpoint import (
-    CheckpointError,
-    extract_backbone_state_dict,
-    load_backbone_weights,
-    load_file,
-    save_backbone,
-)
+from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, save_backbone
 from encoders.preprocessing import images_to_tensor
+from encoders.utils.io import CheckpointError, load_file
 from encoders.utils.precision import Precision, autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
 from envs.features import SceneFeatures, StorageDType, window_mean

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.logger import KVWriter, Logger
 
-from encoders.checkpoint import atomic_save, load_file
 from encoders.utils.config import config_to_dict, get_nested, load_config, replace_nested, save_config
+from encoders.utils.io import atomic_save, load_file
 from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.signals import stop_on_signals
