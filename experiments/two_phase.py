@@ -1,6 +1,6 @@
 """Two-phase curiosity training: PPO on detached semantic features + a forward-model intrinsic reward.
 
-    python -m experiments.two_phase --preset demo                 # 4-7 min on an idle 2-core CPU, no downloads
+    python -m experiments.two_phase --preset demo                 # about 5 min on a 2-core CPU, no downloads
     python -m experiments.two_phase --preset smoke                # seconds
     python -m experiments.two_phase --preset paper --encoder-weights official --device cuda
     python -m experiments.two_phase --resume runs/ImageNav-v0__demo__1__1712345678

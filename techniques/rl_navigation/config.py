@@ -9,7 +9,7 @@ Presets:
 
 - ``smoke``: seconds on a CPU (a random-init 2-block ViT, 2 scenes of 8x8 cells, a few episodes per phase);
   the tests use it.
-- ``demo``: 4-7 minutes on an idle 2-core CPU, no downloads (measured 3.6 and 7.0 min): pretrains ``vit_mini_patch14``
+- ``demo``: about 5 minutes on a 2-core CPU, no downloads (4.4-4.9 min over seeds 1-4): pretrains ``vit_mini_patch14``
   on procedural training scenes (the pretraining stack), then both phases on 16x16-cell scenes, then evaluates on
   held-out test scenes against a random walk.
 - ``paper``: the defaults of the method: DINOv2 ViT-S/14, 32x32-cell scenes, 10,000 + 5,000 episodes.
