@@ -62,7 +62,7 @@ _LAZY = {
     "ImageNavEnv": "envs.image_nav_env",
     "ImageNavVecEnv": "envs.vec_env",
     "SceneFeatures": "envs.features",
-    "NavConfig": "envs.core",
+    "NavConfig": "envs.rules",
     "NavWorld": "envs.world",
     "NavCore": "envs.core",
     "build_world": "envs.world",

@@ -9,8 +9,9 @@ import numpy as np
 
 from envs import MAX_EPISODE_STEPS
 from envs.contract import check_action, check_argument_types, check_options, require_reset
-from envs.core import NavConfig, NavCore, prepare_navigation
+from envs.core import NavCore, prepare_navigation
 from envs.features import SceneFeatures
+from envs.rules import NavConfig
 from envs.world import NavWorld, TaskName, build_world
 
 
@@ -96,7 +97,7 @@ class ImageNavEnv(gym.Env):
 
     ## Arguments
 
-    Task (:class:`envs.core.NavConfig`):
+    Task (:class:`envs.rules.NavConfig`):
 
     - ``task``: ``"imagenav"`` or ``"objectnav"``.
     - ``actions``: ``"grid"`` or ``"egocentric"``; ``stop_action``: add STOP (default False).

@@ -1,8 +1,14 @@
-"""RGB frames of a navigation episode: the scene, visited cells, the goal, the trail and the agent with its heading."""
+"""RGB frames of a navigation episode: the scene, visited cells, the goal, the trail and the agent with its heading.
+
+- :func:`render_navigation_frame`: one frame from a scene image and an episode's cells.
+- :class:`RenderingMixin`: :meth:`~RenderingMixin.snapshot` / :meth:`~RenderingMixin.render` of an agent of
+  :class:`~envs.core.NavCore` (mixed into it).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -101,4 +107,44 @@ def render_navigation_frame(
     return frame
 
 
-__all__ = ["HEADING_DELTAS", "render_navigation_frame"]
+class RenderingMixin:
+    """Frames of the agents of :class:`~envs.core.NavCore` (mixed in; uses its config, world and agent arrays)."""
+
+    # ------------------------------------------------------------------------------------------ rendering
+    def snapshot(self, i: int) -> dict[str, Any]:
+        """Everything needed to render agent ``i``'s episode so far (copies; safe to keep after a reset)."""
+        i = int(i)
+        steps = int(min(self.steps[i], self.max_episode_steps))
+        goal_id = int(self.goal_id[i])
+        return {
+            "scene": int(self.scene[i]),
+            "variant": int(self.variant[i]),
+            "position": (int(self.row[i]), int(self.col[i])),
+            "heading": int(self.heading[i]),
+            "visited": self.visited[i].copy(),
+            "trail": self.trail[i, : steps + 1].copy(),
+            "goal_cell": (int(self.goal_row[i]), int(self.goal_col[i])) if self.config.task == "imagenav" else None,
+            "goal_boxes": list(self.world.object_goals.instance_boxes[goal_id]) if goal_id >= 0 else [],
+        }
+
+    def render_snapshot(self, snap: dict[str, Any], scale: int = 1) -> np.ndarray:
+        """RGB frame of a :meth:`snapshot` (scene variant, visited cells, goal, trail, agent and heading)."""
+        return render_navigation_frame(
+            self.world.images[snap["scene"], snap["variant"]],
+            self.patch_size,
+            snap["position"],
+            snap["heading"],
+            visited=snap["visited"],
+            trail=snap["trail"],
+            goal_cell=snap["goal_cell"],
+            goal_boxes=snap["goal_boxes"],
+            success_radius=self.config.success_radius,
+            scale=scale,
+        )
+
+    def render(self, i: int, scale: int = 1) -> np.ndarray:
+        """RGB frame of agent ``i``'s current episode."""
+        return self.render_snapshot(self.snapshot(i), scale)
+
+
+__all__ = ["HEADING_DELTAS", "RenderingMixin", "render_navigation_frame"]

@@ -24,8 +24,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from envs import MAX_EPISODE_STEPS
 from envs.contract import check_actions, check_argument_types, check_options, require_reset
-from envs.core import NavConfig, NavCore, generator_from_state, prepare_navigation
+from envs.core import NavCore, generator_from_state, prepare_navigation
 from envs.features import SceneFeatures
+from envs.rules import NavConfig
 from envs.world import NavWorld, TaskName, build_world
 
 # Wrappers whose effect the vectorised env provides itself (episode statistics and the time limit).
@@ -49,7 +50,7 @@ class ImageNavVecEnv(VecEnv):
             ``kwargs``.
         max_episode_steps: time limit (default 500).
         render_scale: integer upscaling of rendered frames.
-        **kwargs: :class:`~envs.core.NavConfig` fields and :func:`~envs.world.build_world` arguments.
+        **kwargs: :class:`~envs.rules.NavConfig` fields and :func:`~envs.world.build_world` arguments.
 
     Phase-2 use (RL trainer): build with ``encoder=encoder, cache_block=encoder.n_blocks - n``; after each encoder
     update call ``refresh_features(encoder)``; ``scene_features`` gives the differentiable path

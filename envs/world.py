@@ -13,7 +13,7 @@
   deterministic, so :func:`build_world` keeps the last few in-process and returns the shared one for the same
   arguments (such a world is marked ``memoised`` and cannot be refreshed).
 
-The per-agent state and the vectorised step over a world are in :mod:`envs.core`.
+The per-agent state over a world is in :mod:`envs.core`, its vectorised step in :mod:`envs.stepping`.
 """
 
 from __future__ import annotations

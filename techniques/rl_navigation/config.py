@@ -3,7 +3,8 @@
 ``python -m experiments.two_phase --preset demo --phase1-episodes 800`` builds a :class:`TwoPhaseConfig` with
 :func:`encoders.utils.config.parse_config`: every field below is a flag (``--field-name``; nested sections as
 ``--ppo.n-steps``), its docstring is the help text. Derived values (device, environment keyword arguments, the
-scene generator) are computed by the functions at the end of this module, nowhere else.
+scene generator, the SB3 PPO arguments, the run name) are computed by the functions at the end of this module,
+nowhere else.
 
 Presets:
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +32,9 @@ import torch
 from encoders.utils.config import FlatSections, flat_section, is_flat_section
 from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
-from envs.core import NavConfig, NavRules
+from envs.rules import NavConfig, NavRules
 from techniques.rl_navigation.forward_model import ForwardLoss
+from techniques.rl_navigation.policy import NavigationExtractor
 from techniques.rl_navigation.target_encoder import TargetMode
 
 CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd"]
@@ -130,7 +133,7 @@ class CuriosityConfig:
 class TwoPhaseConfig(FlatSections):
     """Two-phase curiosity training: PPO on detached semantic features with a forward-model intrinsic reward.
 
-    The task rules are one :class:`envs.core.NavRules` section (``rules``), declared once in ``envs``; its fields
+    The task rules are one :class:`envs.rules.NavRules` section (``rules``), declared once in ``envs``; its fields
     read, parse and save as this config's own (``cfg.patch_radius``, ``--patch-radius``, ``"patch_radius"`` in
     ``config.json``; see :func:`encoders.utils.config.flat_section`).
     """
@@ -144,7 +147,7 @@ class TwoPhaseConfig(FlatSections):
     """'mlp' (memoryless PPO) or 'lstm' (sb3-contrib RecurrentPPO: an LSTM after the features extractor, as the
     memory of habitat's and OVRL's agents)"""
     rules: NavRules = flat_section(NavRules)
-    """the task rules (:class:`envs.core.NavRules`: flags --actions, --stop-action, --observation, --patch-radius,
+    """the task rules (:class:`envs.rules.NavRules`: flags --actions, --stop-action, --observation, --patch-radius,
     --success-radius, --min-start-distance, --include-position, --include-heading, --success-reward,
     --step-penalty, --distance-reward-scale, --image-goal)"""
     encoder: str = "dinov2_vits14"
@@ -537,6 +540,36 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
     return kwargs
 
 
+def ppo_arguments(cfg: TwoPhaseConfig) -> tuple[str, dict[str, Any]]:
+    """The SB3 policy name and PPO keyword arguments of ``cfg`` (hyperparameters, policy network, seed), as given
+    to :class:`CuriosityPPO` (and to a plain SB3 ``PPO`` baseline of the same config)."""
+    p = cfg.ppo
+    policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
+    if cfg.policy == "lstm":
+        policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
+    kwargs = dict(
+        learning_rate=p.learning_rate,
+        n_steps=p.n_steps,
+        batch_size=p.batch_size,
+        n_epochs=p.n_epochs,
+        gamma=p.gamma,
+        gae_lambda=p.gae_lambda,
+        clip_range=p.clip_range,
+        ent_coef=p.ent_coef,
+        vf_coef=p.vf_coef,
+        max_grad_norm=p.max_grad_norm,
+        policy_kwargs=policy_kwargs,
+        seed=cfg.seed,
+        verbose=0,
+    )
+    return ("MultiInputLstmPolicy" if cfg.policy == "lstm" else "MultiInputPolicy"), kwargs
+
+
+def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
+    """CleanRL-style run name ``{task}__{exp_name}__{seed}__{unix time}``."""
+    return f"{task_id(cfg.task)}__{cfg.exp_name}__{cfg.seed}__{int(time.time() if timestamp is None else timestamp)}"
+
+
 __all__ = [
     "ENCODER_SPACES",
     "FIELD_RANGES",
@@ -549,7 +582,9 @@ __all__ = [
     "check_config",
     "env_kwargs",
     "nav_config",
+    "ppo_arguments",
     "resolve_device",
+    "run_name",
     "scene_generator_kwargs",
     "task_id",
 ]

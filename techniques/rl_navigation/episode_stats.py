@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import SUCCESS_DISTANCES
+from envs.stepping import SUCCESS_DISTANCES
 
 EPISODE_METRICS: tuple[str, ...] = (
     "is_success",

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from envs.core import SUCCESS_DISTANCES
+from envs.stepping import SUCCESS_DISTANCES
 from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger(__name__)

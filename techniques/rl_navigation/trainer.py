@@ -17,6 +17,10 @@ and switch at rollout boundaries. The run folder holds ``config.json``,
 TensorBoard events, and ``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a
 ``checkpoints/latest`` pointer; checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts,
 at the end and on Ctrl-C / SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
+
+TensorBoard records are in :mod:`~techniques.rl_navigation.run_logging` (mixed in); the SB3 arguments of a config
+(:func:`~techniques.rl_navigation.config.ppo_arguments`) and :func:`~techniques.rl_navigation.config.run_name` are
+in :mod:`~techniques.rl_navigation.config` (both still importable from here).
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.logger import Logger
 
 from encoders.utils.config import config_to_dict, get_nested, load_config, replace_nested, save_config
 from encoders.utils.io import atomic_save, load_file
@@ -60,22 +63,21 @@ from techniques.rl_navigation.config import (
     ENCODER_SPACES,
     TwoPhaseConfig,
     check_config,
+    ppo_arguments,
     resolve_device,
-    task_id,
+    run_name,
 )
 from techniques.rl_navigation.curiosity import Curiosity, CuriosityLearner, RolloutRecorder
 from techniques.rl_navigation.environment import make_env
-from techniques.rl_navigation.episode_stats import EPISODE_METRICS
-from techniques.rl_navigation.evaluation import trajectory_grid
 from techniques.rl_navigation.feature_sources import PixelFeatureSource, SemanticFeatureSource
 from techniques.rl_navigation.forward_model import ForwardModel
 from techniques.rl_navigation.forward_trainer import ForwardModelTrainer
 from techniques.rl_navigation.intrinsic_critic import IntrinsicCritic
 from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer
 from techniques.rl_navigation.inverse_dynamics import ICMLearner
-from techniques.rl_navigation.policy import NavigationExtractor
 from techniques.rl_navigation.rewards import GoalDistanceReward
 from techniques.rl_navigation.rnd import RNDTrainer
+from techniques.rl_navigation.run_logging import RunLoggingMixin, SummaryWriterFormat, hparams_markdown
 from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 from techniques.rl_navigation.target_encoder import TargetEncoder
 
@@ -116,27 +118,7 @@ class TrainResult:
     checkpoints: dict[str, Path]
 
 
-class _SummaryWriterFormat(KVWriter):
-    """Forwards SB3's logger records (``train/*``, ``rollout/*``, ``time/*``) to our TensorBoard writer."""
-
-    def __init__(self, writer: Any):
-        self.writer = writer
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
-        for key, value in key_values.items():
-            excluded = key_excluded.get(key) or ()
-            if "tensorboard" in excluded or isinstance(value, (str, bool)):
-                continue
-            if isinstance(value, (int, float, np.integer, np.floating)) or (
-                torch.is_tensor(value) and value.numel() == 1
-            ):
-                self.writer.add_scalar(key, float(value), step)
-
-    def close(self) -> None:
-        return None
-
-
-class TwoPhaseTrainer:
+class TwoPhaseTrainer(RunLoggingMixin):
     """Builds the encoder, environments, PPO and curiosity from a :class:`TwoPhaseConfig`, and trains.
 
     Args:
@@ -166,7 +148,7 @@ class TwoPhaseTrainer:
             self._load_state(resume_from, state)
         else:
             save_config(cfg, self.run_dir)
-            self.writer.add_text("hparams", _hparams_markdown(cfg), 0)
+            self.writer.add_text("hparams", hparams_markdown(cfg), 0)
             self._log_encoder_stats(step=0)
 
     # ------------------------------------------------------------------------------------------ building
@@ -284,7 +266,7 @@ class TwoPhaseTrainer:
             device=self.device if pixels else torch.device("cpu"),  # SB3: MLP policies run best on the CPU
             **kwargs,
         )
-        model.set_logger(Logger(folder=None, output_formats=[_SummaryWriterFormat(self.writer)]))
+        model.set_logger(Logger(folder=None, output_formats=[SummaryWriterFormat(self.writer)]))
         return model
 
     # ------------------------------------------------------------------------------------------ phase 2
@@ -345,10 +327,6 @@ class TwoPhaseTrainer:
             return {}
         return self.monitor.measure(sample_features(self.cache.grids, 4096, seed=0))
 
-    def _log_encoder_stats(self, step: int) -> None:
-        for key, value in self._encoder_stats().items():
-            self.writer.add_scalar(f"encoder/{key}", value, step)
-
     # ------------------------------------------------------------------------------------------ training
     @property
     def total_episodes(self) -> int:
@@ -405,50 +383,6 @@ class TwoPhaseTrainer:
             self._log_trajectories()
         if self._progress is not None:
             self._progress.update(c.episodes - episodes_before, phase=c.phase, fps=fps)
-
-    def _log_rollout(self, fps: float) -> None:
-        c, w = self.counters, self.writer
-        step = c.steps
-        w.add_scalar("charts/phase", c.phase, step)
-        w.add_scalar("charts/fps", fps, step)
-        w.add_scalar("charts/episodes", c.episodes, step)
-        episodes = self.recorder.stats.pop()
-        if len(episodes["is_success"]):
-            w.add_scalar("charts/episode_return", float(np.nanmean(episodes["return"])), step)
-            w.add_scalar("charts/episode_length", float(np.nanmean(episodes["length"])), step)
-            for key in EPISODE_METRICS:
-                tag = _CHART_TAGS.get(key, key)
-                w.add_scalar(f"charts/{tag}", float(episodes[key].mean()), step)
-        s = {**self.model.last_rollout_stats, **(self.curiosity.last_stats if self.curiosity is not None else {})}
-        keys = (
-            "intrinsic_mean",
-            "intrinsic_std",
-            "intrinsic_raw_mean",
-            "intrinsic_return_std",
-            "intrinsic_advantage_std",
-            "extrinsic_advantage_std",
-        )
-        for key in keys:
-            if key in s:
-                w.add_scalar(f"curiosity/{key}", s[key], step)
-        if self.curiosity is None:
-            return
-        if "intrinsic_value_loss" in s:
-            w.add_scalar("losses/intrinsic_value", s["intrinsic_value_loss"], step)
-        if "forward_loss" in s:
-            w.add_scalar("losses/forward", s["forward_loss"], step)
-        for key in ("feature_std", "effective_rank"):
-            if f"encoder_{key}" in s:
-                w.add_scalar(f"encoder/{key}", s[f"encoder_{key}"], step)
-        if "refresh_seconds" in s:
-            w.add_scalar("encoder/refresh_seconds", s["refresh_seconds"], step)
-
-    def _log_trajectories(self, n: int = 8) -> None:
-        frames = [self.env.render_agent(i, "last") for i in range(min(n, self.env.num_envs))]
-        frames = [f for f in frames if f is not None]
-        if frames:
-            grid = trajectory_grid(frames)
-            self.writer.add_image("trajectories/last_episodes", grid, self.counters.steps, dataformats="HWC")
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, periodic: bool = False) -> Path:
@@ -551,57 +485,9 @@ class TwoPhaseTrainer:
         torch.set_num_threads(self._previous_threads)
 
 
-#: TensorBoard names of episode metrics under ``charts/`` (others keep their info key).
-_CHART_TAGS = {"is_success": "success_rate", "near_flicker_fraction": "near_flicker"}
-
-
 def _flag(name: str) -> str:
     """The command-line flag of a (dotted) config field: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
     return "--" + name.replace("_", "-")
-
-
-def ppo_arguments(cfg: TwoPhaseConfig) -> tuple[str, dict[str, Any]]:
-    """The SB3 policy name and PPO keyword arguments of ``cfg`` (hyperparameters, policy network, seed), as given
-    to :class:`CuriosityPPO` (and to a plain SB3 ``PPO`` baseline of the same config)."""
-    p = cfg.ppo
-    policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
-    if cfg.policy == "lstm":
-        policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
-    kwargs = dict(
-        learning_rate=p.learning_rate,
-        n_steps=p.n_steps,
-        batch_size=p.batch_size,
-        n_epochs=p.n_epochs,
-        gamma=p.gamma,
-        gae_lambda=p.gae_lambda,
-        clip_range=p.clip_range,
-        ent_coef=p.ent_coef,
-        vf_coef=p.vf_coef,
-        max_grad_norm=p.max_grad_norm,
-        policy_kwargs=policy_kwargs,
-        seed=cfg.seed,
-        verbose=0,
-    )
-    return ("MultiInputLstmPolicy" if cfg.policy == "lstm" else "MultiInputPolicy"), kwargs
-
-
-def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
-    """CleanRL-style run name ``{task}__{exp_name}__{seed}__{unix time}``."""
-    return f"{task_id(cfg.task)}__{cfg.exp_name}__{cfg.seed}__{int(time.time() if timestamp is None else timestamp)}"
-
-
-def _hparams_markdown(cfg: TwoPhaseConfig) -> str:
-    rows = []
-
-    def walk(d: dict, prefix: str = "") -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                rows.append(f"|{prefix}{k}|{v}|")
-
-    walk(config_to_dict(cfg))
-    return "|param|value|\n|-|-|\n" + "\n".join(rows)
 
 
 __all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "ppo_arguments", "run_name"]

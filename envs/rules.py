@@ -1,0 +1,98 @@
+"""The navigation task rules: action sets, :class:`NavRules` (what a caller chooses) and :class:`NavConfig` (the
+task and its rules, validated), shared by :class:`~envs.core.NavCore` and the environments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from envs.goals import ImageGoalMode
+from envs.world import ObservationMode, TaskName
+
+ActionMode = Literal["grid", "egocentric"]
+
+#: Action names in index order (``"stop"`` is appended when ``stop_action=True``).
+GRID_ACTIONS: tuple[str, ...] = ("up", "down", "left", "right")
+EGOCENTRIC_ACTIONS: tuple[str, ...] = ("forward", "turn_left", "turn_right")
+STOP = "stop"
+
+
+@dataclass(frozen=True)
+class NavRules:
+    """The task rules a caller chooses (everything but the task itself; see :class:`~envs.image_nav_env.ImageNavEnv`).
+
+    Each field's docstring is also its help text where a CLI config composes these rules
+    (``techniques.rl_navigation.config.TwoPhaseConfig``, flags ``--patch-radius`` ...). Validated in
+    :class:`NavConfig`.
+    """
+
+    actions: ActionMode = "grid"
+    """action set: 'grid' (up/down/left/right) or 'egocentric' (forward/turn left/turn right)"""
+    stop_action: bool = False
+    """add a STOP action (success then needs STOP within the success radius; the -v1 tasks always have it)"""
+    observation: ObservationMode = "mean"
+    """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window; 'pixels': uint8 crops, no encoder
+    (the Pixels tasks set it)"""
+    patch_radius: int = 1
+    """observed window radius in cells (and the forward model's feature window)"""
+    success_radius: int = 1
+    """success within this Manhattan distance (cells) of the goal"""
+    min_start_distance: int = 8
+    """minimum start distance from the goal (cells)"""
+    include_position: bool = False
+    """add the agent's normalised (row, col) to the observation"""
+    include_heading: bool = False
+    """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
+    success_reward: float = 1.0
+    """reward of the successful step"""
+    step_penalty: float = 0.01
+    """reward -step_penalty at every step"""
+    distance_reward_scale: float = 0.0
+    """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
+    image_goal: ImageGoalMode = "object"
+    """where image goals are drawn: the centre cell of an object ('object') or any cell ('any')"""
+
+
+@dataclass(frozen=True)
+class NavConfig(NavRules):
+    """Task rules shared by the environments: the task and its :class:`NavRules`, validated."""
+
+    task: TaskName = "imagenav"
+    """'imagenav' (image goal) or 'objectnav' (object goal)"""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "task": ("imagenav", "objectnav"),
+            "actions": ("grid", "egocentric"),
+            "observation": ("mean", "window", "pixels"),
+            "image_goal": ("object", "any"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.patch_radius < 0:
+            raise ValueError(f"patch_radius must be >= 0 cells, got {self.patch_radius}")
+        if self.success_radius < 0:
+            raise ValueError(f"success_radius must be >= 0 cells, got {self.success_radius}")
+        if self.min_start_distance <= self.success_radius:
+            raise ValueError(
+                f"min_start_distance ({self.min_start_distance}) must exceed success_radius ({self.success_radius}) "
+                "so that no episode starts solved"
+            )
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        base = GRID_ACTIONS if self.actions == "grid" else EGOCENTRIC_ACTIONS
+        return (*base, STOP) if self.stop_action else base
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.action_names)
+
+    @property
+    def needs_encoder(self) -> bool:
+        return self.observation != "pixels"
+
+
+__all__ = ["EGOCENTRIC_ACTIONS", "GRID_ACTIONS", "STOP", "ActionMode", "NavConfig", "NavRules"]

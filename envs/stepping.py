@@ -1,0 +1,149 @@
+"""One array-level step of all agents of :class:`~envs.core.NavCore`: the move (grid or egocentric; the border
+blocks it), the reward, termination, truncation and the info dicts (:data:`INFO_KEYS`, plus the episode summary and
+``success_within_<k>`` for :data:`SUCCESS_DISTANCES` when an episode ends).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from envs import metrics
+from envs.episodes import FLICKER_BLOCK
+from envs.rendering import HEADING_DELTAS
+
+#: Distances (cells) at which ``success_within_<k>`` is reported in the info of an episode's last step.
+SUCCESS_DISTANCES: tuple[int, ...] = (0, 1, 2)
+
+_HEADING_DR = np.array([d[0] for d in HEADING_DELTAS], dtype=np.int64)
+_HEADING_DC = np.array([d[1] for d in HEADING_DELTAS], dtype=np.int64)
+# grid actions up/down/left/right(/stop): row and column step, and the heading they leave the agent with (-1: keep)
+_GRID_DR = np.array([-1, 1, 0, 0, 0], dtype=np.int64)
+_GRID_DC = np.array([0, 0, -1, 1, 0], dtype=np.int64)
+_GRID_HEADING = np.array([0, 2, 3, 1, -1], dtype=np.int64)
+# egocentric actions forward/turn_left/turn_right(/stop)
+_EGO_TURN = np.array([0, -1, 1, 0], dtype=np.int64)
+_EGO_FORWARD = np.array([1, 0, 0, 0], dtype=np.int64)
+
+INFO_KEYS: tuple[str, ...] = (
+    "is_success",
+    "distance_to_goal",
+    "spl",
+    "soft_spl",
+    "coverage",
+    "path_length",
+    "scene_index",
+    "variant_index",
+    "position",
+    "heading",
+    "near_flicker",
+)
+
+
+class SteppingMixin:
+    """The step of :class:`~envs.core.NavCore` (mixed in; uses its config, world and agent arrays)."""
+
+    # ------------------------------------------------------------------------------------------ stepping
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Apply one action per agent. ``-> rewards (N,) float64, terminated (N,), truncated (N,), infos``.
+
+        Every info holds ``distance_to_goal``, the shortest-path distance in cells. Infos of agents whose episode
+        ended also carry ``info["episode"] = {"r", "l", "t"}``, ``info["near_flicker_fraction"]`` (fraction of the
+        episode's steps that ended next to a flickering object) and ``info["success_within_<k>"]`` for ``k`` in
+        :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called within ``k`` cells of the goal (habitat-lab's
+        success at distance ``k``); without one, the episode ended within ``k`` cells.
+        """
+        cfg = self.config
+        a = np.asarray(actions).astype(np.int64, copy=False).reshape(-1)
+        if a.shape != (self.n,):
+            raise ValueError(f"expected {self.n} actions, got an array of shape {np.shape(actions)}")
+        if a.min() < 0 or a.max() >= cfg.n_actions:
+            raise ValueError(f"actions must be in [0, {cfg.n_actions}) ({', '.join(cfg.action_names)}), got {a}")
+        if cfg.actions == "grid":
+            dr, dc = _GRID_DR[a], _GRID_DC[a]
+            new_heading = _GRID_HEADING[a]
+            self.heading = np.where(new_heading >= 0, new_heading, self.heading)
+        else:
+            self.heading = (self.heading + _EGO_TURN[a]) % 4
+            forward = _EGO_FORWARD[a]
+            dr, dc = _HEADING_DR[self.heading] * forward, _HEADING_DC[self.heading] * forward
+        row = np.minimum(np.maximum(self.row + dr, 0), self.h - 1)  # the border blocks the move
+        col = np.minimum(np.maximum(self.col + dc, 0), self.w - 1)
+        self.path_length += (row != self.row) | (col != self.col)
+        self.row, self.col = row, col
+        self.steps += 1
+        agents = self._agents
+        self.visited_count += ~self.visited[agents, row, col]
+        self.visited[agents, row, col] = True
+        self.trail[agents, np.minimum(self.steps, self.max_episode_steps), 0] = row
+        self.trail[agents, np.minimum(self.steps, self.max_episode_steps), 1] = col
+        previous = self.distance
+        self.distance = self.distance_at(agents, row, col)
+        within = self.distance <= cfg.success_radius
+        if cfg.stop_action:
+            terminated = a == self.stop_index
+            success = terminated & within
+        else:
+            success = terminated = within
+        truncated = ~terminated & (self.steps >= self.max_episode_steps)
+        reward = success * cfg.success_reward - cfg.step_penalty
+        if cfg.distance_reward_scale:
+            reward = reward + cfg.distance_reward_scale * (previous - self.distance)
+        self.episode_return += reward
+        if self.world.variant_mode == "flicker":  # elsewhere the near-flicker grid is all False
+            self.near_flicker_steps += self._near_flicker[self.scene, row, col]
+            slot = self.steps % FLICKER_BLOCK
+            for i in np.flatnonzero(slot == 0):
+                self.flicker_seq[i] = self.flicker_rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
+            self.variant = self.flicker_seq[agents, slot]
+        infos = self._infos(agents, success)
+        for i in np.flatnonzero(terminated | truncated):
+            infos[i]["episode"] = {
+                "r": round(float(self.episode_return[i]), 6),
+                "l": int(self.steps[i]),
+                "t": round(time.perf_counter() - float(self.episode_start[i]), 6),
+            }
+            infos[i]["near_flicker_fraction"] = float(self.near_flicker_steps[i] / self.steps[i])
+            ended = not cfg.stop_action or a[i] == self.stop_index
+            for k in SUCCESS_DISTANCES:
+                infos[i][f"success_within_{k}"] = bool(ended and self.distance[i] <= k)
+        return reward, terminated, truncated, infos
+
+    def _infos(self, idx: np.ndarray, success: np.ndarray) -> list[dict[str, Any]]:
+        distance, start, path = self.distance[idx], self.start_distance[idx], self.path_length[idx]
+        scene, row, col = self.scene[idx], self.row[idx], self.col[idx]
+        columns = zip(
+            success.tolist(),
+            distance.tolist(),
+            metrics.spl(success, start, path).tolist(),
+            metrics.soft_spl(distance, start, path).tolist(),
+            (self.visited_count[idx] / self.n_cells).tolist(),
+            path.tolist(),
+            scene.tolist(),
+            self.variant[idx].tolist(),
+            zip(row.tolist(), col.tolist()),
+            self.heading[idx].tolist(),
+            self._near_flicker[scene, row, col].tolist(),
+        )
+        # a dict display per agent (the keys of INFO_KEYS, in order) is the cheapest way to build N dicts
+        return [
+            {
+                "is_success": ok,
+                "distance_to_goal": d,
+                "spl": spl,
+                "soft_spl": soft,
+                "coverage": cov,
+                "path_length": p,
+                "scene_index": s,
+                "variant_index": v,
+                "position": pos,
+                "heading": h,
+                "near_flicker": nf,
+            }
+            for ok, d, spl, soft, cov, p, s, v, pos, h, nf in columns
+        ]
+
+
+__all__ = ["INFO_KEYS", "SUCCESS_DISTANCES", "SteppingMixin"]
