@@ -47,9 +47,9 @@ def test_probability_of_improvement_hand_cases():
 
 
 def test_one_interval_helper_in_the_codebase():
-    from experiments.studies import common
+    from experiments.studies import navigation
 
-    assert common.mean_ci is statistics.mean_ci and common.fmt_ci is statistics.fmt_ci
+    assert navigation.mean_ci is statistics.mean_ci and navigation.fmt_ci is statistics.fmt_ci
     summary = evaluation.summarize(
         evaluation.EpisodeResults(*(np.array([0.0, 1.0, 1.0]) for _ in range(12)))  # every metric
     )

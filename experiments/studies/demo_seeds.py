@@ -23,17 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.studies.common import (
-    eval_summary,
-    fmt_ci,
-    markdown_table,
-    mean_ci,
-    parse_study_config,
-    run_seconds,
-    run_two_phase,
-    write_outputs,
-)
-from techniques.rl_navigation.statistics import fmt_interval, iqm_ci, probability_of_improvement
+from experiments.studies.config import parse_study_config
+from experiments.studies.launch import LaunchOptions, launch
+from experiments.studies.outputs import markdown_table, write_outputs
+from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds, two_phase_config
+from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.demo_seeds")
 
@@ -42,7 +36,7 @@ BASELINE = "random walk"
 
 
 @dataclass
-class DemoSeedsConfig:
+class DemoSeedsConfig(LaunchOptions):
     """The demo (``two_phase --preset demo``) once per seed, aggregated over the seeds."""
 
     out: Path = Path("runs/demo_seeds")
@@ -101,14 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
         raise SystemExit(f"error: --seeds must be distinct seeds, e.g. --seeds 1 2 3 4; got {list(cfg.seeds)}")
     t0 = time.perf_counter()
-    per_seed: dict[int, dict] = {}
-    seconds: dict[int, float] = {}
-    for seed in cfg.seeds:
-        logger.info("demo_seeds: seed %d (%d of %d)", seed, len(per_seed) + 1, len(cfg.seeds))
-        args = ["--preset", cfg.budget, "--seed", str(seed), "--device", cfg.device]
-        run_dir = run_two_phase(cfg.out / "runs" / f"seed{seed}", args)
-        per_seed[seed] = eval_summary(run_dir)
-        seconds[seed] = run_seconds(run_dir)
+    fields = {"device": cfg.device}
+    runs = {k: cfg.out / "runs" / f"seed{k}" for k in cfg.seeds}
+    launch(
+        [TwoPhaseRun(two_phase_config(cfg.budget, {**fields, "seed": k, "run_dir": d})) for k, d in runs.items()],
+        cfg,
+        cfg.out,
+    )
+    per_seed = {k: eval_summary(d) for k, d in runs.items()}
+    seconds = {k: run_seconds(d) for k, d in runs.items()}
     summary = aggregate(per_seed)
     text = table(summary, per_seed)
     episodes = next(iter(next(iter(per_seed.values())).values()))["success"]["n"]

@@ -38,7 +38,9 @@ import torch
 
 from encoders.train.config import PRESETS, PretrainConfig
 from encoders.utils.config import replace_nested
-from experiments.studies.common import fmt_ci, markdown_table, mean_ci, parse_study_config, save_json
+from experiments.studies.config import parse_study_config
+from experiments.studies.outputs import markdown_table, save_json
+from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger("experiments.studies.encoder_recipe")
 

@@ -18,6 +18,7 @@ variant (the signal of a move): ``noise / signal`` per scene, mean and 95% t-int
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -28,32 +29,24 @@ from typing import Any
 
 import numpy as np
 
-from experiments.studies.common import (
-    SMOKE_RL,
-    RLSettings,
-    RLStudyConfig,
-    bar_chart,
-    fmt_ci,
-    markdown_table,
-    mean_ci,
-    new_figure,
-    phase_args,
-    run_arm,
-    run_seconds,
-    save_figure,
-    start_rl_study,
-    write_outputs,
-)
-from techniques.rl_navigation.statistics import fmt_interval, iqm_ci, probability_of_improvement
+from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.figures import bar_chart, new_figure, save_figure
+from experiments.studies.launch import launch
+from experiments.studies.outputs import markdown_table, save_json, write_outputs
+from experiments.studies.two_phase_runs import TwoPhaseRun, run_seconds, torch_threads
+from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.flicker")
 
-ARMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("pixels", "PPO + pixel curiosity", ("--curiosity.space", "pixels")),
-    ("semantic", "PPO + semantic curiosity", ("--curiosity.space", "semantic")),
-    ("ppo", "PPO, extrinsic only", ("--curiosity.space", "none", "--intrinsic-coef", "0")),
+#: (arm, table label, ``TwoPhaseConfig`` fields); the first arm's run also evaluates a random walk.
+ARMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("pixels", "PPO + pixel curiosity", {"curiosity.space": "pixels"}),
+    ("semantic", "PPO + semantic curiosity", {"curiosity.space": "semantic"}),
+    ("ppo", "PPO, extrinsic only", {"curiosity.space": "none", "intrinsic_coef": 0.0}),
 )
 METRICS = ("near_flicker", "coverage", "success")
+SPLITS = ("train", "test")
+EVAL_FILE = "study_flicker.json"
 
 
 @dataclass
@@ -99,6 +92,36 @@ def flicker_episodes(run_dir: Path, split: str, episodes: int, random_walk: bool
     results = run_episodes(env, act, episodes, max_frames=0)
     env.close()
     return {m: float(np.mean(getattr(results, m))) for m in METRICS}
+
+
+@dataclass
+class FlickerRun(TwoPhaseRun):
+    """A flicker arm's two_phase run, then the near-flicker evaluation of its final policy (and of a random walk,
+    ``random_walk``) on the train and test scenes, ``episodes`` each, written to ``<run_dir>/study_flicker.json``
+    (``{"episodes", "policy": {split: metrics}, "random walk": {split: metrics}}``)."""
+
+    episodes: int = 64
+    random_walk: bool = False
+
+    def _evaluation(self) -> dict[str, Any] | None:
+        path = self.run_dir / EVAL_FILE
+        data = json.loads(path.read_text()) if path.exists() else None
+        wanted = data is not None and data["episodes"] == self.episodes and ("random walk" in data) == self.random_walk
+        return data if wanted else None
+
+    def done(self) -> bool:
+        return self.trained() and self._evaluation() is not None
+
+    def __call__(self) -> None:
+        super().__call__()
+        if self._evaluation() is not None:
+            return
+        with torch_threads(self.cfg.torch_threads):
+            data: dict[str, Any] = {"episodes": self.episodes}
+            data["policy"] = {split: flicker_episodes(self.run_dir, split, self.episodes) for split in SPLITS}
+            if self.random_walk:
+                data["random walk"] = {s: flicker_episodes(self.run_dir, s, self.episodes, True) for s in SPLITS}
+        save_json(data, self.run_dir / EVAL_FILE)
 
 
 def target_noise(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -238,19 +261,26 @@ def figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(FlickerConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
-    raw: dict[str, dict[str, dict[str, dict[str, float]]]] = {"train": {}, "test": {}}
+    subruns = [
+        FlickerRun(arm_run(cfg, base, cfg.task, arm, {**f, **cfg.rl.episodes(False)}, seed).cfg, cfg.episodes, k == 0)
+        for seed in range(1, cfg.seeds + 1)
+        for k, (arm, _, f) in enumerate(ARMS)
+    ]
+    launch(subruns, cfg, cfg.out)
+    raw: dict[str, dict[str, dict[str, dict[str, float]]]] = {split: {} for split in SPLITS}
     seconds: dict[str, list[float]] = {}
-    for seed in range(1, cfg.seeds + 1):
-        first = None
-        for arm, label, flags in ARMS:
-            logger.info("flicker: %s / seed %d", arm, seed)
-            run_dir = run_arm(cfg.out, base, cfg.task, arm, [*flags, *phase_args(cfg.rl, False)], seed)
-            seconds.setdefault(arm, []).append(run_seconds(run_dir))
-            first = first or run_dir
-            for split in raw:
-                raw[split].setdefault(label, {})[str(seed)] = flicker_episodes(run_dir, split, cfg.episodes)
-        for split in raw:
-            raw[split].setdefault("random walk", {})[str(seed)] = flicker_episodes(first, split, cfg.episodes, True)
+    for run in subruns:
+        arm, seed = run.cfg.exp_name, str(run.cfg.seed)
+        label = next(label for a, label, _ in ARMS if a == arm)
+        seconds.setdefault(arm, []).append(run_seconds(run.run_dir))
+        evaluation = json.loads((run.run_dir / EVAL_FILE).read_text())
+        for split in SPLITS:
+            raw[split].setdefault(label, {})[seed] = evaluation["policy"][split]
+        if "random walk" in evaluation:
+            for split in SPLITS:
+                raw[split].setdefault("random walk", {})[seed] = evaluation["random walk"][split]
+    for split in SPLITS:  # the random walk last, as in the tables
+        raw[split]["random walk"] = raw[split].pop("random walk")
     summary = summarize(raw)
     semantic_run = cfg.out / "runs" / cfg.task / "semantic__seed1"
     noise_text, noise_summary = noise_table(target_noise(semantic_run))
@@ -273,7 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ARMS", "BUDGETS", "FlickerConfig", "flicker_episodes", "main", "noise_table", "summarize", "target_noise"]
+__all__ = [
+    "ARMS",
+    "BUDGETS",
+    "FlickerConfig",
+    "FlickerRun",
+    "flicker_episodes",
+    "main",
+    "noise_table",
+    "summarize",
+    "target_noise",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

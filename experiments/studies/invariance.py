@@ -35,19 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from experiments.studies.common import (
-    DEFAULT_ENCODERS_DIR,
-    bar_chart,
-    distilled_student,
-    fmt_ci,
-    markdown_table,
-    mean_ci,
-    new_figure,
-    parse_study_config,
-    pretrained_encoder,
-    save_figure,
-    write_outputs,
-)
+from experiments.studies.config import parse_study_config
+from experiments.studies.figures import bar_chart, new_figure, save_figure
+from experiments.studies.outputs import markdown_table, write_outputs
+from experiments.studies.shared_encoders import DEFAULT_ENCODERS_DIR, distilled_student, pretrained_encoder
+from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger("experiments.studies.invariance")
 

@@ -25,44 +25,34 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from experiments.studies.common import (
-    SMOKE_RL,
-    RLStudyConfig,
-    bar_chart,
-    binned_curves,
-    curve_by_episodes,
-    eval_summary,
-    markdown_table,
-    new_figure,
-    phase_args,
-    plot_band,
-    run_arm,
-    run_seconds,
-    save_figure,
-    start_rl_study,
-    write_outputs,
-)
+from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.curves import binned_curves, curve_by_episodes
+from experiments.studies.figures import bar_chart, new_figure, plot_band, save_figure
+from experiments.studies.launch import launch
+from experiments.studies.outputs import markdown_table, write_outputs
+from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.navigation")
 
 METRICS = ("success", "spl", "coverage")
 
-#: (arm, two_phase flags, has phase 2). Rows of the table come from the arms' evaluations, see ``ROWS``.
-ARMS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("ppo", ("--curiosity.space", "none", "--intrinsic-coef", "0"), False),
-    ("semantic_p1", ("--curiosity.space", "semantic"), False),
-    ("two_phase", ("--curiosity.space", "semantic", "--curiosity.target-mode", "ema"), True),
-    ("pixels", ("--curiosity.space", "pixels"), False),
-    ("inverse", ("--curiosity.space", "inverse"), False),
-    ("random", ("--curiosity.space", "random"), False),
-    ("rnd", ("--curiosity.space", "rnd"), False),
-    ("goal_distance", ("--curiosity.space", "none", "--intrinsic-coef", "0", "--goal-distance-reward", "1.0"), False),
-    ("pure_curiosity", ("--curiosity.space", "semantic", "--extrinsic-coef", "0"), False),
-    ("lstm", ("--curiosity.space", "semantic", "--policy", "lstm"), False),
+#: (arm, ``TwoPhaseConfig`` fields, has phase 2). Rows of the table come from the arms' evaluations, see ``ROWS``.
+ARMS: tuple[tuple[str, dict[str, Any], bool], ...] = (
+    ("ppo", {"curiosity.space": "none", "intrinsic_coef": 0.0}, False),
+    ("semantic_p1", {"curiosity.space": "semantic"}, False),
+    ("two_phase", {"curiosity.space": "semantic", "curiosity.target_mode": "ema"}, True),
+    ("pixels", {"curiosity.space": "pixels"}, False),
+    ("inverse", {"curiosity.space": "inverse"}, False),
+    ("random", {"curiosity.space": "random"}, False),
+    ("rnd", {"curiosity.space": "rnd"}, False),
+    ("goal_distance", {"curiosity.space": "none", "intrinsic_coef": 0.0, "goal_distance_reward": 1.0}, False),
+    ("pure_curiosity", {"curiosity.space": "semantic", "extrinsic_coef": 0.0}, False),
+    ("lstm", {"curiosity.space": "semantic", "policy": "lstm"}, False),
 )
 
 #: Table rows: (label, arm, evaluated policy label in the arm's summary_test.json).
@@ -107,10 +97,10 @@ BUDGETS = {
 }
 
 
-def arm_flags(cfg: NavigationConfig, arm: str) -> list[str]:
-    """two_phase flags of ``arm`` (curiosity settings and the episode split)."""
-    flags, phase2 = next((f, p) for a, f, p in ARMS if a == arm)
-    return [*flags, *phase_args(cfg.rl, phase2)]
+def arm_fields(cfg: NavigationConfig, arm: str) -> dict[str, Any]:
+    """``TwoPhaseConfig`` fields of ``arm`` (curiosity settings and the episode split)."""
+    fields, phase2 = next((f, p) for a, f, p in ARMS if a == arm)
+    return {**fields, **cfg.rl.episodes(phase2)}
 
 
 def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -230,13 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(a for a, _, _ in ARMS)}")
     t_runs = time.perf_counter()
+    subruns: list[TwoPhaseRun] = []
     runs: dict[str, dict[str, dict[int, Path]]] = {}
     for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every arm
         for task in cfg.tasks:
             for arm in cfg.arms:
-                logger.info("navigation: %s / %s / seed %d", task, arm, seed)
-                run_dir = run_arm(cfg.out, base, task, arm, arm_flags(cfg, arm), seed)
-                runs.setdefault(task, {}).setdefault(arm, {})[seed] = run_dir
+                subruns.append(arm_run(cfg, base, task, arm, arm_fields(cfg, arm), seed))
+                runs.setdefault(task, {}).setdefault(arm, {})[seed] = subruns[-1].run_dir
+    launch(subruns, cfg, cfg.out)
     raw = collect(runs)
     summary = summarize(raw)
     seconds = {

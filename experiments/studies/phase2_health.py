@@ -22,26 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.studies.common import (
-    SMOKE_RL,
-    RLSettings,
-    RLStudyConfig,
-    binned_curves,
-    curve_by_episodes,
-    eval_summary,
-    fmt_ci,
-    markdown_table,
-    mean_ci,
-    new_figure,
-    phase_args,
-    plot_band,
-    read_scalars,
-    run_arm,
-    run_seconds,
-    save_figure,
-    start_rl_study,
-    write_outputs,
-)
+from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.curves import binned_curves, curve_by_episodes, read_scalars
+from experiments.studies.figures import new_figure, plot_band, save_figure
+from experiments.studies.launch import launch
+from experiments.studies.outputs import markdown_table, write_outputs
+from experiments.studies.two_phase_runs import eval_summary, run_seconds
+from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger("experiments.studies.phase2_health")
 
@@ -153,14 +140,17 @@ def figure(cfg: Phase2HealthConfig, runs: dict[str, dict[int, Path]], path: Path
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(Phase2HealthConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
     runs: dict[str, dict[int, Path]] = {}
-    raw: dict[str, dict[str, dict[str, float]]] = {}
+    subruns = []
     for seed in range(1, cfg.seeds + 1):
         for target in cfg.targets:
-            logger.info("phase2_health: target %s / seed %d", target, seed)
-            flags = ["--curiosity.space", "semantic", "--curiosity.target-mode", target, *phase_args(cfg.rl, True)]
-            run_dir = run_arm(cfg.out, base, cfg.task, f"target_{target}", flags, seed)
-            runs.setdefault(target, {})[seed] = run_dir
-            raw.setdefault(target, {})[str(seed)] = seed_metrics(run_dir, cfg.rl.phase1_episodes)
+            fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **cfg.rl.episodes(True)}
+            subruns.append(arm_run(cfg, base, cfg.task, f"target_{target}", fields, seed))
+            runs.setdefault(target, {})[seed] = subruns[-1].run_dir
+    launch(subruns, cfg, cfg.out)
+    raw = {
+        t: {str(seed): seed_metrics(d, cfg.rl.phase1_episodes) for seed, d in seeds.items()}
+        for t, seeds in runs.items()
+    }
     summary = {t: {m: mean_ci([v[m] for v in seeds.values()]) for m in METRICS} for t, seeds in raw.items()}
     seconds = {t: [run_seconds(d) for d in seeds.values()] for t, seeds in runs.items()}
     wall = time.perf_counter() - t0

@@ -1,0 +1,211 @@
+"""Study configs: ``--budget`` presets over a study's dataclass config, and the settings the RL studies share
+(``--rl.*``), from which each arm's ``experiments.two_phase`` sub-run is built through the config API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from experiments.studies.launch import LaunchOptions, check_options
+from experiments.studies.shared_encoders import DEFAULT_ENCODERS_DIR, pretrained_encoder
+from experiments.studies.two_phase_runs import TwoPhaseRun, two_phase_config
+
+T = TypeVar("T")
+S = TypeVar("S", bound="RLStudyConfig")
+
+
+def parse_study_config(
+    cls: type[T],
+    argv: Sequence[str] | None,
+    budgets: Mapping[str, Mapping[str, Any]],
+    description: str,
+    default_budget: str = "cpu",
+) -> T:
+    """Parse a study config: ``--budget NAME`` (default ``default_budget``) applies a named budget (a preset),
+    other flags override it."""
+    import sys
+
+    from encoders.utils.config import parse_config
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    rewritten: list[str] = []
+    for a in args:
+        if a == "--budget":
+            rewritten.append("--preset")
+        elif a.startswith("--budget="):
+            rewritten.append("--preset=" + a.split("=", 1)[1])
+        else:
+            rewritten.append(a)
+    presets = {name: {**values, "budget": name} for name, values in budgets.items()}
+    return parse_config(cls, rewritten, presets=presets, description=description, default_preset=default_budget)
+
+
+@dataclass
+class RLSettings:
+    """The ``experiments.two_phase`` settings shared by a study's sub-runs (``--rl.*``); arms add their own."""
+
+    preset: str = "demo"
+    """two_phase preset the settings below override"""
+    encoder: str = "vit_mini_patch14"
+    """encoder architecture (the tiny pretrained encoder's)"""
+    encoder_weights: str | None = None
+    """encoder checkpoint; none: the shared tiny pretrained encoder (cpu budget) or random init (smoke)"""
+    image_size: int = 168
+    """scene side in pixels (168 with patch 14: 12x12 cells)"""
+    n_train_scenes: int = 16
+    """procedural training scenes"""
+    n_eval_scenes: int = 16
+    """held-out test scenes of the final evaluation"""
+    min_start_distance: int = 5
+    """minimum start distance from the goal (cells)"""
+    max_episode_steps: int = 60
+    """time limit per episode"""
+    phase1_episodes: int = 600
+    """episodes of phase 1"""
+    phase2_episodes: int = 300
+    """episodes of phase 2 (arms without phase 2 train phase1 + phase2 episodes in phase 1, same total)"""
+    n_envs: int = 16
+    """parallel agents"""
+    n_steps: int = 64
+    """PPO rollout length per agent"""
+    batch_size: int = 256
+    """PPO and forward-model minibatch size"""
+    intrinsic_coef: float = 0.5
+    """scale of the normalised intrinsic reward"""
+    observation: Literal["mean", "window"] = "mean"
+    """feature observation: 'mean' (window-mean features, what the README's study tables used) or 'window'"""
+    patch_radius: int = 1
+    """observed window radius in cells"""
+    include_heading: bool = False
+    """add the last move's direction to the observation (the demo preset does)"""
+    eval_episodes: int = 96
+    """episodes of the final held-out evaluation, per policy"""
+    torch_threads: int = 1
+    """torch CPU threads per run"""
+    device: str = "auto"
+    """device of the encoder / forward model"""
+
+    def overrides(self, weights: str | None) -> dict[str, Any]:
+        """``TwoPhaseConfig`` fields of these settings over :attr:`preset` (``weights`` overrides
+        :attr:`encoder_weights`), dotted keys for nested ones."""
+        return {
+            "pretrain": False,
+            "encoder": self.encoder,
+            "encoder_weights": (weights or self.encoder_weights) or None,
+            "image_size": self.image_size,
+            "n_train_scenes": self.n_train_scenes,
+            "n_eval_scenes": self.n_eval_scenes,
+            "min_start_distance": self.min_start_distance,
+            "max_episode_steps": self.max_episode_steps,
+            "n_envs": self.n_envs,
+            "ppo.n_steps": self.n_steps,
+            "ppo.batch_size": self.batch_size,
+            "curiosity.forward_batch_size": self.batch_size,
+            "intrinsic_coef": self.intrinsic_coef,
+            "observation": self.observation,
+            "patch_radius": self.patch_radius,
+            "eval_episodes": self.eval_episodes,
+            "torch_threads": self.torch_threads,
+            "device": self.device,
+            "checkpoint_every": 100_000,
+            "trajectory_every": 0,
+            "include_heading": self.include_heading,
+        }
+
+    def episodes(self, phase2: bool) -> dict[str, int]:
+        """Episode fields: ``phase1 + phase2`` episodes of phase 1 only, or the two phases (same total either way)."""
+        if phase2:
+            return {"phase1_episodes": self.phase1_episodes, "phase2_episodes": self.phase2_episodes}
+        return {"phase1_episodes": self.phase1_episodes + self.phase2_episodes, "phase2_episodes": 0}
+
+
+@dataclass
+class RLStudyConfig(LaunchOptions):
+    """The fields every RL study takes (each study subclasses it, overriding ``out`` and ``rl`` defaults), and how
+    its sub-runs are launched (:class:`~experiments.studies.launch.LaunchOptions`)."""
+
+    out: Path = Path("runs/studies")
+    """output folder"""
+    budget: str = "cpu"
+    """budget name (set by --budget: smoke | cpu)"""
+    seeds: int = 5
+    """seeds per arm (1..N; rliable's intervals need several)"""
+    encoders_dir: Path = DEFAULT_ENCODERS_DIR
+    """shared encoders (the tiny pretrained one is built here once)"""
+    official_weights: str | None = None
+    """use this checkpoint of --official-arch as the encoder instead of the tiny pretrained one"""
+    official_arch: str = "dinov2_vits14"
+    """architecture of --official-weights"""
+    rl: RLSettings = field(default_factory=RLSettings)
+
+
+#: RL settings of the smoke budget (seconds per sub-run, random-init pico encoder).
+SMOKE_RL: dict[str, Any] = {
+    "rl.preset": "smoke",
+    "rl.encoder": "vit_pico_patch14",
+    "rl.image_size": 112,
+    "rl.n_train_scenes": 1,
+    "rl.n_eval_scenes": 1,
+    "rl.min_start_distance": 3,
+    "rl.max_episode_steps": 8,
+    "rl.phase1_episodes": 4,
+    "rl.phase2_episodes": 4,
+    "rl.n_envs": 4,
+    "rl.n_steps": 8,
+    "rl.batch_size": 32,
+    "rl.eval_episodes": 4,
+}
+
+
+def study_encoder_weights(rl: RLSettings, budget: str, encoders_dir: Path) -> str | None:
+    """Encoder weights of a study's sub-runs: explicit ``--rl.encoder-weights``; else the shared tiny pretrained
+    encoder (built if missing) except in the smoke budget (random init unless it already exists)."""
+    if rl.encoder_weights:
+        return rl.encoder_weights
+    weights = encoders_dir / "pretrain" / "run" / "teacher_backbone.pth"
+    if budget == "smoke" or rl.encoder != "vit_mini_patch14":
+        return str(weights) if weights.exists() and rl.encoder == "vit_mini_patch14" else None
+    return str(pretrained_encoder(encoders_dir, rl.image_size))
+
+
+def start_rl_study(
+    config_cls: type[S], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
+) -> tuple[S, str | None, dict[str, Any], float]:
+    """The start every RL study shares: parse its config (budget presets), set up logging, let
+    ``--official-weights`` replace the encoder, resolve the sub-runs' encoder weights. Returns the config, those
+    weights (None: random init), the ``TwoPhaseConfig`` fields shared by its sub-runs and the start time
+    (``time.perf_counter()``)."""
+    from encoders.utils.logging import setup_logging
+
+    cfg = parse_study_config(config_cls, argv, budgets, description)
+    setup_logging()
+    t0 = time.perf_counter()
+    if cfg.official_weights:
+        cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
+    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
+    check_options(cfg)
+    return cfg, weights, cfg.rl.overrides(weights), t0
+
+
+def arm_run(
+    cfg: RLStudyConfig, base: Mapping[str, Any], task: str, arm: str, fields: Mapping[str, Any], seed: int
+) -> TwoPhaseRun:
+    """The sub-run ``<out>/runs/<task>/<arm>__seed<seed>``: ``cfg.rl.preset`` with ``base`` (the study's shared
+    fields), then the task and arm name, the arm's ``fields`` and the seed."""
+    run_dir = cfg.out / "runs" / task / f"{arm}__seed{seed}"
+    values = {**base, "task": task, "exp_name": arm, **fields, "seed": seed, "run_dir": run_dir}
+    return TwoPhaseRun(two_phase_config(cfg.rl.preset, values))
+
+
+__all__ = [
+    "SMOKE_RL",
+    "RLSettings",
+    "RLStudyConfig",
+    "arm_run",
+    "parse_study_config",
+    "start_rl_study",
+    "study_encoder_weights",
+]
