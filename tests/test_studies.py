@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from experiments.studies import demo_seeds, flicker, invariance, navigation, phase2_health
+from experiments.studies.curves import binned_curves
 
 
 def test_binned_curves_average_per_seed_then_over_seeds():
     curves = [(np.array([0.0, 1.0, 6.0]), np.array([1.0, 3.0, 10.0])), (np.array([2.0, 7.0]), np.array([4.0, 20.0]))]
-    x, mean, half = curves.binned_curves(curves, np.array([0.0, 5.0, 10.0]))
+    x, mean, half = binned_curves(curves, np.array([0.0, 5.0, 10.0]))
     np.testing.assert_allclose(x, [2.5, 7.5])
     np.testing.assert_allclose(mean, [3.0, 15.0])  # bin 0: seeds 2.0 and 4.0; bin 1: 10 and 20
     assert half[0] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2), rel=1e-4)
