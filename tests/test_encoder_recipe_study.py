@@ -4,6 +4,7 @@ the baselines, the table, and reuse of finished runs."""
 from __future__ import annotations
 
 import json
+import pickle
 
 from experiments.studies import encoder_recipe
 
@@ -35,6 +36,14 @@ def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
     capsys.readouterr()
     assert encoder_recipe.main(argv) == 0  # finished runs are reused, not retrained
     assert summary.stat().st_mtime_ns == stamp
+    # a sub-run without its scores is evaluated again (its pretraining reused), the others are reused
+    (out / "runs" / "paired__s0" / encoder_recipe.SCORES_FILE).unlink()
+    assert encoder_recipe.main(argv) == 0
+    assert summary.stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text())["settings"] == results["settings"]
+    # what --workers and --launcher slurm send to another process: a picklable description
+    subrun = encoder_recipe.RecipeRun(encoder_recipe.EncoderRecipeConfig(out=out), "laptop", 0, {"plain": out})
+    assert pickle.loads(pickle.dumps(subrun)) == subrun and subrun.run_dir == out / "runs" / "laptop__s0"
     assert encoder_recipe.main(["--budget", "smoke", "--out", str(out), "--settings", "nope"]) == 2
 
 

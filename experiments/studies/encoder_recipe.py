@@ -25,6 +25,7 @@ finished run is reused and an interrupted one resumed, so the command can be re-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -39,10 +40,13 @@ import torch
 from encoders.train.config import PRESETS, PretrainConfig
 from encoders.utils.config import replace_nested
 from experiments.studies.config import parse_study_config
+from experiments.studies.launch import LaunchOptions, check_options, launch
 from experiments.studies.outputs import markdown_table, save_json
 from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger("experiments.studies.encoder_recipe")
+
+SCORES_FILE = "study_scores.json"
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class EncoderRecipeConfig:
+class EncoderRecipeConfig(LaunchOptions):
     """Pretrain an encoder per setting and seed, evaluate it frozen on four object sets next to hand-made baselines."""
 
     out: Path = Path("runs/studies/encoder_recipe")
@@ -428,39 +432,98 @@ def table(results: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+@dataclass
+class RecipeRun:
+    """One (setting, seed) of the sweep as a sub-run: its pretraining run folder (``setting`` ``"supervised"``: the
+    supervised reference) and the frozen k-NN scores of its backbone on the evaluation sets ``roots``, written to
+    ``<run_dir>/study_scores.json``. A finished pretraining is reused, an interrupted one resumed."""
+
+    study: EncoderRecipeConfig
+    setting: str
+    seed: int
+    roots: dict[str, Path]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.study.out / "runs" / f"{self.setting}__s{self.seed}"
+
+    def check(self) -> None:
+        if self.setting != "supervised" and self.setting not in SETTINGS:
+            raise ValueError(f"unknown settings ['{self.setting}']; choose from {', '.join(SETTINGS)}")
+
+    def _scores(self) -> dict[str, Any] | None:
+        path = self.run_dir / SCORES_FILE
+        data = json.loads(path.read_text()) if path.exists() else None
+        same_sets = data is not None and data["roots"] == {k: str(v) for k, v in self.roots.items()}
+        return data if same_sets and (self.run_dir / "study_summary.json").exists() else None
+
+    def done(self) -> bool:
+        return self._scores() is not None
+
+    def result(self) -> dict[str, Any]:
+        """``{"scores", "pretraining"}`` of the finished sub-run."""
+        data = self._scores()
+        if data is None:
+            raise FileNotFoundError(f"{self.run_dir} holds no finished sub-run; rerun the study")
+        return {"scores": data["scores"], "pretraining": json.loads((self.run_dir / "study_summary.json").read_text())}
+
+    def __call__(self) -> None:
+        from encoders.eval.features import backbone_feature_fn, load_frozen_encoder
+        from encoders.train.distributed import resolve_device
+
+        if self.done():
+            return
+        if self.setting == "supervised":
+            backbone, _ = supervised_reference(self.study, self.seed)
+        else:
+            backbone, _ = pretrain(self.study, self.setting, self.seed)
+        device = resolve_device(self.study.device)
+        arch = json.loads((self.run_dir / "study_summary.json").read_text()).get("arch", "vit_mini_patch14")
+        model = load_frozen_encoder(arch, str(backbone), device)
+        scores = evaluate(backbone_feature_fn(model), "cls", self.roots, model.patch_size, device)
+        logger.info("%s seed %d: %s", self.setting, self.seed, {k: round(v, 3) for k, v in scores.items()})
+        save_json({"roots": {k: str(v) for k, v in self.roots.items()}, "scores": scores}, self.run_dir / SCORES_FILE)
+
+
+def _distils(subrun: RecipeRun) -> bool:
+    return bool(subrun.setting in SETTINGS and SETTINGS[subrun.setting].distill_from)
+
+
 def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
-    """Pretrain and evaluate every (setting, seed); write ``results.json`` and ``table.md``; return the results."""
-    from encoders.eval.features import backbone_feature_fn, load_frozen_encoder
+    """Pretrain and evaluate every (setting, seed) as sub-runs (:class:`RecipeRun`, launched by ``--launcher`` /
+    ``--workers``); write ``results.json`` and ``table.md``; return the results."""
     from encoders.train.distributed import resolve_device
 
-    unknown = [s for s in cfg.settings if s not in SETTINGS]
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; choose from {', '.join(SETTINGS)}")
     if not cfg.seeds:
         raise ValueError("--seeds needs at least one seed")
-    device = resolve_device(cfg.device)
+    subruns = [RecipeRun(cfg, "supervised", cfg.seeds[0], {})] if cfg.supervised else []
+    subruns += [RecipeRun(cfg, name, seed, {}) for name in cfg.settings for seed in cfg.seeds]
+    for subrun in subruns:
+        subrun.check()
+    check_options(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     roots = eval_roots(cfg)
+    for kind in {SETTINGS[s.setting].data if s.setting in SETTINGS else "objects" for s in subruns}:
+        pretraining_data(cfg, kind)  # written once here, not by sub-runs at the same time
+    subruns = [dataclasses.replace(s, roots=roots) for s in subruns]
     path = cfg.out / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     if "baselines" not in results:
-        results["baselines"] = baselines(roots, device)
-    results.setdefault("settings", {})
-    if cfg.supervised:
-        seed = cfg.seeds[0]
-        backbone, summary = supervised_reference(cfg, seed)
-        model = load_frozen_encoder("vit_mini_patch14", str(backbone), device)
-        scores = evaluate(backbone_feature_fn(model), "cls", roots, model.patch_size, device)
-        results.setdefault("supervised", {})[str(seed)] = {"scores": scores, "pretraining": summary}
+        results["baselines"] = baselines(roots, resolve_device(cfg.device))
         save_json(results, path)
-    for name in cfg.settings:
-        for seed in cfg.seeds:
-            backbone, summary = pretrain(cfg, name, seed)
-            model = load_frozen_encoder(summary.get("arch", "vit_mini_patch14"), str(backbone), device)
-            scores = evaluate(backbone_feature_fn(model), "cls", roots, model.patch_size, device)
-            results["settings"].setdefault(name, {})[str(seed)] = {"scores": scores, "pretraining": summary}
-            save_json(results, path)
-            logger.info("%s seed %d: %s", name, seed, {k: round(v, 3) for k, v in scores.items()})
+    # distillations after their teachers (two waves: a teacher is one folder, never written by two sub-runs at once)
+    planned = {(s.setting, s.seed) for s in subruns}
+    teachers = sorted({(SETTINGS[s.setting].distill_from, s.seed) for s in subruns if _distils(s)} - planned)
+    first = [s for s in subruns if not _distils(s)] + [RecipeRun(cfg, t, seed, roots) for t, seed in teachers]
+    launch(first, cfg, cfg.out)
+    launch([s for s in subruns if _distils(s)], cfg, cfg.out)
+    results.setdefault("settings", {})
+    for s in subruns:
+        if s.setting == "supervised":
+            results.setdefault("supervised", {})[str(s.seed)] = s.result()
+        else:
+            results["settings"].setdefault(s.setting, {})[str(s.seed)] = s.result()
+    save_json(results, path)
     text = table(results)
     (cfg.out / "table.md").write_text(text + "\n")
     return results
