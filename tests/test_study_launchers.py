@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from experiments.studies import navigation
-from experiments.studies.config import arm_run
+from experiments.studies.config import arm_run, parse_study_config
 from experiments.studies.curves import read_scalars
 from experiments.studies.launch import LaunchOptions, check_options, launch
 from techniques.rl_navigation.trainer import TwoPhaseTrainer
@@ -133,3 +133,27 @@ def test_bad_launch_options_fail_before_any_subrun(tmp_path):
     with pytest.raises(ValueError, match="same run folder"):
         launch([bad, bad], LaunchOptions(), tmp_path)
     assert not (tmp_path / "runs").exists()
+
+
+def test_slurm_options_become_the_job_arrays_parameters(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    from experiments.studies.launch import submitit_executor
+
+    cfg = parse_study_config(
+        navigation.NavigationConfig,
+        ["--launcher", "slurm", "--slurm.partition", "gpu", "--slurm.time", "120", "--slurm.gpus", "1"],
+        navigation.BUDGETS,
+        "",
+    )
+    monkeypatch.setenv("PATH", "")  # no srun: a clear error, before anything is submitted
+    with pytest.raises(ValueError, match=r"--launcher slurm: .*srun"):
+        submitit_executor(cfg, tmp_path / "jobs")
+    srun = tmp_path / "bin" / "srun"  # a stand-in, so that submitit builds its SLURM executor here
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", str(srun.parent))
+    params = submitit_executor(cfg, tmp_path / "jobs")._executor.parameters
+    assert params["partition"] == "gpu" and params["time"] == 120 and params["gpus_per_node"] == 1
+    assert params["cpus_per_task"] == 2 and params["ntasks_per_node"] == 1 and params["array_parallelism"] == 64
+    assert params["signal_delay_s"] == 120 and "account" not in params

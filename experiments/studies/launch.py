@@ -187,7 +187,10 @@ def submitit_executor(options: LaunchOptions, folder: Path) -> Any:
         ) from e
     s = options.slurm
     cluster = "slurm" if options.launcher == "slurm" else "local"
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=s.max_requeues)
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=s.max_requeues)
+    except RuntimeError as e:  # no srun on this machine
+        raise ValueError(f"--launcher slurm: {e} Run on a SLURM login node, or use --workers N here") from e
     params: dict[str, Any] = {
         "name": "semnav-study",
         "timeout_min": s.time,
