@@ -87,6 +87,9 @@ class RLSettings:
     """torch CPU threads per run"""
     device: str = "auto"
     """device of the encoder / forward model"""
+    checkpoint_every: int = 100_000
+    """checkpoint period in rollouts (default: only the phase-1-end and final checkpoints; on a cluster with time
+    limits or preemption e.g. 25, so that a requeued sub-run loses little)"""
 
     def overrides(self, weights: str | None) -> dict[str, Any]:
         """``TwoPhaseConfig`` fields of these settings over :attr:`preset` (``weights`` overrides
@@ -110,7 +113,7 @@ class RLSettings:
             "eval_episodes": self.eval_episodes,
             "torch_threads": self.torch_threads,
             "device": self.device,
-            "checkpoint_every": 100_000,
+            "checkpoint_every": self.checkpoint_every,
             "trajectory_every": 0,
             "include_heading": self.include_heading,
         }
