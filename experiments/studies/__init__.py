@@ -22,5 +22,10 @@ Every study takes ``--seeds N`` and writes ``config.json``, ``raw.json`` (per-se
 ``table.md`` (mean ± 95% t-interval over seeds) and PNG figures to ``--out``; RL sub-runs are ordinary
 ``experiments.two_phase`` run folders under ``<out>/runs/``. The shared encoders (a tiny ``vit_mini_patch14``
 pretrained on procedural scenes, and its distilled ``vit_pico_patch14`` student) are built once into
-``runs/studies/encoders/`` (``--encoders-dir``) and reused. Shared helpers live in :mod:`experiments.studies.common`.
+``runs/studies/encoders/`` (``--encoders-dir``) and reused.
+
+Every study with sub-runs takes ``--workers N`` (local processes) or ``--launcher slurm --slurm.*`` (SLURM jobs
+through submitit) with the same results and run folders (``docs/studies.md``). Shared modules: ``config`` (budgets,
+``--rl.*`` settings), ``two_phase_runs`` (two_phase sub-runs from the config API), ``launch`` (the launchers),
+``shared_encoders``, ``outputs`` (result files), ``curves`` (TensorBoard learning curves), ``figures``.
 """
