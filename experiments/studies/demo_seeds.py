@@ -6,8 +6,9 @@ held-out results aggregated over the seeds (the README's demo table comes from t
 
 Every seed is a complete demo run (its own pretrained encoder, phase 1, phase 2 and the held-out evaluation of
 the phase-1-end and phase-2-end policies and a random walk on the same episodes) in ``<out>/runs/seed<k>``,
-reused when it already finished with the same arguments. A seed makes a run repeat exactly only on the same
-machine with the same torch build (thread count and CPU kernels change float rounding, and RL amplifies it), so
+reused when it already finished with the same config (resumed when interrupted). A seed makes a run repeat exactly
+only on the same machine with the same torch build (thread count and CPU kernels change float rounding, and RL
+amplifies it), so
 the table reports the mean over seeds with a 95% Student-t interval over the per-seed means, the per-seed
 successes, each policy's success minus the random walk's, paired by seed, and rliable's interquartile mean of the
 per-seed successes (stratified-bootstrap 95% interval) with the probability that the policy's success beats the
