@@ -21,7 +21,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def save_json(data: Any, path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON (atomically), NaN written as ``null``."""
-    from encoders.checkpoint import atomic_write_text
+    from encoders.utils.io import atomic_write_text
 
     return atomic_write_text(json.dumps(_nan_to_none(data), indent=2) + "\n", Path(path))
 
@@ -40,8 +40,8 @@ def write_outputs(
     out: Path, cfg: Any, raw: Any, results: Mapping[str, Any], table: str, wall_s: float, notes: Sequence[str] = ()
 ) -> None:
     """``config.json``, ``raw.json``, ``results.json`` (with the wall time) and ``table.md`` in ``out``."""
-    from encoders.checkpoint import atomic_write_text
     from encoders.utils.config import save_config
+    from encoders.utils.io import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
