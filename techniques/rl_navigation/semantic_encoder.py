@@ -206,13 +206,9 @@ class SemanticEncoder(nn.Module):
         once per distinct (scene, variant) of the batch, the window means are taken on those ``U`` grids and only
         then gathered per transition, so memory is ``O(U h w D)``, not ``O(B h w D)``.
         """
-        pair = np.asarray(scene_idx, dtype=np.int64) * cache.n_variants + np.asarray(variant_idx, dtype=np.int64)
-        unique, inverse = np.unique(pair.reshape(-1), return_inverse=True)
+        unique, inverse = distinct_grids(cache.n_variants, scene_idx, variant_idx)
         means = self.top_block_window_means(cache, unique // cache.n_variants, unique % cache.n_variants, radius)
-        dev = means.device
-        index = torch.from_numpy(inverse.reshape(-1)).to(dev)
-        r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev).reshape(-1)
-        c = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=dev).reshape(-1)
+        index, r, c = cell_indices(inverse, rows, cols, means.device)
         return means[index, r, c]  # (B, D)
 
     def deferred_window_features(
@@ -233,6 +229,26 @@ class SemanticEncoder(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Export the backbone in the official key format (atomic) with a JSON sidecar naming the architecture."""
         return save_backbone(self.backbone, path, name=self.name, overrides=self.overrides)
+
+
+def distinct_grids(n_variants: int, scene_idx: np.ndarray, variant_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (scene, variant) grids of ``B`` states: ``unique (U,)`` flat grid ids ``scene * n_variants +
+    variant`` (sorted) and ``inverse (B,)``, each state's position in ``unique``."""
+    pair = np.asarray(scene_idx, dtype=np.int64).reshape(-1) * n_variants
+    pair = pair + np.asarray(variant_idx, dtype=np.int64).reshape(-1)
+    unique, inverse = np.unique(pair, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+def cell_indices(
+    inverse: np.ndarray, rows: np.ndarray, cols: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(grid, row, col)`` long index tensors ``(B,)`` on ``device`` that gather each state's cell from ``(U, h, w,
+    D)`` window means (``inverse`` from :func:`distinct_grids`)."""
+    index = torch.from_numpy(np.asarray(inverse, dtype=np.int64).reshape(-1)).to(device)
+    r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=device).reshape(-1)
+    c = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=device).reshape(-1)
+    return index, r, c
 
 
 class DeferredWindowFeatures:
@@ -273,15 +289,12 @@ class DeferredWindowFeatures:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.encoder, self.cache, self.radius, self.batch_size = encoder, cache, int(radius), int(batch_size)
         s, v, h, w, d = cache.grids.shape
-        pair = np.asarray(scene_idx, dtype=np.int64).reshape(-1) * v + np.asarray(variant_idx, dtype=np.int64).ravel()
-        unique, inverse = np.unique(pair, return_inverse=True)
+        unique, inverse = distinct_grids(v, scene_idx, variant_idx)
         self.scenes, self.variants = unique // v, unique % v  # (U,)
         device = encoder.device
         current = cache.window_mean(self.radius).view(s * v, h, w, d)[torch.from_numpy(unique)]
         self.means = current.to(device, torch.float32).requires_grad_(True)  # (U, h, w, D) leaf
-        self._index = torch.from_numpy(inverse.reshape(-1)).to(device)  # (B,) into U
-        self._rows = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=device).reshape(-1)
-        self._cols = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=device).reshape(-1)
+        self._index, self._rows, self._cols = cell_indices(inverse, rows, cols, device)  # (B,) each
 
     def __len__(self) -> int:
         return len(self._index)
