@@ -178,6 +178,11 @@ def _add_field(parser: argparse.ArgumentParser, dest: str, flag: str, tp: Any, d
         )
 
 
+def field_flag(name: str) -> str:
+    """The command-line flag of a (dotted) config field: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
+    return "--" + name.replace("_", "-")
+
+
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
@@ -209,7 +214,7 @@ def add_dataclass_arguments(
             else:
                 add_dataclass_arguments(parser, tp, value, prefix=dest + ".", flag_prefix=flag_prefix + f.name + ".")
             continue
-        flag = "--" + (flag_prefix + f.name).replace("_", "-")
+        flag = field_flag(flag_prefix + f.name)
         _add_field(group, dest, flag, tp, value, docs.get(f.name, ""))
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 
-from encoders.utils.config import FlatSections, flat_section, is_flat_section
+from encoders.utils.config import FlatSections, field_flag, flat_section, is_flat_section
 from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
 from envs.rules import NavConfig, NavRules
@@ -405,10 +405,6 @@ FIELD_RANGES: dict[str, _Range] = {
 }
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
     """Every field of a config dataclass: its annotated type (Literal choices, bool, int, float, str) and, for
     numbers, :data:`FIELD_RANGES`."""
@@ -420,17 +416,17 @@ def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
             continue
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if origin is Literal and value not in args:
-            raise ValueError(f"{_flag(name)} must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise ValueError(f"{field_flag(name)} must be one of {', '.join(map(repr, args))}, got {value!r}")
         if hint is bool and not isinstance(value, bool):
-            raise ValueError(f"{_flag(name)} must be true or false, got {value!r}")
+            raise ValueError(f"{field_flag(name)} must be true or false, got {value!r}")
         numbers = value if origin is tuple else (value,)
         if hint in (int, float) or (origin is tuple and args and args[0] in (int, float)):
             for number in numbers:
                 if isinstance(number, bool) or not isinstance(number, (int, float)):
-                    raise ValueError(f"{_flag(name)} must be a number, got {value!r}")
+                    raise ValueError(f"{field_flag(name)} must be a number, got {value!r}")
                 allowed = FIELD_RANGES.get(name, _ANY)
                 if number not in allowed:
-                    raise ValueError(f"{_flag(name)} must be {allowed}, got {value!r}")
+                    raise ValueError(f"{field_flag(name)} must be {allowed}, got {value!r}")
 
 
 def check_config(cfg: TwoPhaseConfig) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from stable_baselines3.common.logger import Logger
 
-from encoders.utils.config import config_to_dict, get_nested, load_config, replace_nested, save_config
+from encoders.utils.config import config_to_dict, field_flag, get_nested, load_config, replace_nested, save_config
 from encoders.utils.io import atomic_save, load_file
 from encoders.utils.progress import Progress
 from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
@@ -465,15 +465,15 @@ class TwoPhaseTrainer(RunLoggingMixin):
         if refused:
             raise ValueError(
                 "cannot change "
-                + ", ".join(f"{_flag(k)} ({get_nested(saved, k)!r} -> {changed[k]!r})" for k in refused)
+                + ", ".join(f"{field_flag(k)} ({get_nested(saved, k)!r} -> {changed[k]!r})" for k in refused)
                 + f" when resuming {run_dir}: these settings shaped the training so far; start a new run for them. "
-                "A resume may change only " + ", ".join(_flag(k) for k in RESUME_OVERRIDABLE if k != "resume")
+                "A resume may change only " + ", ".join(field_flag(k) for k in RESUME_OVERRIDABLE if k != "resume")
             )
         cfg = replace_nested(saved, changed)
         checkpoint, _ = load_newest_checkpoint(run_dir)
         trainer = cls(cfg, run_dir, resume_from=checkpoint)  # checks the config first
         if changed:
-            applied = ", ".join(f"{_flag(k)} {get_nested(saved, k)!r} -> {v!r}" for k, v in changed.items())
+            applied = ", ".join(f"{field_flag(k)} {get_nested(saved, k)!r} -> {v!r}" for k, v in changed.items())
             logger.info("resuming with %s", applied)
         save_config(cfg, run_dir)
         return trainer
@@ -483,11 +483,6 @@ class TwoPhaseTrainer(RunLoggingMixin):
         self.writer.close()
         self.env.close()
         torch.set_num_threads(self._previous_threads)
-
-
-def _flag(name: str) -> str:
-    """The command-line flag of a (dotted) config field: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
-    return "--" + name.replace("_", "-")
 
 
 __all__ = ["RESUME_OVERRIDABLE", "Counters", "TrainResult", "TwoPhaseTrainer", "ppo_arguments", "run_name"]
