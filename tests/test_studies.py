@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -92,10 +93,13 @@ def test_flicker_smoke(tmp_path):
     results = _check_outputs(out, ("flicker.png",))
     for split in ("train", "test"):
         rows = results["summary"][split]
-        assert set(rows) == {label for _, label, _ in flicker.ARMS} | {"random walk"}
+        arms = flicker.BUDGETS["smoke"]["arms"]
+        assert set(rows) == {label for a, label, _ in flicker.ARMS if a in arms} | {"random walk"}
         assert 0.0 <= rows["random walk"]["near_flicker"]["mean"] <= 1.0
+        assert 0.0 <= rows["PPO + RND"]["less_flicker"]["p"] <= 1.0
     noise = results["target_noise"]
-    assert set(noise) == {"semantic", "pixels"}
+    assert set(noise) == {"semantic", "pixels", "rnd"}  # every curiosity space; extrinsic PPO has none
+    assert all(noise[space]["noise_to_signal"]["n"] == 2 for space in noise)  # one value per seed
     # only the flickering objects change between variants: pixel crops away from them are identical (ViT
     # features may still change a little everywhere, through attention)
     assert noise["pixels"]["noise_elsewhere"]["mean"] == pytest.approx(0.0, abs=1e-9)
@@ -129,6 +133,36 @@ def test_demo_seeds_aggregate_pairs_the_random_walk_by_seed():
     assert "| phase-2 end | 2 | 0.350 ± 0.635 |" in text and "0.400, 0.300 |" in text
     assert s["phase-2 end"]["improvement"]["p"] == pytest.approx(1.0)  # 0.4 and 0.3 both beat 0.2 and 0.2
     assert s["random walk"]["success_iqm"]["iqm"] == pytest.approx(0.2) and "improvement" not in s["random walk"]
+
+
+def test_navigation_summary_pairs_each_row_with_its_first_present_reference(monkeypatch):
+    for name in ("iqm_ci", "probability_of_improvement"):  # fewer bootstrap draws: the intervals are not checked
+        monkeypatch.setattr(navigation, name, functools.partial(getattr(navigation, name), reps=200))
+
+    def seeds(*success: float) -> dict[str, dict[str, float]]:
+        return {str(k + 1): {"success": v, "spl": v / 2, "coverage": 0.1, "soft_spl": 0} for k, v in enumerate(success)}
+
+    raw = {
+        "ObjectNav-v0": {
+            "random walk": seeds(0.2, 0.2, 0.3),
+            "PPO, extrinsic only": seeds(0.3, 0.4, 0.5),
+            "PPO + pixel curiosity": seeds(0.4, 0.4, 0.7),
+            "PPO + RND": seeds(0.1, 0.2, 0.3),
+        }
+    }
+    summary = navigation.summarize(raw)
+    rows = summary["ObjectNav-v0"]
+    assert "improvement" not in rows["random walk"]
+    # the semantic-curiosity row is absent, so the other curiosity spaces fall back to extrinsic PPO
+    assert rows["PPO + pixel curiosity"]["improvement"]["over"] == "PPO, extrinsic only"
+    diff = rows["PPO + pixel curiosity"]["success_diff"]  # per seed 0.1, 0.0, 0.2: mean 0.1, s 0.1, t(2) = 4.303
+    assert diff["mean"] == pytest.approx(0.1) and diff["ci95"] == pytest.approx(4.303 * 0.1 / 3**0.5, rel=1e-3)
+    assert rows["PPO + pixel curiosity"]["spl_diff"]["mean"] == pytest.approx(0.05)
+    assert rows["PPO + RND"]["success_diff"]["mean"] == pytest.approx(-0.2)
+    assert rows["PPO, extrinsic only"]["improvement"]["over"] == "random walk"
+    assert rows["PPO, extrinsic only"]["improvement"]["p"] == pytest.approx(8.5 / 9)  # one tie in 9 pairs
+    text = navigation.table(summary, 96)
+    assert "success - ref (paired)" in text and "| 0.100 ± 0.248 |" in text
 
 
 def test_demo_seeds_smoke(tmp_path):

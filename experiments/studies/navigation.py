@@ -71,11 +71,24 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("LSTM PPO + semantic curiosity", "lstm", "final"),
 )
 
-#: The row each row is compared with (probability of improvement).
-REFERENCE = {
-    "PPO, extrinsic only": "random walk",
-    "full two-phase": "full two-phase (phase-1 end)",
-    **{label: "PPO, extrinsic only" for label, _, _ in ROWS[2:] if label != "full two-phase"},
+SEMANTIC = "PPO + semantic curiosity (phase 1 only)"
+EXTRINSIC = "PPO, extrinsic only"
+#: The rows each row is compared with, in order of preference (the first one present is used): the probability of
+#: improvement on success and the paired difference over seeds. The other curiosity spaces are compared with the
+#: semantic one (the car-colour question), phase 2 with its own phase-1 end, the LSTM with the MLP policy of the same
+#: curiosity, the rest with extrinsic PPO; extrinsic PPO with the random walk.
+REFERENCE: dict[str, tuple[str, ...]] = {
+    EXTRINSIC: ("random walk",),
+    SEMANTIC: (EXTRINSIC,),
+    "full two-phase (phase-1 end)": (SEMANTIC, EXTRINSIC),
+    "full two-phase": ("full two-phase (phase-1 end)",),
+    "PPO + pixel curiosity": (SEMANTIC, EXTRINSIC),
+    "PPO + ICM (inverse-dynamics features)": (SEMANTIC, EXTRINSIC),
+    "PPO + random-encoder curiosity": (SEMANTIC, EXTRINSIC),
+    "PPO + RND": (SEMANTIC, EXTRINSIC),
+    "PPO + goal-distance reward": (EXTRINSIC,),
+    "pure curiosity (no extrinsic advantage)": (SEMANTIC, EXTRINSIC),
+    "LSTM PPO + semantic curiosity": (SEMANTIC, EXTRINSIC),
 }
 
 
@@ -124,8 +137,9 @@ def _scores(seeds: dict[str, dict[str, float]], metric: str) -> np.ndarray:
 
 
 def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, dict]]]:
-    """``{task: {row: {metric: mean_ci over seeds, "<metric>_iqm": iqm_ci, "improvement": P(row > reference)}}}``
-    (the probability of improvement on success, over the rows of :data:`REFERENCE` present)."""
+    """``{task: {row: {metric: mean_ci over seeds, "<metric>_iqm": iqm_ci, "improvement": P(row > reference),
+    "<metric>_diff": mean_ci of the paired per-seed differences row - reference}}}`` (the reference: the first row
+    of :data:`REFERENCE` present; the probability of improvement on success; differences over the shared seeds)."""
     out: dict[str, dict[str, dict[str, dict]]] = {}
     for task, rows in raw.items():
         out[task] = {}
@@ -133,10 +147,13 @@ def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[st
             s: dict[str, dict] = {m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl")}
             for m in ("success", "spl"):
                 s[f"{m}_iqm"] = iqm_ci(_scores(seeds, m))
-            ref = REFERENCE.get(row)
-            if ref in rows:
+            ref = next((r for r in REFERENCE.get(row, ()) if r in rows), None)
+            if ref is not None:
                 p = probability_of_improvement(_scores(seeds, "success"), _scores(rows[ref], "success"))
                 s["improvement"] = {**p, "over": ref}
+                shared = sorted(set(seeds) & set(rows[ref]), key=int)
+                for m in ("success", "spl"):
+                    s[f"{m}_diff"] = mean_ci([seeds[k][m] - rows[ref][k][m] for k in shared])
             out[task][row] = s
     return out
 
@@ -144,7 +161,8 @@ def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[st
 def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
     """One markdown table per task."""
     parts = []
-    header = ["policy", "seeds", "success", "success IQM", "SPL", "SPL IQM", "coverage", "P(success > ref)", "ref"]
+    header = ["policy", "seeds", "success", "success IQM", "SPL", "SPL IQM", "coverage"]
+    header += ["P(success > ref)", "success - ref (paired)", "SPL - ref (paired)", "ref"]
     for task, rows in summary.items():
         body = []
         for row, s in rows.items():
@@ -154,11 +172,13 @@ def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
             }
             imp = s.get("improvement")
             p = fmt_interval(imp["p"], imp["low"], imp["high"], 2) if imp else ""
-            cells = [fmt_ci(s["success"]), iqm["success"], fmt_ci(s["spl"]), iqm["spl"], fmt_ci(s["coverage"])]
-            body.append([row, str(s["success"]["n"]), *cells, p, imp["over"] if imp else ""])
+            cells = [fmt_ci(s["success"]), iqm["success"], fmt_ci(s["spl"]), iqm["spl"], fmt_ci(s["coverage"]), p]
+            cells += [fmt_ci(s[f"{m}_diff"]) if imp else "" for m in ("success", "spl")]
+            body.append([row, str(s["success"]["n"]), *cells, imp["over"] if imp else ""])
         parts.append(
             f"**{task}** (test split, {episodes} episodes per policy and seed; mean ± 95% t-interval over seeds; "
-            "IQM [stratified-bootstrap 95% interval]; probability of improvement over the reference row)\n\n"
+            "IQM [stratified-bootstrap 95% interval]; probability of improvement over the reference row and the "
+            "paired difference from it, same seeds and test episodes)\n\n"
             + markdown_table(header, body)
         )
     return "\n\n".join(parts)

@@ -150,6 +150,11 @@ class CuriosityLearner(Protocol):
 
     def errors(self, states: AgentStates, actions: np.ndarray, next_states: AgentStates) -> np.ndarray: ...
 
+    def prediction_targets(self, states: AgentStates) -> torch.Tensor:
+        """``(B, k)`` what the learner predicts for states reached: its error on them is the intrinsic reward (the
+        space in which a noisy TV is loud or quiet)."""
+        ...
+
     def update(
         self, states: AgentStates, actions: np.ndarray, next_states: AgentStates, generator: np.random.Generator
     ) -> dict[str, float]: ...

@@ -80,6 +80,11 @@ class ForwardModelTrainer:
         return torch.from_numpy(np.asarray(actions).reshape(-1)).long().to(self.device)
 
     @torch.no_grad()
+    def prediction_targets(self, states: AgentStates) -> torch.Tensor:
+        """``(B, D)`` the forward model's targets for ``states`` (the source's targets)."""
+        return self.source.targets(states).to(self.device)
+
+    @torch.no_grad()
     def errors(self, states: AgentStates, actions: np.ndarray, next_states: AgentStates) -> np.ndarray:
         """Per-transition prediction errors with the current model, shaped like ``actions`` (float64)."""
         shape = np.shape(actions)

@@ -106,6 +106,11 @@ class ICMLearner:
     def device(self) -> torch.device:
         return next(self.inverse.parameters()).device
 
+    def prediction_targets(self, states: AgentStates) -> torch.Tensor:
+        """``(B, embed_dim)`` ``phi`` of ``states``: the forward model predicts in this learned space (Pathak et al.
+        2017)."""
+        return self.forward.prediction_targets(states)
+
     def errors(self, states: AgentStates, actions: np.ndarray, next_states: AgentStates) -> np.ndarray:
         """Forward-model errors in ``phi``'s space, shaped like ``actions`` (float64)."""
         return self.forward.errors(states, actions, next_states)

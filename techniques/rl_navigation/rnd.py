@@ -77,6 +77,12 @@ class RNDTrainer:
         return (self.predictor(z) - self.target(z)).pow(2).mean(-1)
 
     @torch.no_grad()
+    def prediction_targets(self, states: AgentStates) -> torch.Tensor:
+        """``(B, k)`` the fixed random target network's output on ``states`` (what the predictor chases; Burda et
+        al. 2019)."""
+        return self.target(normalise_features(self.source.targets(states).to(self.device)))
+
+    @torch.no_grad()
     def errors(self, states: AgentStates, actions: np.ndarray, next_states: AgentStates) -> np.ndarray:
         """Per-transition novelty of the state reached, shaped like ``actions`` (float64)."""
         shape = np.shape(actions)
