@@ -178,8 +178,7 @@ def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
         parts.append(
             f"**{task}** (test split, {episodes} episodes per policy and seed; mean ± 95% t-interval over seeds; "
             "IQM [stratified-bootstrap 95% interval]; probability of improvement over the reference row and the "
-            "paired difference from it, same seeds and test episodes)\n\n"
-            + markdown_table(header, body)
+            "paired difference from it, same seeds and test episodes)\n\n" + markdown_table(header, body)
         )
     return "\n\n".join(parts)
 
