@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from encoders import create_model
 from experiments.studies import demo_seeds, flicker, invariance, navigation, phase2_health
 from experiments.studies.curves import binned_curves
 
@@ -58,11 +59,15 @@ def _check_outputs(out: Path, figures: tuple[str, ...]) -> dict:
 
 
 def test_invariance_smoke(tmp_path):
-    out = tmp_path / "inv"
-    _run(invariance.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    out, weights = tmp_path / "inv", tmp_path / "mine.pth"
+    torch.save(create_model("vit_pico_patch14").state_dict(), weights)
+    argv = ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")]
+    argv += ["--official-arch", "vit_pico_patch14", "--official-weights", str(weights), "--official-label", "mine"]
+    _run(invariance.main, argv)
     results = _check_outputs(out, ("invariance.png",))
     rows = results["summary"]
     assert "pixels" in rows and "random init (vit_pico_patch14) [cls]" in rows
+    assert "mine vit_pico_patch14 [cls]" in rows  # the checkpoint row, under its --official-label
     for metric in (*invariance.SIMILARITIES, *invariance.KNN):
         assert rows["pixels"][metric]["n"] == 2
     raw = json.loads((out / "raw.json").read_text())

@@ -71,6 +71,8 @@ class InvarianceConfig:
     """checkpoint of --official-arch ('official' downloads the DINOv2 release); none: skip that row"""
     official_arch: str = "dinov2_vits14"
     """registry name of the official checkpoint's architecture"""
+    official_label: str = "official"
+    """name of the --official-weights row (e.g. 'laptop-pretrained' for a checkpoint of this project's own)"""
     random_arch: str = "vit_mini_patch14"
     """architecture of the random-init baseline (the pretrained encoder's)"""
     image_size: int = 112
@@ -229,7 +231,7 @@ def encoder_list(cfg: InvarianceConfig) -> tuple[list[tuple[str, str, str | None
     elif cfg.build_encoders is False:
         notes.append(f"distilled student skipped: {student} missing")
     if cfg.official_weights:
-        rows.append((f"official {cfg.official_arch}", cfg.official_arch, cfg.official_weights))
+        rows.append((f"{cfg.official_label} {cfg.official_arch}", cfg.official_arch, cfg.official_weights))
     else:
         notes.append("no official checkpoint row: pass --official-weights PATH (or 'official') to add one")
     return rows, notes
