@@ -68,6 +68,7 @@ def test_invariance_smoke(tmp_path):
     rows = results["summary"]
     assert "pixels" in rows and "random init (vit_pico_patch14) [cls]" in rows
     assert "mine vit_pico_patch14 [cls]" in rows  # the checkpoint row, under its --official-label
+    assert rows["HOG"]["margin"]["n"] == 2  # the hand-made baseline
     for metric in (*invariance.SIMILARITIES, *invariance.KNN):
         assert rows["pixels"][metric]["n"] == 2
     raw = json.loads((out / "raw.json").read_text())

@@ -4,7 +4,8 @@ object in the same colour? And does k-NN classification survive randomised colou
     python -m experiments.studies.invariance --budget cpu --out runs/studies/invariance
     python -m experiments.studies.invariance --budget cpu --official-weights official   # + DINOv2 ViT-S/14
 
-Encoders: raw pixels (16x16 thumbnails, the baseline), a random-init ``vit_mini_patch14``, the tiny pretrained
+Encoders: raw pixels (16x16 thumbnails, the baseline), HOG (Dalal & Triggs 2005, 14 px cells, 9 bins: the strong
+hand-made baseline), a random-init ``vit_mini_patch14``, the tiny pretrained
 ``vit_mini_patch14`` (DINOv2 recipe on procedural scenes, built once into ``--encoders-dir``), the distilled
 ``vit_pico_patch14`` student, and ``--official-arch`` with ``--official-weights`` when given. Features: the
 normalised CLS token and the mean patch token (what the navigation environment pools).
@@ -239,13 +240,13 @@ def encoder_list(cfg: InvarianceConfig) -> tuple[list[tuple[str, str, str | None
 
 def run_seed(cfg: InvarianceConfig, seed: int, rows: Sequence[tuple[str, str, str | None]]) -> dict[str, dict]:
     """All numbers of one seed: ``{row label: {metric: value}}`` (a row per encoder and feature)."""
-    from encoders.eval.features import load_frozen_encoder, pixel_feature_fn
+    from encoders.eval.features import hog_feature_fn, load_frozen_encoder, pixel_feature_fn
 
     pairs = pair_images(cfg, seed)
     c, o, k = pairs.shape[:3]
     flat = pairs.reshape(-1, *pairs.shape[3:])
     sets = knn_sets(cfg, seed)
-    fns: list[tuple[str, FeatureFn]] = [("pixels", pixel_feature_fn(cfg.pixel_size))]
+    fns: list[tuple[str, FeatureFn]] = [("pixels", pixel_feature_fn(cfg.pixel_size)), ("HOG", hog_feature_fn())]
     for label, arch, weights in rows:
         torch.manual_seed(seed)  # the random init differs per seed
         model = load_frozen_encoder(arch, weights, cfg.device)
@@ -255,7 +256,7 @@ def run_seed(cfg: InvarianceConfig, seed: int, rows: Sequence[tuple[str, str, st
         feats = features_of(fn, flat, cfg.batch_size, cfg.device)
         knn = knn_scores(fn, cfg, seed, sets)
         for fname, f in feats.items():
-            row = label if fname == "pixels" else f"{label} [{fname}]"
+            row = label if len(feats) == 1 else f"{label} [{fname}]"
             centred = {f"{m}_centred": v for m, v in similarity_stats((f - f.mean(0)).reshape(c, o, k, -1)).items()}
             out[row] = {**similarity_stats(f.reshape(c, o, k, -1)), **centred, **knn[fname]}
     return out
