@@ -16,7 +16,8 @@ How loud is the TV in each space? On the training scenes, each curiosity run's f
 predicts for every state (``prediction_targets``: the forward model's targets, ICM's ``phi``, RND's random target;
 layer-normed, as the ``mse_ln`` loss sees them); these are compared between the flicker variants of the same cell
 (irreducible noise: nothing the agent does predicts the variant) and between neighbouring cells of one variant
-(the signal of a move): ``noise / signal`` per scene, a seed's mean over scenes, mean and 95% t-interval over seeds.
+(the signal of a move): ``noise / signal`` per scene (its mean over the seeds, which share the scenes), mean and
+95% t-interval over scenes.
 """
 
 from __future__ import annotations
@@ -204,13 +205,19 @@ NOISE_KEYS = ("noise_near_flicker", "noise_elsewhere", "move_signal", "noise_to_
 
 def noise_table(noise: dict[str, dict[str, dict[str, list[float]]]]) -> tuple[str, dict[str, dict[str, dict]]]:
     """Markdown table and summaries of :func:`target_noise` per curiosity space ``{space: {seed: per-scene
-    values}}``: a seed's value is its mean over scenes; mean ± 95% t-interval over seeds."""
+    values}}``. Every seed trains on the same scenes (``--scene-seed``), so a scene's value is its mean over the
+    seeds, and the interval is the 95% t-interval over scenes (a fixed space, pixels or a frozen encoder, gives the
+    same values in every seed)."""
     summary = {
-        space: {k: mean_ci([float(np.mean(v[k])) for v in seeds.values()]) for k in NOISE_KEYS}
+        space: {k: mean_ci(np.mean([v[k] for v in seeds.values()], axis=0)) for k in NOISE_KEYS}
         for space, seeds in noise.items()
     }
-    header = ["curiosity space", "seeds", "target change, flicker (near)", "elsewhere", "move signal", "noise / signal"]
-    rows = [[space, str(s["move_signal"]["n"]), *(fmt_ci(s[k]) for k in NOISE_KEYS)] for space, s in summary.items()]
+    header = ["curiosity space", "seeds", "scenes", "target change, flicker (near)", "elsewhere", "move signal"]
+    header.append("noise / signal")
+    rows = [
+        [space, str(len(noise[space])), str(s["move_signal"]["n"]), *(fmt_ci(s[k]) for k in NOISE_KEYS)]
+        for space, s in summary.items()
+    ]
     return markdown_table(header, rows), summary
 
 
@@ -321,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(summary, cfg.episodes) + (
         "\n\n**How loud the flicker is in each curiosity space** (on the training scenes, what each run's final "
         "learner predicts, layer-normed: MSE between flicker variants of a cell, and between neighbouring cells; a "
-        "seed's value is its mean over scenes; mean ± 95% t-interval over seeds)\n\n" + noise_text
+        "scene's value is its mean over the seeds; mean ± 95% t-interval over the scenes)\n\n" + noise_text
     )
     results = {"summary": summary, "target_noise": noise_summary, "run_seconds": seconds}
     write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
