@@ -15,6 +15,8 @@ import torch
 
 from experiments import two_phase
 from techniques.rl_navigation.feature_sources import AgentStates
+from techniques.rl_navigation.forward_model import ForwardModel, normalise_features
+from techniques.rl_navigation.forward_trainer import ForwardModelTrainer
 from techniques.rl_navigation.inverse_dynamics import ICMLearner
 from techniques.rl_navigation.rewards import GoalDistanceReward, goal_feature_distance
 from techniques.rl_navigation.rnd import RNDTrainer
@@ -106,6 +108,26 @@ class _ScriptedEnv:
         if dones[0]:
             infos[0]["terminal_observation"] = {"features": np.array([0.0, 1.0]), "goal": np.array([0.0, 1.0])}
         return self._obs(self.t), np.zeros(2, np.float32), dones, infos
+
+
+def test_prediction_targets_are_the_space_each_learner_rewards_in(one_thread):
+    """What each learner predicts for a state (the flicker study's noise-to-signal space): the forward model's
+    targets, ICM's ``phi`` of the features, RND's fixed random target of the normalised features."""
+    torch.manual_seed(0)
+    source, states = _TableSource(), _states([0, 1, 2, 3], [3, 2, 1, 0])
+    forward = ForwardModelTrainer(ForwardModel(source.dim, 4, hidden_dim=16), source)
+    torch.testing.assert_close(forward.prediction_targets(states), source.targets(states))
+    icm = ICMLearner(source, n_actions=4, embed_dim=5, hidden_dim=16, forward_hidden=16)
+    with torch.no_grad():
+        torch.testing.assert_close(icm.prediction_targets(states), icm.inverse.embed(source.features(states)))
+    rnd = RNDTrainer(source, out_dim=7, hidden_dim=16, seed=0)
+    with torch.no_grad():
+        expected = rnd.target(normalise_features(source.targets(states)))
+    torch.testing.assert_close(rnd.prediction_targets(states), expected)
+    # RND's bonus is the predictor's distance to exactly these targets
+    with torch.no_grad():
+        bonus = (rnd.predictor(normalise_features(source.targets(states))) - expected).pow(2).mean(-1)
+    np.testing.assert_allclose(rnd.errors(states, np.zeros(4, np.int64), states), bonus.double().numpy(), rtol=1e-6)
 
 
 def test_goal_distance_reward_pays_the_decrease_of_the_cosine_distance():
