@@ -141,6 +141,15 @@ def test_demo_seeds_aggregate_pairs_the_random_walk_by_seed():
     assert s["random walk"]["success_iqm"]["iqm"] == pytest.approx(0.2) and "improvement" not in s["random walk"]
 
 
+@pytest.mark.parametrize("study", [navigation, flicker])
+def test_an_unknown_arm_fails_before_any_encoder_work(tmp_path, study):
+    enc = tmp_path / "enc"
+    argv = ["--budget", "cpu", "--out", str(tmp_path / "out"), "--encoders-dir", str(enc), "--arms", "ppo", "bogus"]
+    with pytest.raises(ValueError, match=r"--arms: unknown arm\(s\) \['bogus'\]; choose from "):
+        study.main(argv)  # the cpu budget would pretrain the shared encoder into enc/ first if it got that far
+    assert not enc.exists() and not (tmp_path / "out").exists()
+
+
 def test_navigation_summary_pairs_each_row_with_its_first_present_reference(monkeypatch):
     for name in ("iqm_ci", "probability_of_improvement"):  # fewer bootstrap draws: the intervals are not checked
         monkeypatch.setattr(navigation, name, functools.partial(getattr(navigation, name), reps=200))

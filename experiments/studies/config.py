@@ -175,21 +175,30 @@ def study_encoder_weights(rl: RLSettings, budget: str, encoders_dir: Path) -> st
 
 
 def start_rl_study(
-    config_cls: type[S], argv: Sequence[str] | None, budgets: Mapping[str, Mapping[str, Any]], description: str
+    config_cls: type[S],
+    argv: Sequence[str] | None,
+    budgets: Mapping[str, Mapping[str, Any]],
+    description: str,
+    arms: Sequence[str] | None = None,
 ) -> tuple[S, str | None, dict[str, Any], float]:
-    """The start every RL study shares: parse its config (budget presets), set up logging, let
-    ``--official-weights`` replace the encoder, resolve the sub-runs' encoder weights. Returns the config, those
-    weights (None: random init), the ``TwoPhaseConfig`` fields shared by its sub-runs and the start time
-    (``time.perf_counter()``)."""
+    """The start every RL study shares: parse its config (budget presets), set up logging, check the launch
+    options and, when the study has ``arms`` (their names), that ``cfg.arms`` names only those; then let
+    ``--official-weights`` replace the encoder and resolve the sub-runs' encoder weights (which may pretrain the
+    shared encoder, so the checks come first). Returns the config, those weights (None: random init), the
+    ``TwoPhaseConfig`` fields shared by its sub-runs and the start time (``time.perf_counter()``)."""
     from encoders.utils.logging import setup_logging
 
     cfg = parse_study_config(config_cls, argv, budgets, description)
     setup_logging()
     t0 = time.perf_counter()
+    check_options(cfg)
+    if arms is not None:
+        unknown = sorted(set(cfg.arms) - set(arms))
+        if unknown:
+            raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(arms)}")
     if cfg.official_weights:
         cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
     weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
-    check_options(cfg)
     return cfg, weights, cfg.rl.overrides(weights), t0
 
 

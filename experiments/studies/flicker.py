@@ -288,10 +288,8 @@ def figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, weights, base, t0 = start_rl_study(FlickerConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
-    unknown = sorted(set(cfg.arms) - {a for a, _, _ in ARMS})
-    if unknown:
-        raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(a for a, _, _ in ARMS)}")
+    names = [a for a, _, _ in ARMS]
+    cfg, weights, base, t0 = start_rl_study(FlickerConfig, argv, BUDGETS, __doc__.split("\n\n")[0], arms=names)
     arms = [(arm, f) for arm, _, f in ARMS if arm in cfg.arms]
     subruns = [
         FlickerRun(arm_run(cfg, base, cfg.task, arm, {**f, **cfg.rl.episodes(False)}, seed).cfg, cfg.episodes, k == 0)

@@ -234,10 +234,8 @@ def heldout_figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, weights, base, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
-    unknown = sorted(set(cfg.arms) - {a for a, _, _ in ARMS})
-    if unknown:
-        raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(a for a, _, _ in ARMS)}")
+    names = [a for a, _, _ in ARMS]
+    cfg, weights, base, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0], arms=names)
     t_runs = time.perf_counter()
     subruns: list[TwoPhaseRun] = []
     runs: dict[str, dict[str, dict[int, Path]]] = {}
