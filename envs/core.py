@@ -78,14 +78,15 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
     def __init__(self, config: NavConfig, world: NavWorld, n_agents: int, max_episode_steps: int = MAX_EPISODE_STEPS):
         if n_agents < 1:
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
-        if config.needs_encoder and world.features is None:
+        if config.has_features and world.features is None:
             raise ValueError(
-                f"observation={config.observation!r} needs encoder features but the world has none; build it with an "
-                "encoder (build_world(encoder=...)) or use observation='pixels'"
+                f"observation={config.observation!r} needs features but the world has none; build it with "
+                f"build_world(observation={config.observation!r}, ...) (an encoder for 'mean' / 'window') or use "
+                "observation='pixels'"
             )
         if config.task == "objectnav" and world.object_goals is None:
             raise ValueError("task='objectnav' needs object goals; build the world with task='objectnav'")
-        if config.task == "objectnav" and config.needs_encoder and world.object_goals.vectors is None:
+        if config.task == "objectnav" and config.has_features and world.object_goals.vectors is None:
             raise ValueError("the world's object goals were not encoded; build the world with an encoder")
         self.config = config
         self.world = world
@@ -97,7 +98,8 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         self.stop_index = config.n_actions - 1 if config.stop_action else -1
         r = config.patch_radius
         self.window = 2 * r + 1
-        self.crop = self.window * self.patch_size
+        self.cell_pixels = config.pixel_cell or self.patch_size  # pixels per cell side of the pixel observations
+        self.crop = self.window * self.cell_pixels
         self._win_dr, self._win_dc = rotated_offsets(self.window, 1)
         self._rows_grid, self._cols_grid = np.mgrid[0 : self.h, 0 : self.w]
         self._goal_candidates = [
@@ -131,15 +133,21 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         """Numpy views into the (in-place refreshed) feature tensors; rebuilt after unpickling."""
         world, cfg = self.world, self.config
         self._wm = self._grid = self._goal_vecs = None
-        if world.features is not None and cfg.needs_encoder:
+        if world.features is not None and cfg.has_features:
             d = world.features.dim
             self._wm = world.features.window_mean_numpy(cfg.patch_radius).reshape(-1, d)  # (S*V*h*w, D)
             self._grid = world.features.grids_numpy().reshape(-1, d)  # (S*V*h*w, D)
             if world.object_goals is not None:
                 self._goal_vecs = world.object_goals.vectors.numpy().reshape(-1, d)  # (G*K, D)
-        self._crops_of = (
-            CellCrops(world.images, self.patch_size, cfg.patch_radius) if cfg.observation == "pixels" else None
-        )
+        self._crops_of = None
+        if cfg.observation == "pixels":
+            images = world.images
+            if self.cell_pixels != self.patch_size:  # area-average every scene once to cell_pixels per cell
+                size = (self.w * self.cell_pixels, self.h * self.cell_pixels)
+                flat = images.reshape(-1, *images.shape[2:])
+                small = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in flat]
+                images = np.stack(small).reshape(*images.shape[:2], size[1], size[0], 3)
+            self._crops_of = CellCrops(images, self.cell_pixels, cfg.patch_radius)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

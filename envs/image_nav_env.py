@@ -60,17 +60,23 @@ class ImageNavEnv(gym.Env):
       patch features (window clipped at the grid border); ``goal`` ``(D,)`` float32, the goal features.
     - ``observation="window"``: ``features`` ``(2r+1, 2r+1, D)`` float32, the full window (cells outside the grid are
       zeros); ``goal`` ``(D,)``. (SB3's checker warns about 3-D float boxes; use a custom features extractor.)
-    - ``observation="pixels"``: ``pixels`` ``Box(0, 255, (P, P, 3), uint8)`` with ``P = (2r+1) * patch_size``, the
-      crop around the agent (black outside the image), and ``goal_pixels`` (P, P, 3): the north-up crop at the goal
+    - ``observation="pixels"``: ``pixels`` ``Box(0, 255, (P, P, 3), uint8)`` with ``P = (2r+1) * patch_size`` (or
+      ``(2r+1) * pixel_cell``: the scenes area-averaged to ``pixel_cell`` pixels per cell), the crop around the agent
+      (black outside the image), and ``goal_pixels`` (P, P, 3): the north-up crop at the goal
       cell or the object image resized to ``P``. No encoder is needed.
+    - ``observation="oracle"``: ``features`` ``(2r+1, 2r+1, C)`` float32, the ground-truth description of every
+      window cell (object classes and background, :mod:`envs.oracle`; the same in every colour variant), and
+      ``goal`` ``(C,)``: the class one-hot (ObjectNav) or the window mean at the goal cell (ImageNav). No encoder.
     - ``include_position=True`` adds ``position`` ``(2,)`` float32 ``(row, col) / (h-1, w-1)`` in [0, 1];
       ``include_heading=True`` adds ``heading`` ``(4,)`` float32 one-hot (up, right, down, left).
 
     ## Rewards
 
-    Every step: ``-step_penalty`` (default 0.01), plus ``success_reward`` (default 1.0) on the successful step,
+    Every step: ``-step_penalty`` (default 0), plus ``success_reward`` (default 1.0) on the successful step,
     plus ``distance_reward_scale * (previous distance - new distance)`` (default 0, i.e. no shaping; 1.0 gives
-    +1 per cell closer and -1 per cell farther, as Habitat's distance-to-goal reward).
+    +1 per cell closer and -1 per cell farther, as Habitat's distance-to-goal reward). There is no step penalty by
+    default: the discount already favours short paths, and on the STOP tasks (``-v1``) a penalty per step makes an
+    immediate STOP the best reply of any policy that rarely succeeds, so the task could not be learned (docs/rl.md).
 
     ## Starting State
 
@@ -101,7 +107,8 @@ class ImageNavEnv(gym.Env):
 
     - ``task``: ``"imagenav"`` or ``"objectnav"``.
     - ``actions``: ``"grid"`` or ``"egocentric"``; ``stop_action``: add STOP (default False).
-    - ``observation``: ``"mean"``, ``"window"`` or ``"pixels"``; ``patch_radius``: window radius ``r`` (default 1).
+    - ``observation``: ``"mean"``, ``"window"``, ``"pixels"`` or ``"oracle"``; ``patch_radius``: window radius ``r``
+      (default 1).
     - ``include_position``, ``include_heading``: extra observation keys (default False).
     - ``success_radius``: cells (Manhattan, default 1); ``min_start_distance``: cells (default 8).
     - ``success_reward``, ``step_penalty``, ``distance_reward_scale``: see Rewards.

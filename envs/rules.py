@@ -33,9 +33,13 @@ class NavRules:
     """add a STOP action (success then needs STOP within the success radius; the -v1 tasks always have it)"""
     observation: ObservationMode = "mean"
     """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window; 'pixels': uint8 crops, no encoder
-    (the Pixels tasks set it)"""
+    (the Pixels tasks set it); 'oracle': the window of ground-truth cell features (object classes and background from
+    the scene generator, the same in every colour; ObjectNav's goal is the class one-hot), no encoder"""
     patch_radius: int = 1
     """observed window radius in cells (and the forward model's feature window)"""
+    pixel_cell: int = 0
+    """pixel observations: pixels per cell side of the crops (the scenes area-averaged once to that size; 0: the full
+    patch size). 7 with patch 14 serves a quarter of the pixels, enough to tell the objects apart"""
     success_radius: int = 1
     """success within this Manhattan distance (cells) of the goal"""
     min_start_distance: int = 8
@@ -46,8 +50,9 @@ class NavRules:
     """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
     success_reward: float = 1.0
     """reward of the successful step"""
-    step_penalty: float = 0.01
-    """reward -step_penalty at every step"""
+    step_penalty: float = 0.0
+    """reward -step_penalty at every step (default none: with STOP, any step cost makes an immediate STOP the best
+    reply of a policy that rarely succeeds; the discount already favours short paths)"""
     distance_reward_scale: float = 0.0
     """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
     image_goal: ImageGoalMode = "object"
@@ -65,12 +70,14 @@ class NavConfig(NavRules):
         choices = {
             "task": ("imagenav", "objectnav"),
             "actions": ("grid", "egocentric"),
-            "observation": ("mean", "window", "pixels"),
+            "observation": ("mean", "window", "pixels", "oracle"),
             "image_goal": ("object", "any"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.pixel_cell < 0:
+            raise ValueError(f"pixel_cell must be >= 0 pixels (0: the patch size), got {self.pixel_cell}")
         if self.patch_radius < 0:
             raise ValueError(f"patch_radius must be >= 0 cells, got {self.patch_radius}")
         if self.success_radius < 0:
@@ -92,6 +99,12 @@ class NavConfig(NavRules):
 
     @property
     def needs_encoder(self) -> bool:
+        """Whether the observations are encoder features (``mean`` / ``window``)."""
+        return self.observation in ("mean", "window")
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the observations are feature vectors (encoder or oracle), not pixel crops."""
         return self.observation != "pixels"
 
 

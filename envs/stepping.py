@@ -49,11 +49,13 @@ class SteppingMixin:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Apply one action per agent. ``-> rewards (N,) float64, terminated (N,), truncated (N,), infos``.
 
-        Every info holds ``distance_to_goal``, the shortest-path distance in cells. Infos of agents whose episode
-        ended also carry ``info["episode"] = {"r", "l", "t"}``, ``info["near_flicker_fraction"]`` (fraction of the
-        episode's steps that ended next to a flickering object) and ``info["success_within_<k>"]`` for ``k`` in
-        :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called within ``k`` cells of the goal (habitat-lab's
-        success at distance ``k``); without one, the episode ended within ``k`` cells.
+        Every info holds ``distance_to_goal``, the shortest-path distance in cells, and ``spl``, whose shortest path
+        ends at the success region (:func:`envs.metrics.success_path_length`: ``max(d0 - success_radius, 0)``
+        moves). Infos of agents whose episode ended also carry ``info["episode"] = {"r", "l", "t"}``,
+        ``info["near_flicker_fraction"]`` (fraction of the episode's steps that ended next to a flickering object)
+        and ``info["success_within_<k>"]`` for ``k`` in :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called
+        within ``k`` cells of the goal (habitat-lab's success at distance ``k``); without one, the episode ended
+        within ``k`` cells.
         """
         cfg = self.config
         a = np.asarray(actions).astype(np.int64, copy=False).reshape(-1)
@@ -117,7 +119,7 @@ class SteppingMixin:
         columns = zip(
             success.tolist(),
             distance.tolist(),
-            metrics.spl(success, start, path).tolist(),
+            metrics.spl(success, metrics.success_path_length(start, self.config.success_radius), path).tolist(),
             metrics.soft_spl(distance, start, path).tolist(),
             (self.visited_count[idx] / self.n_cells).tolist(),
             path.tolist(),

@@ -31,6 +31,7 @@ from torch import nn
 
 from envs.features import SceneFeatures, StorageDType
 from envs.goals import GoalPooling, ObjectGoals, build_object_goals
+from envs.oracle import oracle_features, oracle_goal_vectors
 from envs.scenes import (
     SPLITS,
     Scene,
@@ -44,7 +45,7 @@ from envs.scenes import (
 logger = logging.getLogger(__name__)
 
 TaskName = Literal["imagenav", "objectnav"]
-ObservationMode = Literal["mean", "window", "pixels"]
+ObservationMode = Literal["mean", "window", "pixels", "oracle"]
 VariantMode = Literal["none", "episode", "flicker"]
 
 #: Encoder used when none is given in a feature mode: random init (fixed seed), for tests and API checks only.
@@ -342,12 +343,13 @@ def build_world(
     """Scenes + variant images + features + object goals (see :class:`~envs.image_nav_env.ImageNavEnv` Arguments).
 
     Feature observations encode everything once with ``encoder``; pixel observations need no encoder (then
-    ``patch_size`` sets the cell size, default 14). Worlds built from names only (``encoder`` ``None`` or a registry
-    name without weights, procedural scenes from arguments) are deterministic and memoised in-process (the last 8),
-    so repeated ``gymnasium.make`` calls share one; such a world cannot be refreshed (pass an encoder instance to
-    own one).
+    ``patch_size`` sets the cell size, default 14), nor do oracle observations (ground-truth cell features from the
+    scene generator, :mod:`envs.oracle`; the encoder, if given, only sets the patch size). Worlds built from names
+    only (``encoder`` ``None`` or a registry name without weights, procedural scenes from arguments) are deterministic
+    and memoised in-process (the last 8), so repeated ``gymnasium.make`` calls share one; such a world cannot be
+    refreshed (pass an encoder instance to own one).
     """
-    needs_encoder = observation != "pixels"
+    needs_encoder = observation not in ("pixels", "oracle")
     model: nn.Module | None = None
     if needs_encoder and scene_features is not None and task == "objectnav" and encoder is None:
         raise ValueError(
@@ -385,7 +387,11 @@ def build_world(
         raise ValueError("no scenes: pass scenes, n_scenes >= 1, scene_ids, or a scene_folder with images")
     images, variant_mode, flickering = scene_variant_images(scenes, colour_variants, flicker_objects, flicker_variants)
     features = scene_features
-    if needs_encoder and features is None:
+    if observation == "oracle":
+        if scene_features is not None:
+            raise ValueError("observation='oracle' serves ground-truth features; drop scene_features")
+        features = oracle_features(scenes, images.shape[1], patch, (images.shape[2] // patch, images.shape[3] // patch))
+    elif needs_encoder and features is None:
         features = SceneFeatures.from_encoder(model, images, encode_batch_size, device, storage_dtype, cache_block)
     elif features is not None and features.images is not None and features.images.shape == images.shape:
         images = features.images  # share the caller's array instead of keeping a second copy
@@ -406,7 +412,9 @@ def build_world(
             avoid,
             outline=getattr(scene_generator, "outline", True),
         )
-        if needs_encoder:
+        if observation == "oracle":
+            object_goals.vectors = oracle_goal_vectors(object_goals.goal_class, object_goals.n_variants)
+        elif needs_encoder:
             fs = features
             object_goals.encode(
                 model,

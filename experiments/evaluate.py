@@ -3,10 +3,11 @@
     python -m experiments.evaluate runs/ImageNav-v0__demo__1__1712345678 --episodes 100 --split test
     python -m experiments.evaluate RUN_DIR --checkpoints phase1_end final --deterministic
 
-Each checkpoint's policy runs with its own encoder (re-encoding the held-out scenes), next to a random walk, on
-the same episodes (same environment seed). Reports success, SPL, soft-SPL, coverage, path length and return as
-mean ± 95% CI, writes ``<output>/<split>.json``, ``<split>.txt`` and ``<split>_trajectories.png``
-(default output: ``RUN_DIR/eval``).
+Each checkpoint's policy runs with its own encoder (re-encoding the held-out scenes), next to the reference
+policies (a random walk, a blind persistent walk, recognition + persistent walk), on the same episodes (same
+environment seed). Reports success, SPL, soft-SPL, coverage, path length and return as mean ± 95% CI, and each
+policy's success minus the blind walk's, paired by episode; writes ``<output>/<split>.json``, ``<split>.txt`` and
+``<split>_trajectories.png`` (default output: ``RUN_DIR/eval``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class EvaluateConfig:
     """act greedily instead of sampling (a memoryless policy may then loop)"""
     baseline: bool = True
     """also evaluate a uniform random walk"""
+    references: bool = True
+    """also evaluate the blind persistent walk and recognition + persistent walk (they read the agent's cell and
+    heading from the environment) and report each policy's success minus the blind walk's, paired by episode"""
     device: str = "cpu"
     """device of the encoder"""
     output: Path | None = None
@@ -57,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, ns = parse_config(EvaluateConfig, argv, description=__doc__.split("\n\n")[0], extra_arguments=_add_run_dir)
     setup_logging()
     from techniques.rl_navigation.evaluation import (
+        REFERENCE_LABELS,
         evaluate_run,
         format_table,
+        paired_differences,
         summarize,
         trajectory_grid,
         write_png,
@@ -79,10 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             deterministic=cfg.deterministic,
             random_baseline=cfg.baseline,
             device=cfg.device,
+            references=cfg.references,
         )
     except CLI_ERRORS as e:
         return report_error(e)
     summaries = {label: summarize(r) for label, r in results.items()}
+    paired = paired_differences(results)
     out_dir = cfg.output or (ns.run_dir / "eval")
     meta = {
         "run_dir": str(ns.run_dir),
@@ -92,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deterministic": cfg.deterministic,
         "seed": cfg.seed,
     }
-    json_path, txt_path = write_report(summaries, out_dir, cfg.split, meta)
-    frames = [f for label, r in results.items() if label != "random walk" for f in r.frames[:8]]
+    json_path, txt_path = write_report(summaries, out_dir, cfg.split, meta, paired)
+    frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
     png = write_png(trajectory_grid(frames), out_dir / f"{cfg.split}_trajectories.png") if frames else None
     print(f"evaluation of {ns.run_dir} on {cfg.episodes} {cfg.split} episodes per policy (mean ± 95% CI)")
-    print(format_table(summaries))
+    print(format_table(summaries, paired=paired))
     print(f"  wrote {json_path}, {txt_path}" + (f", {png}" if png else ""))
     return 0
 

@@ -9,7 +9,8 @@
 Phase 1 trains PPO with the encoder frozen (features looked up from a cache), phase 2 fine-tunes the top
 ``--unfreeze-layers`` blocks through the forward-model loss only. Without ``--encoder-weights`` the demo preset
 first pretrains its small encoder from scratch on procedural training scenes (``experiments.pretrain``).
-At the end the phase-1 and final checkpoints and a random walk are evaluated on held-out scenes.
+At the end the phase-1 and final checkpoints and the reference policies (random walk, blind persistent walk,
+recognition + persistent walk) are evaluated on held-out scenes.
 Every field of :class:`techniques.rl_navigation.config.TwoPhaseConfig` is a flag (``--help``).
 """
 
@@ -25,7 +26,7 @@ import encoders
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import config_to_dict, get_nested, parse_config
 from encoders.utils.logging import setup_logging
-from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device
+from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device, run_budget
 
 logger = logging.getLogger("experiments.two_phase")
 
@@ -142,8 +143,10 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
     where it is (for the message of an interruption outside training)."""
     from techniques.rl_navigation.checkpointing import list_checkpoints
     from techniques.rl_navigation.evaluation import (
+        REFERENCE_LABELS,
         evaluate_run,
         format_table,
+        paired_differences,
         summarize,
         trajectory_grid,
         write_png,
@@ -182,11 +185,11 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
     result = trainer.train()
     train_s = time.perf_counter() - t_train
     trainer.close()
-    c = result.counters
+    c, budget = result.counters, run_budget(cfg)
     lines = [
         f"two_phase: {run_dir}",
-        f"  episodes {c.episodes} (phase 1: {cfg.phase1_episodes}, phase 2: {cfg.phase2_episodes}), steps {c.steps}, "
-        f"rollouts {c.rollouts}, phase {c.phase}"
+        f"  episodes {c.episodes}, steps {c.steps} (budget in {budget.unit}: phase 1 {budget.phase1}, phase 2 "
+        f"{budget.phase2}), rollouts {c.rollouts}, phase {c.phase}"
         + (f" (interrupted: continue with --resume {run_dir})" * result.interrupted),
         f"  checkpoints: {', '.join(f'{k}={v}' for k, v in result.checkpoints.items())}",
     ]
@@ -196,16 +199,17 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
         t_eval = time.perf_counter()
         results = evaluate_run(run_dir, names, split=cfg.eval_split, episodes=cfg.eval_episodes, device=cfg.device)
         summaries = {label: summarize(r) for label, r in results.items()}
+        paired = paired_differences(results)
         out_dir = run_dir / "eval"
-        write_report(summaries, out_dir, f"summary_{cfg.eval_split}", {"config": config_to_dict(cfg)})
-        frames = [f for label, r in results.items() if label != "random walk" for f in r.frames[:8]]
+        write_report(summaries, out_dir, f"summary_{cfg.eval_split}", {"config": config_to_dict(cfg)}, paired)
+        frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
         if frames:
             write_png(trajectory_grid(frames), out_dir / f"trajectories_{cfg.eval_split}.png")
         eval_s = time.perf_counter() - t_eval
         lines += [
             f"  held-out evaluation ({cfg.eval_split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} episodes "
             f"per policy; mean ± 95% CI) -> {out_dir}",
-            format_table(summaries, metrics=PRINTED_METRICS),
+            format_table(summaries, metrics=PRINTED_METRICS, paired=paired),
         ]
     else:
         eval_s = 0.0

@@ -154,7 +154,7 @@ def test_ppo_advantages_are_extrinsic_plus_scaled_intrinsic_and_returns_stay_ext
     model.train = before_update
     intrinsic = np.random.default_rng(0).standard_normal((trainer.cfg.ppo.n_steps, trainer.cfg.n_envs))
     trainer.curiosity.rollout_advantages = lambda batch: intrinsic.astype(np.float32)
-    model.learn_episodes(1)  # one rollout
+    model.learn_rollouts(1)
     trainer.close()
     adv, returns = captured["final_adv"], captured["final_returns"]
     np.testing.assert_allclose(adv, 0.25 * captured["adv"] + intrinsic, rtol=1e-6, atol=1e-6)

@@ -117,7 +117,7 @@ def test_stop_semantics_rewards_and_metrics():
     assert not terminated and not info["is_success"]
     _, reward, terminated, _, info = env.step(stop)
     assert terminated and info["is_success"] and reward == pytest.approx(2.0 - 0.01)
-    assert info["spl"] == pytest.approx(1.0)  # shortest successful path (2 cells) <= start distance (3)
+    assert info["spl"] == pytest.approx(1.0)  # the shortest successful path: 2 moves (start 3 cells away, radius 1)
     assert info["soft_spl"] == pytest.approx((1 - 1 / 3) * 1.0)
 
     no_stop = make_env(success_radius=1, distance_reward_scale=1.0, step_penalty=0.0)
@@ -128,7 +128,7 @@ def test_stop_semantics_rewards_and_metrics():
     no_stop.step(RIGHT)
     _, reward, terminated, _, info = no_stop.step(RIGHT)  # reaching the radius ends the episode with success
     assert terminated and info["is_success"] and reward == pytest.approx(1.0 + 1.0)
-    assert info["spl"] == pytest.approx(3 / 4)  # detour: path 4 cells (down, up, right, right), shortest 3
+    assert info["spl"] == pytest.approx(2 / 4)  # detour: path 4 cells (down, up, right, right), shortest 3 - 1
 
 
 def test_spl_of_shortest_path_and_detour_in_env():

@@ -1,4 +1,5 @@
-"""The evaluate CLI: metrics JSON + text with 95% CIs, a trajectory PNG, the random-walk baseline, errors."""
+"""The evaluate CLI: metrics JSON + text with 95% CIs, a trajectory PNG, the reference policies and the paired
+difference to the blind walk, errors."""
 
 from __future__ import annotations
 
@@ -28,9 +29,14 @@ def test_evaluate_writes_tables_and_png(run_dir, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "| final |" in out and "| random walk |" in out
+    assert "| blind persistent walk |" in out and "| recognition + persistent walk |" in out
+    assert "success − blind walk (paired)" in out
     data = json.loads((run_dir / "eval" / "test.json").read_text())
     assert data["split"] == "test" and data["episodes"] == 6
-    for policy in ("final", "random walk"):
+    assert list(data["results"]) == ["final", "random walk", "blind persistent walk", "recognition + persistent walk"]
+    assert set(data["success_minus_blind_walk"]) == {"final", "random walk", "recognition + persistent walk"}
+    assert data["success_minus_blind_walk"]["final"]["n"] == 6
+    for policy in data["results"]:
         for metric in ("success", "spl", "soft_spl", "coverage", "path_length"):
             entry = data["results"][policy][metric]
             assert entry["n"] == 6 and entry["ci95"] >= 0 and np.isfinite(entry["mean"])
@@ -44,10 +50,15 @@ def test_same_seed_same_episodes(run_dir):
     """Every policy faces the same episodes: two random-walk evaluations with one seed agree exactly."""
     from techniques.rl_navigation.evaluation import evaluate_run
 
-    a = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3)["random walk"]
-    b = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3)["random walk"]
-    np.testing.assert_array_equal(a.spl, b.spl)
-    np.testing.assert_array_equal(a.path_length, b.path_length)
+    a = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3)
+    b = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3, random_baseline=False)
+    assert list(b) == ["blind persistent walk", "recognition + persistent walk"]
+    for label in b:  # the reference policies repeat too (their generators are seeded)
+        np.testing.assert_array_equal(a[label].path_length, b[label].path_length)
+    c = evaluate_run(run_dir, (), episodes=5, n_envs=2, seed=3, references=False)
+    assert list(c) == ["random walk"]
+    np.testing.assert_array_equal(a["random walk"].spl, c["random walk"].spl)
+    np.testing.assert_array_equal(a["random walk"].path_length, c["random walk"].path_length)
 
 
 def test_summary_closed_form():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.metrics import coverage, soft_spl, spl
+from envs.metrics import coverage, soft_spl, spl, success_path_length
 
 
 def test_spl_shortest_path_detour_and_failure():
@@ -15,6 +15,18 @@ def test_spl_shortest_path_detour_and_failure():
     assert spl(False, 10, 10) == 0.0  # failure scores 0 whatever the path
     assert spl(True, 0, 0) == pytest.approx(1.0)  # started on the goal
     np.testing.assert_allclose(spl([1, 1, 0], [4, 4, 4], [4, 8, 4]), [1.0, 0.5, 0.0])
+
+
+def test_spl_measures_the_shortest_path_to_the_success_region():
+    # start 6 cells from the goal, success within 1 cell: the shortest successful path is 5 moves
+    shortest = success_path_length(6, 1)
+    assert shortest == pytest.approx(5.0)
+    assert spl(True, shortest, 5) == pytest.approx(1.0)  # the optimal path
+    assert spl(True, shortest, 6) == pytest.approx(5 / 6)  # one move longer (the goal itself): no longer 1
+    assert spl(True, 6, 6) == pytest.approx(1.0)  # what measuring to the goal gave that path (inflated)
+    assert success_path_length(6, 0) == pytest.approx(6.0)  # radius 0: the distance to the goal
+    assert success_path_length(1, 2) == 0.0  # never negative
+    np.testing.assert_allclose(success_path_length([5, 8, 2], [1, 2, 2]), [4.0, 6.0, 0.0])
 
 
 def test_soft_spl_closed_form():

@@ -96,7 +96,7 @@ class _TerminalObservations(BaseCallback):
 def test_recorded_transitions_match_observations(tmp_path):
     trainer = TwoPhaseTrainer(smoke(phase1_episodes=4, phase2_episodes=0, trajectory_every=0), tmp_path / "run")
     spy = _TerminalObservations()
-    trainer.model.learn_episodes(1, callback=spy)  # one rollout
+    trainer.model.learn_rollouts(1, callback=spy)
     batch = trainer.recorder.batch()
     states, next_states, dones = batch.states, batch.next_states, batch.dones
     assert dones.any() and spy.rows

@@ -55,33 +55,45 @@ class RLSettings:
     """encoder checkpoint; none: the shared tiny pretrained encoder (cpu budget) or random init (smoke)"""
     image_size: int = 168
     """scene side in pixels (168 with patch 14: 12x12 cells)"""
-    n_train_scenes: int = 16
-    """procedural training scenes"""
+    n_train_scenes: int = 128
+    """procedural training scenes (with 16 a policy memorises where each goal is; see docs/results.md)"""
     n_eval_scenes: int = 16
     """held-out test scenes of the final evaluation"""
     min_start_distance: int = 5
     """minimum start distance from the goal (cells)"""
     max_episode_steps: int = 60
     """time limit per episode"""
-    phase1_episodes: int = 600
-    """episodes of phase 1"""
-    phase2_episodes: int = 300
-    """episodes of phase 2 (arms without phase 2 train phase1 + phase2 episodes in phase 1, same total)"""
+    phase1_steps: int = 300_000
+    """environment steps of phase 1 (all agents together)"""
+    phase2_steps: int = 100_000
+    """environment steps of phase 2 (arms without phase 2 train phase1 + phase2 steps in phase 1: every arm gets the
+    same samples)"""
     n_envs: int = 16
     """parallel agents"""
-    n_steps: int = 64
+    n_steps: int = 128
     """PPO rollout length per agent"""
-    batch_size: int = 256
+    batch_size: int = 512
     """PPO and forward-model minibatch size"""
+    n_epochs: int = 10
+    """PPO epochs over each rollout"""
+    learning_rate: float = 3e-4
+    """PPO learning rate"""
+    ent_coef: float = 0.01
+    """PPO entropy coefficient"""
+    net_arch: tuple[int, ...] = (128, 128)
+    """hidden layers of the policy and value MLPs"""
+    cell_dim: int = 16
+    """width of the per-cell projection of window observations (0: the flattened window)"""
     intrinsic_coef: float = 0.5
     """scale of the normalised intrinsic reward"""
-    observation: Literal["mean", "window"] = "mean"
-    """feature observation: 'mean' (window-mean features, what the README's study tables used) or 'window'"""
-    patch_radius: int = 1
+    observation: Literal["mean", "window", "oracle", "pixels"] = "window"
+    """observation: 'window' (the encoder's features of every window cell), 'mean' (their mean, what the issue-14
+    tables used), 'oracle' (ground-truth cell features: the positive control) or 'pixels' (crops, a CNN)"""
+    patch_radius: int = 2
     """observed window radius in cells"""
-    include_heading: bool = False
-    """add the last move's direction to the observation (the demo preset does)"""
-    eval_episodes: int = 96
+    include_heading: bool = True
+    """add the last move's direction to the observation"""
+    eval_episodes: int = 200
     """episodes of the final held-out evaluation, per policy"""
     torch_threads: int = 1
     """torch CPU threads per run"""
@@ -106,6 +118,11 @@ class RLSettings:
             "n_envs": self.n_envs,
             "ppo.n_steps": self.n_steps,
             "ppo.batch_size": self.batch_size,
+            "ppo.n_epochs": self.n_epochs,
+            "ppo.learning_rate": self.learning_rate,
+            "ppo.ent_coef": self.ent_coef,
+            "ppo.net_arch": self.net_arch,
+            "ppo.cell_dim": self.cell_dim,
             "curiosity.forward_batch_size": self.batch_size,
             "intrinsic_coef": self.intrinsic_coef,
             "observation": self.observation,
@@ -118,11 +135,15 @@ class RLSettings:
             "include_heading": self.include_heading,
         }
 
-    def episodes(self, phase2: bool) -> dict[str, int]:
-        """Episode fields: ``phase1 + phase2`` episodes of phase 1 only, or the two phases (same total either way)."""
+    def budget(self, phase2: bool) -> dict[str, int]:
+        """Step-budget fields: ``phase1 + phase2`` steps of phase 1 only, or the two phases (same total either way)."""
         if phase2:
-            return {"phase1_episodes": self.phase1_episodes, "phase2_episodes": self.phase2_episodes}
-        return {"phase1_episodes": self.phase1_episodes + self.phase2_episodes, "phase2_episodes": 0}
+            return {"phase1_steps": self.phase1_steps, "phase2_steps": self.phase2_steps}
+        return {"phase1_steps": self.phase1_steps + self.phase2_steps, "phase2_steps": 0}
+
+    @property
+    def total_steps(self) -> int:
+        return self.phase1_steps + self.phase2_steps
 
 
 @dataclass
@@ -154,11 +175,13 @@ SMOKE_RL: dict[str, Any] = {
     "rl.n_eval_scenes": 1,
     "rl.min_start_distance": 3,
     "rl.max_episode_steps": 8,
-    "rl.phase1_episodes": 4,
-    "rl.phase2_episodes": 4,
+    "rl.phase1_steps": 64,
+    "rl.phase2_steps": 64,
     "rl.n_envs": 4,
     "rl.n_steps": 8,
     "rl.batch_size": 32,
+    "rl.n_epochs": 1,
+    "rl.net_arch": (32,),
     "rl.eval_episodes": 4,
 }
 

@@ -1,4 +1,4 @@
-"""Learning curves of the sub-runs: TensorBoard scalars of a run folder, a scalar against training episodes, and
+"""Learning curves of the sub-runs: TensorBoard scalars of a run folder, a scalar against environment steps, and
 per-seed curves binned and averaged over seeds (mean and 95% t-interval)."""
 
 from __future__ import annotations
@@ -35,16 +35,13 @@ def read_scalars(run_dir: Path, tags: Sequence[str]) -> dict[str, tuple[np.ndarr
     return result
 
 
-def curve_by_episodes(run_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """A scalar against training episodes (``charts/episodes`` logged at the same steps)."""
-    s = read_scalars(run_dir, ["charts/episodes", tag])
-    if tag not in s or "charts/episodes" not in s:
+def curve_by_steps(run_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """A scalar against environment steps (the trainer logs every scalar at its ``num_timesteps``)."""
+    s = read_scalars(run_dir, [tag])
+    if tag not in s:
         return np.zeros(0), np.zeros(0)
-    ep_steps, episodes = s["charts/episodes"]
     steps, values = s[tag]
-    lookup = dict(zip(ep_steps.tolist(), episodes.tolist()))
-    keep = [i for i, st in enumerate(steps.tolist()) if st in lookup]
-    return np.asarray([lookup[int(steps[i])] for i in keep], dtype=np.float64), values[keep]
+    return steps.astype(np.float64), values
 
 
 def binned_curves(
@@ -64,4 +61,4 @@ def binned_curves(
     return centres, np.asarray([s["mean"] for s in stats]), np.asarray([s["ci95"] for s in stats])
 
 
-__all__ = ["binned_curves", "curve_by_episodes", "read_scalars"]
+__all__ = ["binned_curves", "curve_by_steps", "read_scalars"]

@@ -68,7 +68,7 @@ class FlickerConfig(RLStudyConfig):
     """arms to run (pixels, semantic, ppo, random, inverse, rnd); the first one's runs also evaluate a random walk"""
     episodes: int = 64
     """episodes per policy, split and seed in the near-flicker evaluation"""
-    rl: RLSettings = field(default_factory=lambda: RLSettings(intrinsic_coef=1.0, phase2_episodes=0, eval_episodes=0))
+    rl: RLSettings = field(default_factory=lambda: RLSettings(intrinsic_coef=1.0, phase2_steps=0, eval_episodes=0))
 
 
 BUDGETS = {
@@ -77,7 +77,7 @@ BUDGETS = {
         "episodes": 4,
         "arms": ("pixels", "semantic", "ppo", "rnd"),
         **SMOKE_RL,
-        "rl.phase2_episodes": 0,
+        "rl.phase2_steps": 0,
         "rl.eval_episodes": 0,
     },
     "cpu": {},
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(FlickerConfig, argv, BUDGETS, __doc__.split("\n\n")[0], arms=names)
     arms = [(arm, f) for arm, _, f in ARMS if arm in cfg.arms]
     subruns = [
-        FlickerRun(arm_run(cfg, base, cfg.task, arm, {**f, **cfg.rl.episodes(False)}, seed).cfg, cfg.episodes, k == 0)
+        FlickerRun(arm_run(cfg, base, cfg.task, arm, {**f, **cfg.rl.budget(False)}, seed).cfg, cfg.episodes, k == 0)
         for seed in range(1, cfg.seeds + 1)
         for k, (arm, f) in enumerate(arms)
     ]
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     notes = [
         f"task {cfg.task}; encoder {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
-        f"{cfg.rl.phase1_episodes + cfg.rl.phase2_episodes} episodes (phase 1 only), intrinsic coefficient "
+        f"{cfg.rl.total_steps} environment steps (phase 1 only), intrinsic coefficient "
         f"{cfg.rl.intrinsic_coef}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
         "per run (training): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
     ]

@@ -4,11 +4,11 @@ encoder, RND, a goal-distance dense reward, pure curiosity, an LSTM policy) on `
 is shown in another colour) and ``ImageNav-v0``.
 
     python -m experiments.studies.navigation --budget cpu --out runs/studies/navigation
-    python -m experiments.studies.navigation --budget cpu --rl.phase1-episodes 3000 --rl.phase2-episodes 1500 \\
+    python -m experiments.studies.navigation --budget cpu --rl.phase1-steps 2000000 --rl.phase2-steps 1000000 \\
         --rl.device cuda   # longer, on a GPU
 
-Every arm trains the same number of episodes (``--rl.phase1-episodes + --rl.phase2-episodes``); the two-phase arm
-spends the last ``--rl.phase2-episodes`` of them fine-tuning the encoder's top blocks. Each arm is a normal
+Every arm trains the same number of environment steps (``--rl.phase1-steps + --rl.phase2-steps``); the two-phase arm
+spends the last ``--rl.phase2-steps`` of them fine-tuning the encoder's top blocks. Each arm is a normal
 ``experiments.two_phase`` run folder (``<out>/runs/<task>/<arm>__seed<k>``) whose final evaluation on the test
 split (``--rl.eval-episodes`` episodes, same episodes for every policy of a seed) gives the per-seed success,
 SPL and coverage; the random walk is evaluated in the extrinsic-only run. Tables report, over seeds (a seed's
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study
-from experiments.studies.curves import binned_curves, curve_by_episodes
+from experiments.studies.curves import binned_curves, curve_by_steps
 from experiments.studies.figures import bar_chart, new_figure, plot_band, save_figure
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
@@ -111,9 +111,9 @@ BUDGETS = {
 
 
 def arm_fields(cfg: NavigationConfig, arm: str) -> dict[str, Any]:
-    """``TwoPhaseConfig`` fields of ``arm`` (curiosity settings and the episode split)."""
+    """``TwoPhaseConfig`` fields of ``arm`` (curiosity settings and the step split)."""
     fields, phase2 = next((f, p) for a, f, p in ARMS if a == arm)
-    return {**fields, **cfg.rl.episodes(phase2)}
+    return {**fields, **cfg.rl.budget(phase2)}
 
 
 def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -184,14 +184,13 @@ def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
 
 
 def curves_figure(cfg: NavigationConfig, runs: dict[str, dict[str, dict[int, Path]]], path: Path) -> Path:
-    """Training success rate and coverage against episodes: one row of panels per task, a band per arm."""
+    """Training success rate and coverage against environment steps: one row of panels per task, a band per arm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    total = cfg.rl.phase1_episodes + cfg.rl.phase2_episodes
-    grid = np.linspace(0, total, 11)
+    grid = np.linspace(0, cfg.rl.total_steps, 11)
     labels = {
         "ppo": "PPO extrinsic",
         "semantic_p1": "+ semantic cur.",
@@ -209,13 +208,13 @@ def curves_figure(cfg: NavigationConfig, runs: dict[str, dict[str, dict[int, Pat
         for c, (tag, name) in enumerate((("charts/success_rate", "success rate"), ("charts/coverage", "coverage"))):
             ax = axes[r][c]
             for arm, seeds in arms.items():
-                curves = [curve_by_episodes(d, tag) for d in seeds.values()]
+                curves = [curve_by_steps(d, tag) for d in seeds.values()]
                 x, mean, half = binned_curves(curves, grid)
                 plot_band(ax, x, mean, half, labels.get(arm, arm))
-            if cfg.rl.phase2_episodes:
-                ax.axvline(cfg.rl.phase1_episodes, color="grey", ls=":", lw=1)
+            if cfg.rl.phase2_steps:
+                ax.axvline(cfg.rl.phase1_steps, color="grey", ls=":", lw=1)
             ax.set_title(f"{task}: training {name}", fontsize=9)
-            ax.set_xlabel("episodes")
+            ax.set_xlabel("environment steps")
             ax.legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -254,8 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     notes = [
         f"encoder: {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
-        f"{cfg.rl.phase1_episodes + cfg.rl.phase2_episodes} episodes (two-phase: {cfg.rl.phase1_episodes} + "
-        f"{cfg.rl.phase2_episodes}); {cfg.seeds} seeds; mean ± 95% t-interval, IQM and probability of improvement "
+        f"{cfg.rl.total_steps} environment steps (two-phase: {cfg.rl.phase1_steps} + "
+        f"{cfg.rl.phase2_steps}); {cfg.seeds} seeds; mean ± 95% t-interval, IQM and probability of improvement "
         "(rliable, stratified bootstrap) over seeds",
         f"sub-runs: {time.perf_counter() - t_runs:.0f} s in all (per run: "
         + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in next(iter(seconds.values())).items())

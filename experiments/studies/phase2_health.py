@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
-from experiments.studies.curves import binned_curves, curve_by_episodes, read_scalars
+from experiments.studies.curves import binned_curves, curve_by_steps, read_scalars
 from experiments.studies.figures import new_figure, plot_band, save_figure
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
@@ -58,14 +58,14 @@ class Phase2HealthConfig(RLStudyConfig):
     """task"""
     targets: tuple[str, ...] = TARGETS
     """phase-2 target modes compared (ema, online, frozen)"""
-    rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_episodes=300, phase2_episodes=600))
+    rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_steps=100_000, phase2_steps=200_000))
 
 
 BUDGETS = {"smoke": {"seeds": 2, **SMOKE_RL}, "cpu": {}}
 
 
-def encoder_curves(run_dir: Path, phase1_episodes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{stat: (episodes, value / phase-1 value)}`` through phase 2, starting at the phase switch with 1.0."""
+def encoder_curves(run_dir: Path, phase1_steps: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{stat: (environment steps, value / phase-1 value)}`` through phase 2, starting at the phase switch with 1.0."""
     out = {}
     for stat in STATS:
         scalars = read_scalars(run_dir, [f"encoder/{stat}"])
@@ -73,14 +73,14 @@ def encoder_curves(run_dir: Path, phase1_episodes: int) -> dict[str, tuple[np.nd
             continue
         steps, values = scalars[f"encoder/{stat}"]
         ref = float(values[steps == 0][0]) if (steps == 0).any() else float(values[0])
-        x, y = curve_by_episodes(run_dir, f"encoder/{stat}")
-        out[stat] = (np.concatenate([[phase1_episodes], x]), np.concatenate([[1.0], y / ref]))
+        x, y = curve_by_steps(run_dir, f"encoder/{stat}")
+        out[stat] = (np.concatenate([[phase1_steps], x]), np.concatenate([[1.0], y / ref]))
     return out
 
 
-def seed_metrics(run_dir: Path, phase1_episodes: int) -> dict[str, float]:
+def seed_metrics(run_dir: Path, phase1_steps: int) -> dict[str, float]:
     """The per-seed numbers of one run (see the module docstring)."""
-    curves = encoder_curves(run_dir, phase1_episodes)
+    curves = encoder_curves(run_dir, phase1_steps)
     out: dict[str, float] = {}
     for stat in STATS:
         _, y = curves.get(stat, (np.zeros(0), np.asarray([np.nan])))
@@ -117,7 +117,7 @@ def table(summary: dict[str, dict[str, dict]], episodes: int) -> str:
 def figure(cfg: Phase2HealthConfig, runs: dict[str, dict[int, Path]], path: Path) -> Path:
     """Feature std and effective rank (relative to phase 1) and training success through phase 2."""
     fig, axes = new_figure(3, width=3.6, height=3.0)
-    p1, total = cfg.rl.phase1_episodes, cfg.rl.phase1_episodes + cfg.rl.phase2_episodes
+    p1, total = cfg.rl.phase1_steps, cfg.rl.total_steps
     grid2 = np.linspace(p1, total, 9)
     grid2[0] -= 1e-6
     for target, seeds in runs.items():
@@ -126,12 +126,12 @@ def figure(cfg: Phase2HealthConfig, runs: dict[str, dict[int, Path]], path: Path
             per_seed = [c[stat] for c in curves if stat in c]
             x, mean, half = binned_curves(per_seed, grid2)
             plot_band(ax, x, mean, half, target)
-        succ = [curve_by_episodes(d, "charts/success_rate") for d in seeds.values()]
+        succ = [curve_by_steps(d, "charts/success_rate") for d in seeds.values()]
         x, mean, half = binned_curves(succ, np.linspace(0, total, 11))
         plot_band(axes[2], x, mean, half, target)
     for ax, title in zip(axes, ("feature std / phase-1 value", "effective rank / phase-1 value", "training success")):
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("episodes")
+        ax.set_xlabel("environment steps")
         ax.legend(fontsize=7, title="target", title_fontsize=7)
     axes[2].axvline(p1, color="grey", ls=":", lw=1)
     return save_figure(fig, path)
@@ -143,20 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     subruns = []
     for seed in range(1, cfg.seeds + 1):
         for target in cfg.targets:
-            fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **cfg.rl.episodes(True)}
+            fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **cfg.rl.budget(True)}
             subruns.append(arm_run(cfg, base, cfg.task, f"target_{target}", fields, seed))
             runs.setdefault(target, {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)
     raw = {
-        t: {str(seed): seed_metrics(d, cfg.rl.phase1_episodes) for seed, d in seeds.items()}
-        for t, seeds in runs.items()
+        t: {str(seed): seed_metrics(d, cfg.rl.phase1_steps) for seed, d in seeds.items()} for t, seeds in runs.items()
     }
     summary = {t: {m: mean_ci([v[m] for v in seeds.values()]) for m in METRICS} for t, seeds in raw.items()}
     seconds = {t: [run_seconds(d) for d in seeds.values()] for t, seeds in runs.items()}
     wall = time.perf_counter() - t0
     notes = [
-        f"task {cfg.task}; encoder {cfg.rl.encoder} ({weights or 'random init'}); {cfg.rl.phase1_episodes} + "
-        f"{cfg.rl.phase2_episodes} episodes; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
+        f"task {cfg.task}; encoder {cfg.rl.encoder} ({weights or 'random init'}); {cfg.rl.phase1_steps} + "
+        f"{cfg.rl.phase2_steps} environment steps; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
         "per run: " + ", ".join(f"{t} {np.nanmean(s):.0f} s" for t, s in seconds.items()),
     ]
     text = table(summary, cfg.rl.eval_episodes)

@@ -4,14 +4,15 @@
 - ``collect_rollouts`` runs SB3's own loop over a :class:`~techniques.rl_navigation.curiosity.RolloutRecorder`
   (the env wrapper that records the agents' transitions), then adds the rollout's intrinsic advantages to the
   extrinsic ones SB3 computed: ``A = e * A_ext + c * A_int`` (``e`` = ``extrinsic_coef``; the buffer's returns,
-  which PPO's critic regresses, stay extrinsic). It returns ``False``, which ends ``learn``, once
-  ``episode_budget`` episodes have finished: the schedule is driven by episodes, and ``learn`` runs once per
-  phase.
+  which PPO's critic regresses, stay extrinsic). It returns ``False``, which ends ``learn``, once the phase's
+  budget is spent: ``budget_unit`` is ``"episodes"`` (finished episodes) or ``"steps"`` (environment steps, so the
+  budget is met to the rollout), counted over the whole run; ``learn`` runs once per phase.
 - ``train`` is PPO's update, then the curiosity learner's and the intrinsic critic's (and, in phase 2, the
   encoder's and the feature refresh through ``Curiosity.after_update``), then the ``on_update_end`` hook
   (logging, checkpoints).
-- ``progress_remaining`` is ``1 - episodes / total_episodes`` over the whole run, so learning-rate and clip-range
-  schedules follow the run (SB3 would otherwise measure it against one ``learn`` call's timesteps).
+- ``progress_remaining`` is ``1 - progress / total_budget`` over the whole run (in the budget's unit), so
+  learning-rate and clip-range schedules follow the run (SB3 would otherwise measure it against one ``learn`` call's
+  timesteps).
 
 :class:`CuriosityPPO` extends SB3's PPO, :class:`CuriosityRecurrentPPO` sb3-contrib's RecurrentPPO (an LSTM
 policy, ``--policy lstm``) with the same mixin: both keep their own ``collect_rollouts`` loop and ``train``.
@@ -45,16 +46,18 @@ class CuriosityMixin:
     Args:
         policy, env, **kwargs: as the algorithm's; ``env`` must be a :class:`RolloutRecorder` (or ``None`` when
             SB3's ``load`` rebuilds the model).
-        curiosity: the intrinsic reward (``None``: extrinsic-only, still episode-driven).
+        curiosity: the intrinsic reward (``None``: extrinsic-only).
         extrinsic_coef: ``e``, the weight of the extrinsic advantages (0: pure curiosity).
-        total_episodes: episodes of the whole run (the denominator of ``progress_remaining``).
+        budget_unit: ``"episodes"`` or ``"steps"``: what the budgets count.
+        total_budget: the whole run's budget in that unit (the denominator of ``progress_remaining``).
     """
 
     recorder: RolloutRecorder
     curiosity: Curiosity | None
     extrinsic_coef: float
-    total_episodes: int
-    episode_budget: int
+    budget_unit: str
+    total_budget: int
+    phase_budget: int
     on_update_end: Callable[[], None] | None
     last_rollout_stats: dict[str, float]
 
@@ -64,20 +67,23 @@ class CuriosityMixin:
         env: RolloutRecorder | None,
         curiosity: Curiosity | None = None,
         extrinsic_coef: float = 1.0,
-        total_episodes: int = 1,
+        budget_unit: str = "episodes",
+        total_budget: int = 1,
         **kwargs: Any,
     ):
         if env is not None and not isinstance(env, RolloutRecorder):
             raise ValueError(f"{type(self).__name__} needs its env wrapped in a RolloutRecorder, got {type(env)}")
-        if extrinsic_coef < 0 or total_episodes < 1:
+        if extrinsic_coef < 0 or total_budget < 1 or budget_unit not in ("episodes", "steps"):
             raise ValueError(
-                f"need extrinsic_coef >= 0 and total_episodes >= 1, got {extrinsic_coef}, {total_episodes}"
+                "need extrinsic_coef >= 0, total_budget >= 1 and budget_unit 'episodes' or 'steps', got "
+                f"{extrinsic_coef}, {total_budget}, {budget_unit!r}"
             )
         self.recorder = env
         self.curiosity = curiosity
         self.extrinsic_coef = float(extrinsic_coef)
-        self.total_episodes = int(total_episodes)
-        self.episode_budget = int(total_episodes)
+        self.budget_unit = budget_unit
+        self.total_budget = int(total_budget)
+        self.phase_budget = int(total_budget)
         self.on_update_end = None
         self.last_rollout_stats = {}
         self._rollout: Transitions | None = None
@@ -85,26 +91,36 @@ class CuriosityMixin:
         super().__init__(policy, env, **kwargs)
 
     # ------------------------------------------------------------------------------------------ running
-    def learn_episodes(self, budget: int, callback: BaseCallback | None = None) -> Any:
-        """``learn`` until ``budget`` episodes (counted over the whole run) have finished.
+    @property
+    def progress(self) -> int:
+        """The run's progress in the budget's unit: finished episodes or environment steps."""
+        return int(self.recorder.episodes if self.budget_unit == "episodes" else self.num_timesteps)
 
-        The ``total_timesteps`` handed to SB3 is an upper bound on the steps this can take (each remaining episode
-        lasts at most the time limit); the episode budget ends the loop first.
+    def learn_budget(self, budget: int, callback: BaseCallback | None = None) -> Any:
+        """``learn`` until the run's progress reaches ``budget`` (episodes or steps, counted over the whole run).
+
+        Rollouts are whole, so a step budget ends at the first rollout boundary at or past it. The
+        ``total_timesteps`` handed to SB3 is an upper bound on the steps this can take (for episodes: each remaining
+        episode lasts at most the time limit); the budget ends the loop first.
         """
-        self.episode_budget = int(budget)
-        remaining = max(self.episode_budget - self.recorder.episodes, 0)
-        per_agent = math.ceil(remaining / self.n_envs)
-        bound = (per_agent * self.recorder.core.max_episode_steps + self.n_steps) * self.n_envs
+        self.phase_budget = int(budget)
+        remaining = max(self.phase_budget - self.progress, 0)
+        rollout = self.n_steps * self.n_envs
+        if self.budget_unit == "steps":
+            bound = math.ceil(remaining / rollout) * rollout
+        else:
+            per_agent = math.ceil(remaining / self.n_envs)
+            bound = (per_agent * self.recorder.core.max_episode_steps + self.n_steps) * self.n_envs
         return self.learn(total_timesteps=bound, callback=callback, reset_num_timesteps=self.num_timesteps == 0)
 
     def learn_rollouts(self, n_rollouts: int, callback: BaseCallback | None = None) -> Any:
-        """``learn`` for exactly ``n_rollouts`` rollouts whatever the episode budget (benchmarks, tests)."""
-        budget, self.episode_budget = self.episode_budget, np.iinfo(np.int64).max
+        """``learn`` for exactly ``n_rollouts`` rollouts whatever the budget (benchmarks, tests)."""
+        budget, self.phase_budget = self.phase_budget, np.iinfo(np.int64).max
         try:
             steps = int(n_rollouts) * self.n_steps * self.n_envs
             return self.learn(total_timesteps=steps, callback=callback, reset_num_timesteps=self.num_timesteps == 0)
         finally:
-            self.episode_budget = budget
+            self.phase_budget = budget
 
     def request_stop(self) -> None:
         """End ``learn`` at the next rollout boundary (after the current rollout and its updates); what Ctrl-C and
@@ -116,7 +132,7 @@ class CuriosityMixin:
         return self._stop_requested
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: Any, n_rollout_steps: int) -> bool:
-        if self._stop_requested or self.recorder.episodes >= self.episode_budget:
+        if self._stop_requested or self.progress >= self.phase_budget:
             return False
         self.recorder.start_rollout(n_rollout_steps)
         if not super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps):
@@ -144,8 +160,8 @@ class CuriosityMixin:
         self._last_obs = self.recorder.observe()
 
     def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
-        """Progress over the whole run, in episodes (SB3 calls this after each rollout)."""
-        super()._update_current_progress_remaining(self.recorder.episodes, self.total_episodes)
+        """Progress over the whole run, in the budget's unit (SB3 calls this after each rollout)."""
+        super()._update_current_progress_remaining(self.progress, self.total_budget)
 
     # ------------------------------------------------------------------------------------------ state
     def training_state(self) -> dict[str, Any]:
@@ -160,7 +176,7 @@ class CuriosityMixin:
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`training_state` (before the next ``learn_episodes``), after the env's own state: the next
+        """Restore :meth:`training_state` (before the next ``learn_budget``), after the env's own state: the next
         rollout starts from the env's current observations (its episodes in progress), not from a reset."""
         self.num_timesteps = int(state["num_timesteps"])
         self._n_updates = int(state["n_updates"])

@@ -37,7 +37,7 @@ from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.policy import NavigationExtractor
 from techniques.rl_navigation.target_encoder import TargetMode
 
-CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd"]
+CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd", "oracle"]
 #: Curiosity spaces whose learner reads the encoder's window-mean features.
 ENCODER_SPACES: tuple[str, ...] = ("semantic", "inverse", "rnd")
 
@@ -75,6 +75,9 @@ class PPOConfig:
     """hidden layers of the policy and value MLPs (after the features extractor; with --policy lstm, after the LSTM)"""
     lstm_hidden: int = 128
     """hidden size of the LSTM (--policy lstm)"""
+    cell_dim: int = 16
+    """window and pixel observations: width of the embedding of every window cell, by one network shared across cells
+    (the compression layer of VC-1 / OVRL-V2); 0: the window flattened as one vector, pixels through one CNN"""
 
 
 @dataclass
@@ -85,7 +88,8 @@ class CuriosityConfig:
     """the intrinsic reward: a forward model in 'semantic' (window-mean encoder features), 'pixels' (downsampled
     pixel crops), 'random' (features of a random-init encoder of the same architecture, Burda et al. 2019) or
     'inverse' space (ICM: features learned by inverse dynamics, Pathak et al. 2017); 'rnd' (Random Network
-    Distillation's novelty bonus on the encoder features); 'none' (extrinsic-only PPO). Phase 2 needs 'semantic'"""
+    Distillation's novelty bonus on the encoder features); 'oracle' (window means of the ground-truth cell features,
+    envs.oracle: the positive control); 'none' (extrinsic-only PPO). Phase 2 needs 'semantic'"""
     forward_hidden: int = 256
     """hidden width of the forward model"""
     forward_layers: int = 2
@@ -173,6 +177,11 @@ class TwoPhaseConfig(FlatSections):
     """episodes of phase 1 (encoder frozen)"""
     phase2_episodes: int = 5_000
     """episodes of phase 2 (top blocks fine-tuned by the forward loss); 0: phase-1 only"""
+    phase1_steps: int = 0
+    """environment steps of phase 1 (all agents together, rounded up to whole rollouts); > 0 budgets the whole run in
+    steps, so every arm of a study gets the same samples however long its episodes; the episode budgets are unused"""
+    phase2_steps: int = 0
+    """environment steps of phase 2 when the run is budgeted in steps (--phase1-steps > 0); 0: phase-1 only"""
     unfreeze_layers: int = 2
     """number of top encoder blocks fine-tuned in phase 2 (plus the final norm)"""
     encoder_lr: float = 1e-5
@@ -230,7 +239,7 @@ class TwoPhaseConfig(FlatSections):
     @property
     def pixels(self) -> bool:
         """Whether the agents observe pixel crops (a Pixels task or ``--observation pixels``; no encoder features)."""
-        return not nav_config(self).needs_encoder
+        return nav_config(self).observation == "pixels"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -349,6 +358,7 @@ FIELD_RANGES: dict[str, _Range] = {
     "scene_seed": _NON_NEGATIVE,
     "colour_variants": _AT_LEAST_1,
     "patch_radius": _NON_NEGATIVE,
+    "pixel_cell": _NON_NEGATIVE,
     "success_radius": _NON_NEGATIVE,
     "min_start_distance": _NON_NEGATIVE,
     "max_episode_steps": _AT_LEAST_1,
@@ -358,6 +368,8 @@ FIELD_RANGES: dict[str, _Range] = {
     "goal_distance_reward": _NON_NEGATIVE,
     "phase1_episodes": _NON_NEGATIVE,
     "phase2_episodes": _NON_NEGATIVE,
+    "phase1_steps": _NON_NEGATIVE,
+    "phase2_steps": _NON_NEGATIVE,
     "unfreeze_layers": _NON_NEGATIVE,
     "encoder_lr": _NON_NEGATIVE,
     "encoder_weight_decay": _NON_NEGATIVE,
@@ -385,6 +397,7 @@ FIELD_RANGES: dict[str, _Range] = {
     "ppo.max_grad_norm": _POSITIVE,
     "ppo.net_arch": _AT_LEAST_1,
     "ppo.lstm_hidden": _AT_LEAST_1,
+    "ppo.cell_dim": _NON_NEGATIVE,
     "curiosity.forward_hidden": _AT_LEAST_1,
     "curiosity.forward_layers": _AT_LEAST_1,
     "curiosity.forward_lr": _NON_NEGATIVE,
@@ -458,12 +471,17 @@ def check_config(cfg: TwoPhaseConfig) -> None:
             "--extrinsic-coef 0 (pure curiosity) leaves nothing to learn without an intrinsic reward; pass "
             "--intrinsic-coef > 0 and a --curiosity.space other than none"
         )
-    if cfg.phase1_episodes + cfg.phase2_episodes < 1:
-        raise ValueError("--phase1-episodes + --phase2-episodes must be >= 1 (nothing to train)")
-    if cfg.phase2_episodes > 0 and not 1 <= cfg.unfreeze_layers <= depth:
+    if cfg.phase2_steps > 0 and cfg.phase1_steps == 0:
+        raise ValueError(
+            "--phase2-steps needs --phase1-steps > 0: a run is budgeted either in steps (both phases) or in episodes"
+        )
+    budget = run_budget(cfg)
+    if budget.total < 1:
+        raise ValueError(f"--phase1-{budget.unit} + --phase2-{budget.unit} must be >= 1 (nothing to train)")
+    if budget.phase2 > 0 and not 1 <= cfg.unfreeze_layers <= depth:
         raise ValueError(
             f"--unfreeze-layers must be in [1, {depth}] ({cfg.encoder} has {depth} blocks) when phase 2 runs, got "
-            f"{cfg.unfreeze_layers} (or pass --phase2-episodes 0 for phase-1-only)"
+            f"{cfg.unfreeze_layers} (or pass --phase2-{budget.unit} 0 for phase-1-only)"
         )
     try:
         pixels = cfg.pixels  # builds (and so validates) the task rules
@@ -471,10 +489,14 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         raise ValueError(f"task rules: {e} (--min-start-distance, --success-radius, --patch-radius)") from e
     if cfg.goal_distance_reward != 0 and pixels:
         raise ValueError("--goal-distance-reward needs feature observations; use a task without Pixels or pass 0")
-    if cfg.phase2_episodes > 0 and (pixels or cfg.curiosity.space != "semantic"):
+    if budget.phase2 > 0 and nav_config(cfg).observation == "oracle":
+        raise ValueError(
+            f"--observation oracle has no encoder to fine-tune: pass --phase2-{budget.unit} 0 (phase 1 only)"
+        )
+    if budget.phase2 > 0 and (pixels or cfg.curiosity.space != "semantic"):
         raise ValueError(
             "phase 2 fine-tunes the encoder through the semantic forward model, so it needs a feature task and "
-            "--curiosity.space semantic; pass --phase2-episodes 0 for pixel tasks or other curiosity spaces"
+            f"--curiosity.space semantic; pass --phase2-{budget.unit} 0 for pixel tasks or other curiosity spaces"
         )
     if cfg.ppo.batch_size > cfg.ppo.n_steps * cfg.n_envs:
         raise ValueError(
@@ -502,6 +524,26 @@ def check_config(cfg: TwoPhaseConfig) -> None:
             f"objects do not fit); the smallest size that fits the {' and '.join(splits)} scenes is "
             f"{max((f for f in fits if f is not None), default=None)}"
         )
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """How long a run trains: ``phase1`` then ``phase2`` units of ``unit`` (counted over the whole run)."""
+
+    unit: Literal["episodes", "steps"]
+    phase1: int
+    phase2: int
+
+    @property
+    def total(self) -> int:
+        return self.phase1 + self.phase2
+
+
+def run_budget(cfg: TwoPhaseConfig) -> RunBudget:
+    """The run's budget: in environment steps when ``--phase1-steps`` > 0, else in episodes."""
+    if cfg.phase1_steps > 0:
+        return RunBudget("steps", cfg.phase1_steps, cfg.phase2_steps)
+    return RunBudget("episodes", cfg.phase1_episodes, cfg.phase2_episodes)
 
 
 def scene_generator_kwargs(image_size: int, patch_size: int, scene_seed: int) -> dict[str, Any]:
@@ -536,11 +578,18 @@ def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
     return kwargs
 
 
-def ppo_arguments(cfg: TwoPhaseConfig) -> tuple[str, dict[str, Any]]:
+def ppo_arguments(cfg: TwoPhaseConfig, feature_mean: list[float] | None = None) -> tuple[str, dict[str, Any]]:
     """The SB3 policy name and PPO keyword arguments of ``cfg`` (hyperparameters, policy network, seed), as given
-    to :class:`CuriosityPPO` (and to a plain SB3 ``PPO`` baseline of the same config)."""
+    to :class:`CuriosityPPO` (and to a plain SB3 ``PPO`` baseline of the same config). ``feature_mean``: the mean
+    training-scene feature the policy centres its feature inputs by (:class:`NavigationExtractor`)."""
     p = cfg.ppo
-    policy_kwargs: dict[str, Any] = {"features_extractor_class": NavigationExtractor, "net_arch": list(p.net_arch)}
+    window_cells = 2 * cfg.rules.patch_radius + 1
+    extractor = {"cell_dim": p.cell_dim, "feature_mean": feature_mean, "window_cells": window_cells}
+    policy_kwargs: dict[str, Any] = {
+        "features_extractor_class": NavigationExtractor,
+        "features_extractor_kwargs": extractor,
+        "net_arch": list(p.net_arch),
+    }
     if cfg.policy == "lstm":
         policy_kwargs["lstm_hidden_size"] = p.lstm_hidden
     kwargs = dict(
@@ -574,12 +623,14 @@ __all__ = [
     "CuriosityConfig",
     "CuriositySpace",
     "PPOConfig",
+    "RunBudget",
     "TwoPhaseConfig",
     "check_config",
     "env_kwargs",
     "nav_config",
     "ppo_arguments",
     "resolve_device",
+    "run_budget",
     "run_name",
     "scene_generator_kwargs",
     "task_id",

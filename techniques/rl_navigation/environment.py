@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from envs.scenes import SceneGenerator
 from envs.vec_env import ImageNavVecEnv
-from techniques.rl_navigation.config import TwoPhaseConfig, env_kwargs, scene_generator_kwargs
+from techniques.rl_navigation.config import TwoPhaseConfig, env_kwargs, nav_config, scene_generator_kwargs
 from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
 
@@ -22,23 +22,23 @@ def make_env(
 
     Args:
         cfg: task rules, scene size and seed, time limit (``env_kwargs``).
-        encoder: encodes the scenes once, under its autocast dtype (not used by pixel tasks, which still take its
-            patch size).
+        encoder: encodes the scenes once, under its autocast dtype (not used by pixel and oracle observations, which
+            still take its patch size).
         split: ``"train"``, ``"val"`` or ``"test"``.
         n_scenes: default ``cfg.n_train_scenes`` for train, ``cfg.n_eval_scenes`` otherwise.
         n_envs: agents (default ``cfg.n_envs``).
         cache_top_layers: keep the tokens entering the top ``n`` blocks for phase-2 refreshes.
         render_scale: integer upscaling of rendered frames.
     """
-    pixels = cfg.pixels
+    encoded = nav_config(cfg).needs_encoder  # pixel and oracle observations need no encoder, only its patch size
     if n_scenes is None:
         n_scenes = cfg.n_train_scenes if split == "train" else cfg.n_eval_scenes
     generator = SceneGenerator(**scene_generator_kwargs(cfg.image_size, encoder.patch_size, cfg.scene_seed))
     with encoder.autocast():
         return ImageNavVecEnv(
             cfg.n_envs if n_envs is None else n_envs,
-            encoder=None if pixels else encoder.backbone,
-            patch_size=encoder.patch_size if pixels else None,
+            encoder=encoder.backbone if encoded else None,
+            patch_size=None if encoded else encoder.patch_size,
             split=split,
             n_scenes=n_scenes,
             scene_generator=generator,

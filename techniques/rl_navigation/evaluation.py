@@ -1,11 +1,20 @@
-"""Policy evaluation on held-out scenes: metrics with 95% confidence intervals, a random-walk baseline, and a
-PNG grid of trajectories.
+"""Policy evaluation on held-out scenes: metrics with 95% confidence intervals, reference policies (a random
+walk, a blind persistent walk and recognition + persistent walk), the paired difference of each policy's success to
+the blind walk's, and a PNG grid of trajectories.
 
 Protocol: ``n_episodes`` are split evenly over the agents of one :class:`envs.vec_env.ImageNavVecEnv` (agent ``i``
 runs a fixed quota of episodes, so short episodes are not over-represented); agent ``i``'s ``k``-th episode is
 drawn from its own generator (seed ``seed + i``), so every policy evaluated with the same seed faces the same
-scenes, goals and starts. Policies act stochastically by default: a memoryless reactive policy that is made
-deterministic can loop forever between two cells, which says little about what it learned.
+scenes, goals and starts. Results list the episodes by agent, then by the agent's episode number (not in the order
+they finished, which depends on the policy), so the ``j``-th episode of two policies run with the same seed, number
+of agents and episodes is the same episode: :func:`paired_differences` pairs them. Policies act stochastically by
+default: a memoryless reactive policy that is made deterministic can loop forever between two cells, which says
+little about what it learned.
+
+Reference policies (:mod:`techniques.rl_navigation.reference_policies`): the random walk (uniform actions), the
+blind persistent walk (keeps its heading with probability 0.8, turns at walls; never STOPs) and recognition +
+persistent walk (greedy to the goal once a goal cell is in its window, STOP within the success radius; the blind
+walk otherwise). The last two read the agent's cell and heading from the environment, not the observations.
 
 Metrics per episode (from the environment's final ``info``): success, success within 0, 1 and 2 cells
 (habitat-lab's success at those distances; with STOP, STOP called there), SPL and soft-SPL (Anderson et al.
@@ -31,6 +40,12 @@ import cv2
 import numpy as np
 
 from envs.stepping import SUCCESS_DISTANCES
+from techniques.rl_navigation.reference_policies import (
+    BLIND_WALK,
+    RECOGNITION_WALK,
+    persistent_walk_actor,
+    recognition_walk_actor,
+)
 from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger(__name__)
@@ -53,6 +68,13 @@ _INFO_KEYS = {"success": "is_success", "near_flicker": "near_flicker_fraction"}
 #: ``act(observations {key: (N, ...)}, episode_starts (N,) bool) -> actions (N,)``.
 Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 
+RANDOM_WALK = "random walk"
+#: Table labels of the reference policies, in the order they are evaluated (after the learned policies).
+REFERENCE_LABELS: tuple[str, ...] = (RANDOM_WALK, BLIND_WALK, RECOGNITION_WALK)
+#: Key of the paired differences in the JSON report, and the column of the printed table.
+PAIRED_KEY = "success_minus_blind_walk"
+PAIRED_COLUMN = "success − blind walk (paired)"
+
 
 @dataclass
 class EpisodeResults:
@@ -71,13 +93,18 @@ class EpisodeResults:
     episode_return: np.ndarray
     length: np.ndarray
     frames: list[np.ndarray] = field(default_factory=list)
+    agent: np.ndarray | None = None
+    """``(n,)`` the agent that ran each episode (``None`` when unknown)"""
+    episode: np.ndarray | None = None
+    """``(n,)`` the episode's number among its agent's episodes (``None`` when unknown)"""
 
     def __len__(self) -> int:
         return len(self.success)
 
 
 def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) -> EpisodeResults:
-    """Run ``n_episodes`` episodes of ``act`` in ``env`` (see the module docstring for the protocol).
+    """Run ``n_episodes`` episodes of ``act`` in ``env`` (see the module docstring for the protocol); results are
+    ordered by agent, then by the agent's episode number (``results.agent``, ``results.episode``).
 
     Args:
         env: an :class:`envs.vec_env.ImageNavVecEnv` (seed it first with ``env.seed(seed)``).
@@ -93,6 +120,8 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
     info_metrics = [k for k, _ in METRICS if k != "episode_return"]
     rows: dict[str, list[float]] = {k: [] for k in (*info_metrics, "episode_return", "length")}
     frames: list[np.ndarray] = []
+    agents: list[int] = []
+    numbers: list[int] = []
     obs = env.reset()
     starts = np.ones(n, dtype=bool)
     while (done_count < quota).any():
@@ -101,6 +130,8 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
         for i in np.flatnonzero(dones):
             if done_count[i] >= quota[i]:
                 continue
+            agents.append(int(i))
+            numbers.append(int(done_count[i]))
             done_count[i] += 1
             info = infos[i]
             for key in info_metrics:
@@ -111,7 +142,10 @@ def run_episodes(env: Any, act: Actor, n_episodes: int, max_frames: int = 16) ->
                 frame = env.render_agent(int(i), "last")
                 if frame is not None:
                     frames.append(frame)
-    return EpisodeResults(**{k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}, frames=frames)
+    order = np.lexsort((numbers, agents))  # by agent, then episode number: the same order for every policy
+    columns = {k: np.asarray(v, dtype=np.float64)[order] for k, v in rows.items()}
+    agent, episode = np.asarray(agents, dtype=np.int64)[order], np.asarray(numbers, dtype=np.int64)[order]
+    return EpisodeResults(**columns, frames=frames, agent=agent, episode=episode)
 
 
 def policy_actor(model: Any, deterministic: bool = False) -> Actor:
@@ -148,6 +182,41 @@ def random_actor(n_actions: int, n_envs: int, seed: int = 0) -> Actor:
     return lambda obs, episode_starts: rng.integers(0, n_actions, size=n_envs)
 
 
+def reference_actors(env: Any, seed: int = 0, keep: float = 0.8) -> dict[str, Actor]:
+    """``{label: actor}`` of the reference policies (:data:`REFERENCE_LABELS`) in ``env``, each with its own
+    generator seeded ``seed``; ``keep`` is the walks' probability of keeping their heading."""
+    return {
+        RANDOM_WALK: random_actor(env.action_space.n, env.num_envs, seed),
+        BLIND_WALK: persistent_walk_actor(env, keep, seed),
+        RECOGNITION_WALK: recognition_walk_actor(env, keep, seed),
+    }
+
+
+def paired_differences(
+    results: dict[str, EpisodeResults], reference: str = BLIND_WALK, metric: str = "success"
+) -> dict[str, dict[str, float]]:
+    """``{label: mean_ci(metric - reference's metric)}`` for every policy but ``reference``, paired episode by episode
+    (``{}`` without a ``reference`` row).
+
+    The ``j``-th episodes of policies run with the same seed, agents and episodes are the same episode (see the
+    module docstring); a ``ValueError`` when two results list different episodes (their ``agent`` / ``episode``).
+    """
+    if reference not in results:
+        return {}
+    ref = results[reference]
+    out: dict[str, dict[str, float]] = {}
+    for label, r in results.items():
+        if label == reference:
+            continue
+        same = len(r) == len(ref)
+        if same and r.agent is not None and ref.agent is not None:
+            same = np.array_equal(r.agent, ref.agent) and np.array_equal(r.episode, ref.episode)
+        if not same:
+            raise ValueError(f"{label!r} and {reference!r} ran different episodes; they cannot be paired")
+        out[label] = mean_ci(getattr(r, metric) - getattr(ref, metric))
+    return out
+
+
 def summarize(results: EpisodeResults) -> dict[str, dict[str, float]]:
     """``{metric: {"mean", "ci95", "n", "std"}}``: the mean over episodes and its 95% t-interval half-width."""
     return {key: mean_ci(getattr(results, key)) for key, _ in METRICS}
@@ -158,15 +227,23 @@ def episode_table(results: dict[str, EpisodeResults]) -> dict[str, dict[str, lis
     return {label: {key: getattr(r, key).tolist() for key, _ in METRICS} for label, r in results.items()}
 
 
-def format_table(summaries: dict[str, dict[str, dict[str, float]]], metrics: Sequence[str] | None = None) -> str:
-    """A markdown table: one row per evaluated policy, ``mean ± ci95`` per metric."""
+def format_table(
+    summaries: dict[str, dict[str, dict[str, float]]],
+    metrics: Sequence[str] | None = None,
+    paired: dict[str, dict[str, float]] | None = None,
+) -> str:
+    """A markdown table: one row per evaluated policy, ``mean ± ci95`` per metric, and with ``paired``
+    (:func:`paired_differences`) a last column, each policy's success minus the blind walk's, paired by episode."""
     keys = [k for k, _ in METRICS if metrics is None or k in metrics]
     names = dict(METRICS)
-    header = "| policy | episodes | " + " | ".join(names[k] for k in keys) + " |"
-    lines = [header, "|" + "---|" * (len(keys) + 2)]
+    extra = [PAIRED_COLUMN] if paired else []
+    header = "| policy | episodes | " + " | ".join([*(names[k] for k in keys), *extra]) + " |"
+    lines = [header, "|" + "---|" * (len(keys) + len(extra) + 2)]
     for policy, summary in summaries.items():
         n = next(iter(summary.values()))["n"]
         cells = [fmt_ci(summary[k]) for k in keys]
+        if paired:
+            cells.append(fmt_ci(paired[policy]) if policy in paired else "")
         lines.append(f"| {policy} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -198,14 +275,20 @@ def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def write_report(
-    summaries: dict[str, dict[str, dict[str, float]]], out_dir: str | os.PathLike, stem: str, meta: dict[str, Any]
+    summaries: dict[str, dict[str, dict[str, float]]],
+    out_dir: str | os.PathLike,
+    stem: str,
+    meta: dict[str, Any],
+    paired: dict[str, dict[str, float]] | None = None,
 ) -> tuple[Path, Path]:
-    """``<stem>.json`` (summaries + ``meta``) and ``<stem>.txt`` (the markdown table) in ``out_dir``."""
+    """``<stem>.json`` (``meta``, ``"results"``: the summaries, and with ``paired`` :data:`PAIRED_KEY`:
+    ``{policy: mean_ci}`` of :func:`paired_differences`) and ``<stem>.txt`` (the markdown table) in ``out_dir``."""
     from encoders.utils.io import atomic_write_text
 
     out_dir = Path(out_dir)
-    json_path = atomic_write_text(json.dumps({**meta, "results": summaries}, indent=2) + "\n", out_dir / f"{stem}.json")
-    txt_path = atomic_write_text(format_table(summaries) + "\n", out_dir / f"{stem}.txt")
+    data = {**meta, "results": summaries, **({PAIRED_KEY: paired} if paired else {})}
+    json_path = atomic_write_text(json.dumps(data, indent=2) + "\n", out_dir / f"{stem}.json")
+    txt_path = atomic_write_text(format_table(summaries, paired=paired) + "\n", out_dir / f"{stem}.txt")
     return json_path, txt_path
 
 
@@ -230,15 +313,18 @@ def evaluate_run(
     deterministic: bool = False,
     random_baseline: bool = True,
     device: str = "cpu",
+    references: bool = True,
 ) -> dict[str, EpisodeResults]:
-    """Evaluate checkpoints of a two-phase run (and a random walk) on the same episodes of ``split``.
+    """Evaluate checkpoints of a two-phase run (and reference policies) on the same episodes of ``split``.
 
     Each checkpoint's own encoder re-encodes the held-out scenes; every policy runs ``episodes`` episodes with
-    the same environment seed (default ``config.seed + 10_000``). Returns ``{label: results}``.
+    the same environment seed (default ``config.seed + 10_000``). ``random_baseline`` adds the random walk,
+    ``references`` the blind persistent walk and recognition + persistent walk (:func:`reference_actors`, seeded
+    with the environment seed). Returns ``{label: results}``, the references last.
     """
     from encoders.utils.config import load_config
     from techniques.rl_navigation.checkpointing import ENCODER_FILE, POLICY_FILE, checkpoint_dir
-    from techniques.rl_navigation.config import TwoPhaseConfig, resolve_device
+    from techniques.rl_navigation.config import TwoPhaseConfig, resolve_device, run_budget
     from techniques.rl_navigation.environment import make_env
     from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
@@ -255,28 +341,36 @@ def evaluate_run(
         env = make_env(cfg, encoder, split, n_scenes, n_envs)
         env.seed(seed)
         model = load_policy(ckpt / POLICY_FILE, cfg.policy)
-        label = checkpoint_label(name, cfg.phase2_episodes > 0)
+        label = checkpoint_label(name, run_budget(cfg).phase2 > 0)
         logger.info("evaluating %s (%s) on %d %s episodes", label, ckpt, episodes, split)
         out[label] = run_episodes(env, policy_actor(model, deterministic), episodes)
-    if random_baseline:
-        if env is None:  # the random walk alone: any encoder gives the same episodes
-            encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev, cfg.precision)
-            env = make_env(cfg, encoder, split, n_scenes, n_envs)
+    wanted = [RANDOM_WALK] * random_baseline + [BLIND_WALK, RECOGNITION_WALK] * references
+    if wanted and env is None:  # the references alone: any encoder gives the same episodes
+        encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev, cfg.precision)
+        env = make_env(cfg, encoder, split, n_scenes, n_envs)
+    for label in wanted:
         env.seed(seed)
-        out["random walk"] = run_episodes(env, random_actor(env.action_space.n, env.num_envs, seed), episodes)
+        logger.info("evaluating %s on %d %s episodes", label, episodes, split)
+        out[label] = run_episodes(env, reference_actors(env, seed)[label], episodes)
     return out
 
 
 __all__ = [
     "METRICS",
+    "PAIRED_COLUMN",
+    "PAIRED_KEY",
+    "RANDOM_WALK",
+    "REFERENCE_LABELS",
     "EpisodeResults",
     "checkpoint_label",
     "episode_table",
     "evaluate_run",
     "format_table",
     "load_policy",
+    "paired_differences",
     "policy_actor",
     "random_actor",
+    "reference_actors",
     "run_episodes",
     "summarize",
     "trajectory_grid",

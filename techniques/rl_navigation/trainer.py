@@ -1,19 +1,20 @@
 """TwoPhaseTrainer: PPO on detached semantic features with forward-model curiosity, in two phases.
 
-Phase 1 (``phase1_episodes``): the encoder is frozen; the environments look features up in the
-:class:`envs.features.SceneFeatures` cache computed once; the forward model trains on every rollout.
-Phase 2 (``phase2_episodes``): ``unfreeze_top_layers(n)``; the forward-model loss also trains the top ``n``
-blocks and the final norm (their own AdamW optimiser, ``encoder_lr``), their input features recomputed with
-autograd from the cache's boundary tokens; targets come from a stop-gradient EMA copy of those blocks (or a
-frozen / the online copy); after each rollout's update the cached grids are refreshed in place (top blocks
+Phase 1 (``phase1_episodes``, or ``phase1_steps`` environment steps): the encoder is frozen; the environments look
+features up in the :class:`envs.features.SceneFeatures` cache computed once; the forward model trains on every
+rollout. Phase 2 (``phase2_episodes`` or ``phase2_steps``): ``unfreeze_top_layers(n)``; the forward-model loss also
+trains the top ``n`` blocks and the final norm (their own AdamW optimiser, ``encoder_lr``), their input features
+recomputed with autograd from the cache's boundary tokens; targets come from a stop-gradient EMA copy of those
+blocks (or a frozen / the online copy); after each rollout's update the cached grids are refreshed in place (top blocks
 only) so the policy sees current features, the target copy follows, and feature std / effective rank are
 checked against their phase-1 values. At the switch the intrinsic-reward statistics are reset and the intrinsic
 critic is re-initialised; both re-warm (the critic fits, the policy gets no intrinsic advantage) for
 ``curiosity.warmup_rollouts`` rollouts.
 
 PPO is :class:`~techniques.rl_navigation.algorithm.CuriosityPPO`; ``learn`` runs once per phase, ended by the
-phase's episode budget, so SB3's progress, schedules and fps cover the run. Phases are driven by episode counts
-and switch at rollout boundaries. The run folder holds ``config.json``,
+phase's budget, so SB3's progress, schedules and fps cover the run. Phases are driven by episode counts or, with
+``--phase1-steps``, by environment steps (the same samples for every arm of a study, however long its episodes), and
+switch at rollout boundaries. The run folder holds ``config.json``,
 TensorBoard events, and ``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a
 ``checkpoints/latest`` pointer; checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts,
 at the end and on Ctrl-C / SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
@@ -43,6 +44,7 @@ from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.signals import stop_on_signals
 from encoders.utils.tensorboard import make_writer
 from envs.features import SceneFeatures
+from envs.oracle import oracle_features
 from techniques.rl_navigation.algorithm import CuriosityPPO, CuriosityRecurrentPPO
 from techniques.rl_navigation.checkpointing import (
     CHECKPOINT_DIR,
@@ -63,8 +65,10 @@ from techniques.rl_navigation.config import (
     ENCODER_SPACES,
     TwoPhaseConfig,
     check_config,
+    nav_config,
     ppo_arguments,
     resolve_device,
+    run_budget,
     run_name,
 )
 from techniques.rl_navigation.curiosity import Curiosity, CuriosityLearner, RolloutRecorder
@@ -88,6 +92,8 @@ RESUME_OVERRIDABLE = (
     "device",
     "phase1_episodes",
     "phase2_episodes",
+    "phase1_steps",
+    "phase2_steps",
     "checkpoint_every",
     "keep_checkpoints",
     "trajectory_every",
@@ -160,7 +166,8 @@ class TwoPhaseTrainer(RunLoggingMixin):
             # the checkpoint's sidecar names the architecture; the config's encoder must match it
             logger.info("resuming encoder weights from %s", weights)
         self.encoder.freeze()
-        self.n_top = cfg.unfreeze_layers if cfg.phase2_episodes > 0 else None
+        self.budget = run_budget(cfg)
+        self.n_top = cfg.unfreeze_layers if self.budget.phase2 > 0 else None
         if self.n_top is not None and not 1 <= self.n_top <= self.encoder.n_blocks:
             raise ValueError(f"--unfreeze-layers {self.n_top} is not in [1, {self.encoder.n_blocks}] for {cfg.encoder}")
         pixels = cfg.pixels
@@ -168,9 +175,9 @@ class TwoPhaseTrainer(RunLoggingMixin):
         rewarded = self.env if cfg.goal_distance_reward == 0 else GoalDistanceReward(self.env, cfg.goal_distance_reward)
         self.writer = make_writer(self.run_dir)
         self.monitor = CollapseMonitor(cfg.curiosity.collapse_fraction)
-        self.cache = self.env.scene_features
+        self.cache = self.env.scene_features if nav_config(cfg).needs_encoder else None
         if self.cache is None and cfg.curiosity.space in ENCODER_SPACES:
-            # pixel observations with semantic curiosity: the forward model still needs encoder features
+            # pixel or oracle observations with semantic curiosity: the forward model still needs encoder features
             self.cache = self.encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
         self.recorder = RolloutRecorder(rewarded)
         self.curiosity = self._build_curiosity(pixels)
@@ -221,6 +228,14 @@ class TwoPhaseTrainer(RunLoggingMixin):
                 random_encoder.freeze()
             cache = random_encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
             source = SemanticFeatureSource(cache, rules.patch_radius, device)
+        elif cur.space == "oracle":
+            world = self.env.world
+            cache = (
+                world.features
+                if rules.observation == "oracle"
+                else oracle_features(world.scenes, world.n_variants, world.patch_size, world.grid_shape)
+            )
+            source = SemanticFeatureSource(cache, rules.patch_radius, device)
         else:
             source = SemanticFeatureSource(self.cache, rules.patch_radius, device)
         shared = {"lr": cur.forward_lr, "epochs": cur.forward_epochs, "batch_size": cur.forward_batch_size}
@@ -256,18 +271,26 @@ class TwoPhaseTrainer(RunLoggingMixin):
     def _build_ppo(self, pixels: bool) -> CuriosityPPO | CuriosityRecurrentPPO:
         cfg = self.cfg
         algorithm = CuriosityRecurrentPPO if cfg.policy == "lstm" else CuriosityPPO
-        policy, kwargs = ppo_arguments(cfg)
+        policy, kwargs = ppo_arguments(cfg, self._feature_mean())
         model = algorithm(
             policy,
             self.recorder,
             curiosity=self.curiosity,
             extrinsic_coef=cfg.extrinsic_coef,
-            total_episodes=self.total_episodes,
+            budget_unit=self.budget.unit,
+            total_budget=self.budget.total,
             device=self.device if pixels else torch.device("cpu"),  # SB3: MLP policies run best on the CPU
             **kwargs,
         )
         model.set_logger(Logger(folder=None, output_formats=[SummaryWriterFormat(self.writer)]))
         return model
+
+    def _feature_mean(self) -> list[float] | None:
+        """The mean patch feature of the training scenes' encoder features (what the policy centres its feature
+        inputs by; fixed at phase 1's value), or ``None`` for pixel and oracle observations."""
+        if not nav_config(self.cfg).needs_encoder:
+            return None
+        return self.env.scene_features.grids.float().mean(dim=(0, 1, 2, 3)).tolist()
 
     # ------------------------------------------------------------------------------------------ phase 2
     def _enter_phase2(self) -> None:
@@ -328,10 +351,6 @@ class TwoPhaseTrainer(RunLoggingMixin):
         return self.monitor.measure(sample_features(self.cache.grids, 4096, seed=0))
 
     # ------------------------------------------------------------------------------------------ training
-    @property
-    def total_episodes(self) -> int:
-        return self.cfg.phase1_episodes + self.cfg.phase2_episodes
-
     def train(self) -> TrainResult:
         """Run (or continue) both phases and save the ``final`` checkpoint.
 
@@ -339,20 +358,21 @@ class TwoPhaseTrainer(RunLoggingMixin):
         saves the ``interrupted`` checkpoint there, from which :meth:`resume` continues bit for bit; a second
         Ctrl-C aborts at once without saving (a resume then starts from the last checkpoint).
         """
-        c, model = self.counters, self.model
-        self._progress = Progress(self.total_episodes, desc="episodes", unit="ep", initial=c.episodes)
+        c, model, budget = self.counters, self.model, self.budget
+        unit = "ep" if budget.unit == "episodes" else "step"
+        self._progress = Progress(budget.total, desc=budget.unit, unit=unit, initial=model.progress)
         self._rollout_started = time.perf_counter()
         try:
             with stop_on_signals(model.request_stop, "at the end of this rollout"):
                 if c.phase == 1:
-                    phase1_only = self.cfg.phase2_episodes == 0
-                    model.learn_episodes(self.total_episodes if phase1_only else self.cfg.phase1_episodes)
+                    phase1_only = budget.phase2 == 0
+                    model.learn_budget(budget.total if phase1_only else budget.phase1)
                     if not phase1_only and not model.stop_requested:
                         self._switch_to_phase2()
                 if c.phase == 2 and not model.stop_requested:
-                    model.learn_episodes(self.total_episodes)
+                    model.learn_budget(budget.total)
                 self._progress.close()
-                finished = c.episodes >= self.total_episodes and (c.phase == 2 or self.cfg.phase2_episodes == 0)
+                finished = model.progress >= budget.total and (c.phase == 2 or budget.phase2 == 0)
                 name = "final" if finished else "interrupted"
                 self.checkpoints[name] = self.save_checkpoint(name)  # a second Ctrl-C here leaves the last one
         except KeyboardInterrupt:
@@ -369,7 +389,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
         """After each rollout's updates (``CuriosityPPO.on_update_end``): counters, logs, checkpoints."""
         cfg, c = self.cfg, self.counters
         now = time.perf_counter()
-        steps_before, episodes_before = c.steps, c.episodes
+        steps_before, progress_before = c.steps, self.model.progress
         c.rollouts += 1
         c.steps = int(self.model.num_timesteps)
         c.episodes = self.recorder.episodes
@@ -382,7 +402,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
         if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
             self._log_trajectories()
         if self._progress is not None:
-            self._progress.update(c.episodes - episodes_before, phase=c.phase, fps=fps)
+            self._progress.update(self.model.progress - progress_before, phase=c.phase, fps=fps)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, periodic: bool = False) -> Path:
