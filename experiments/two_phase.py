@@ -205,12 +205,21 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
         frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
         if frames:
             write_png(trajectory_grid(frames), out_dir / f"trajectories_{cfg.eval_split}.png")
-        eval_s = time.perf_counter() - t_eval
         lines += [
             f"  held-out evaluation ({cfg.eval_split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} episodes "
             f"per policy; mean ± 95% CI) -> {out_dir}",
             format_table(summaries, metrics=PRINTED_METRICS, paired=paired),
         ]
+        if cfg.eval_train and cfg.eval_split != "train":  # the same policies on their training scenes
+            results = evaluate_run(run_dir, names, split="train", episodes=cfg.eval_episodes, device=cfg.device)
+            summaries = {label: summarize(r) for label, r in results.items()}
+            paired = paired_differences(results)
+            write_report(summaries, out_dir, "summary_train", {"config": config_to_dict(cfg)}, paired)
+            lines += [
+                f"  the same on the training scenes ({cfg.n_train_scenes}; far above held-out = memorised scenes)",
+                format_table(summaries, metrics=("success", "spl"), paired=paired),
+            ]
+        eval_s = time.perf_counter() - t_eval
     else:
         eval_s = 0.0
     total = time.perf_counter() - t0

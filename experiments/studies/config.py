@@ -91,6 +91,8 @@ class RLSettings:
     tables used), 'oracle' (ground-truth cell features: the positive control) or 'pixels' (crops, a CNN)"""
     patch_radius: int = 2
     """observed window radius in cells"""
+    pixel_cell: int = 7
+    """pixels per cell side of pixel observations (the 14-pixel cells area-averaged to 7: a quarter of the values)"""
     include_heading: bool = True
     """add the last move's direction to the observation"""
     eval_episodes: int = 200
@@ -127,6 +129,7 @@ class RLSettings:
             "intrinsic_coef": self.intrinsic_coef,
             "observation": self.observation,
             "patch_radius": self.patch_radius,
+            "pixel_cell": self.pixel_cell,
             "eval_episodes": self.eval_episodes,
             "torch_threads": self.torch_threads,
             "device": self.device,

@@ -221,6 +221,8 @@ class TwoPhaseConfig(FlatSections):
     """episodes of the final evaluation (0: skip it)"""
     eval_split: Literal["train", "val", "test"] = "test"
     """scene split of the final evaluation"""
+    eval_train: bool = True
+    """also evaluate on the training scenes (a policy that memorised them scores far above its held-out success)"""
     encode_batch_size: int = 16
     """images per encoder call when building / refreshing the feature cache"""
     storage_dtype: Literal["float32", "float16"] = "float32"

@@ -99,6 +99,7 @@ RESUME_OVERRIDABLE = (
     "trajectory_every",
     "eval_episodes",
     "eval_split",
+    "eval_train",
     "n_eval_scenes",
     "resume",
 )
