@@ -101,6 +101,21 @@ def test_feature_observations_are_window_lookups():
     np.testing.assert_array_equal(obs["heading"], [0, 0, 1, 0])
 
 
+def test_default_stop_task_reward_makes_an_immediate_stop_no_better_than_searching():
+    """-v1 rules with the default rewards: a STOP that fails and every step pay 0, a STOP in the success region 1; so
+    the return of an immediate STOP (0) is below that of any policy that sometimes stops at the goal (with a step
+    penalty p, stopping at once would beat a search of L steps whenever its success rate is below p * L)."""
+    env = make_env(stop_action=True, success_radius=1)
+    stop = 4
+    env.reset(seed=0, options={"start": (0, 0), "goal": (0, 3)})
+    _, reward, terminated, _, info = env.step(stop)
+    assert terminated and not info["is_success"] and reward == 0.0
+    env.reset(options={"start": (0, 0), "goal": (0, 3)})
+    rewards = [env.step(RIGHT)[1], env.step(RIGHT)[1]]
+    _, reward, terminated, _, info = env.step(stop)
+    assert rewards == [0.0, 0.0] and terminated and info["is_success"] and reward == 1.0
+
+
 def test_stop_semantics_rewards_and_metrics():
     env = make_env(stop_action=True, success_radius=1, step_penalty=0.01, success_reward=2.0)
     stop = 4

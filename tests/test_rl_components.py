@@ -63,6 +63,60 @@ def test_extractor_matches_the_goal_against_what_the_env_observes(observation):
         NavigationExtractor(space, match_keys=("goal", "heading"))
 
 
+@pytest.mark.parametrize("task", ["imagenav", "objectnav"])
+@pytest.mark.parametrize("observation", ["mean", "window", "oracle", "pixels"])
+def test_policy_input_shapes_for_every_observation(task, observation):
+    """The per-cell input (cell_dim 16) of window, oracle and pixel views: K*K*(c + 2) + c values beside the heading;
+    the mean view keeps the whole-vector input; every width matches what the forward pass produces."""
+    c, k = 16, 5
+    env = make_env(task, observation, patch_radius=2, include_heading=True)
+    space = env.observation_space
+    grid = env.unwrapped.core.world.features
+    mean = None if observation in ("pixels", "oracle") else grid.grids.float().mean((0, 1, 2, 3)).tolist()
+    extractor = NavigationExtractor(space, cell_dim=c, feature_mean=mean, window_cells=k)
+    obs, _ = env.reset(seed=0)
+    batch = {key: torch.as_tensor(np.stack([v, v]), dtype=torch.float32) for key, v in obs.items()}
+    out = extractor(batch)
+    assert out.shape == (2, extractor.features_dim)
+    if observation == "mean":
+        d = space["goal"].shape[0]
+        assert extractor.cells is None and extractor.features_dim == 2 * d + 4 + (d + 1)
+    else:
+        assert extractor.features_dim == k * k * (c + 2) + c + 4
+        start = 4 + k * k * (c + 1)  # after the heading (the whole-vector keys come first), cells and cosines
+        inside = out[0, start : start + k * k]  # the inside mask: the agent's own cell is inside
+        assert inside[k * k // 2] == 1 and set(inside.tolist()) <= {0.0, 1.0}
+    trained = [p for name, p in extractor.named_parameters() if "cell" in name or "goal_projection" in name]
+    assert (observation == "mean") == (not trained)
+    if trained:
+        out.sum().backward()  # every cell parameter is trained
+        assert all(p.grad is not None for p in trained)
+
+
+def test_pixel_cells_mark_black_cells_outside_the_scene():
+    env = make_env("imagenav", "pixels", patch_radius=1)
+    extractor = NavigationExtractor(env.observation_space, cell_dim=8, window_cells=3)
+    obs, _ = env.reset(seed=0, options={"start": (0, 0), "goal": (7, 7)})  # a corner: 5 of 9 cells outside
+    inside = extractor.cell_cnn.inside(torch.as_tensor(obs["pixels"])[None])
+    np.testing.assert_array_equal(inside[0].numpy(), [0, 0, 0, 0, 1, 1, 0, 1, 1])
+
+
+def test_feature_cells_are_centred_before_the_goal_cosine():
+    space = make_env("imagenav", "window", patch_radius=1).observation_space
+    d = space["goal"].shape[0]
+    common = torch.randn(d)
+    extractor = NavigationExtractor(space, cell_dim=4, feature_mean=common.tolist())
+    window = common.expand(1, 3, 3, d).clone()
+    a, b = torch.randn(d), torch.randn(d)
+    window[0, 0, 0] += a  # cell 0 is the goal plus the common part, cell 1 another vector plus it
+    window[0, 0, 1] += b
+    batch = {"features": window, "goal": (common + a)[None], "heading": torch.zeros(1, 4)}
+    batch = {k: v for k, v in batch.items() if k in space.spaces}
+    cosine = extractor(batch)[0, 9 * 4 : 9 * 5]
+    assert cosine[0].item() == pytest.approx(1.0, abs=1e-5)  # uncentred, every cell would score near 1
+    assert abs(cosine[1].item()) < 0.5
+
+
 # ------------------------------------------------------------------------------------------ forward trainer
 def _semantic_source(encoder: SemanticEncoder, images: np.ndarray) -> SemanticFeatureSource:
     cache: SceneFeatures = encoder.build_cache(images, cache_top_layers=1)

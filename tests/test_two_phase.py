@@ -155,3 +155,25 @@ def test_resume_continues_counters_and_phase(tmp_path, monkeypatch):
     assert "phase1_end" in list_checkpoints(run) and checkpoint_dir(run).name == "final"
     with pytest.raises(ValueError, match="cannot change --encoder"):
         TwoPhaseTrainer.resume(run, {"encoder": "vit_tiny_patch14"})
+
+
+@pytest.mark.parametrize(("phase1", "phase2"), [(100, 0), (64, 65)])
+def test_step_budgets_are_met_to_the_rollout(tmp_path, phase1, phase2):
+    # smoke rollouts: 4 agents x 16 steps = 64 transitions; each phase ends at the first rollout boundary at or past
+    # its budget, counted over the run, whatever the episodes' lengths
+    cfg = smoke(phase1_steps=phase1, phase2_steps=phase2, trajectory_every=0, checkpoint_every=0)
+    trainer = TwoPhaseTrainer(cfg, tmp_path / "run")
+    result = trainer.train()
+    trainer.close()
+    rollout = cfg.n_envs * cfg.ppo.n_steps
+    assert result.counters.steps == -(-(phase1 + phase2) // rollout) * rollout
+    assert result.counters.phase == (2 if phase2 else 1) and not result.interrupted
+    if phase2:
+        state = torch.load(result.checkpoints["phase1_end"] / "state.pt", weights_only=False)
+        assert state["counters"]["steps"] == -(-phase1 // rollout) * rollout  # the phase switch
+    assert "final" in result.checkpoints
+
+
+def test_a_step_budget_needs_phase_1_steps():
+    with pytest.raises(ValueError, match="--phase2-steps needs --phase1-steps"):
+        check_config(smoke(phase2_steps=64))
