@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from encoders import create_model
-from experiments.studies import demo_seeds, flicker, invariance, navigation, phase2_health
+from experiments.studies import demo_seeds, flicker, invariance, navigation, phase2_health, ppo_sweep
 from experiments.studies.curves import binned_curves
 
 
@@ -89,7 +89,35 @@ def test_navigation_smoke(tmp_path):
     assert rows["PPO + RND"]["improvement"]["over"] == "PPO, extrinsic only"
     assert 0 <= rows["full two-phase"]["improvement"]["p"] <= 1 and "P(success > ref)" in text
     run = Path(results["runs"]["ImageNav-v0"]["two_phase"]["1"])
-    assert json.loads((run / "config.json").read_text())["phase2_episodes"] > 0
+    assert json.loads((run / "config.json").read_text())["phase2_steps"] > 0
+    assert rows["PPO, extrinsic only"]["improvement"]["over"] == "blind persistent walk"
+
+
+def test_ppo_sweep_smoke(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["--budget", "smoke", "--settings", "base", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")]
+    text = _run(ppo_sweep.main, argv)
+    results = _check_outputs(out, ())
+    rows = results["summary"]
+    assert list(rows) == [
+        "oracle / base",
+        "pixels / base",
+        "oracle / random walk",
+        "oracle / blind persistent walk",
+        "oracle / recognition + persistent walk",
+        "pixels / random walk",
+        "pixels / blind persistent walk",
+        "pixels / recognition + persistent walk",
+    ]
+    assert rows["oracle / base"]["success"]["n"] == 2 and "train success" in text
+    assert (
+        0 <= rows["oracle / base"]["p_beats_blind"]["p"] <= 1
+        and "p_beats_blind" not in rows["oracle / blind persistent walk"]
+    )
+    run = out / "runs" / "ObjectNav-v0" / "oracle_base__seed1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["observation"] == "oracle" and config["phase1_steps"] > 0 and config["curiosity"]["space"] == "none"
+    assert (run / "eval" / "summary_train.json").exists()
 
 
 @pytest.mark.slow

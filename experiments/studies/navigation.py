@@ -35,6 +35,7 @@ from experiments.studies.figures import bar_chart, new_figure, plot_band, save_f
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
 from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds
+from techniques.rl_navigation.reference_policies import BLIND_WALK, RECOGNITION_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.navigation")
@@ -58,6 +59,8 @@ ARMS: tuple[tuple[str, dict[str, Any], bool], ...] = (
 #: Table rows: (label, arm, evaluated policy label in the arm's summary_test.json).
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("random walk", "ppo", "random walk"),
+    (BLIND_WALK, "ppo", BLIND_WALK),
+    (RECOGNITION_WALK, "ppo", RECOGNITION_WALK),
     ("PPO, extrinsic only", "ppo", "final"),
     ("PPO + semantic curiosity (phase 1 only)", "semantic_p1", "final"),
     ("full two-phase (phase-1 end)", "two_phase", "phase-1 end"),
@@ -76,9 +79,12 @@ EXTRINSIC = "PPO, extrinsic only"
 #: The rows each row is compared with, in order of preference (the first one present is used): the probability of
 #: improvement on success and the paired difference over seeds. The other curiosity spaces are compared with the
 #: semantic one (the car-colour question), phase 2 with its own phase-1 end, the LSTM with the MLP policy of the same
-#: curiosity, the rest with extrinsic PPO; extrinsic PPO with the random walk.
+#: curiosity, the rest with extrinsic PPO; extrinsic PPO with the blind persistent walk (the headline: a memoryless
+#: policy that does not beat it has learned nothing from its features).
 REFERENCE: dict[str, tuple[str, ...]] = {
-    EXTRINSIC: ("random walk",),
+    BLIND_WALK: ("random walk",),
+    RECOGNITION_WALK: (BLIND_WALK,),
+    EXTRINSIC: (BLIND_WALK, "random walk"),
     SEMANTIC: (EXTRINSIC,),
     "full two-phase (phase-1 end)": (SEMANTIC, EXTRINSIC),
     "full two-phase": ("full two-phase (phase-1 end)",),
