@@ -153,20 +153,21 @@ def _summary(success: float, spl: float) -> dict:
     return {m: {"mean": v, "ci95": 0.0, "n": 200} for m, v in zip(demo_seeds.METRICS, (success, spl, spl, 0.1))}
 
 
-def test_demo_seeds_aggregate_pairs_the_random_walk_by_seed():
+def test_demo_seeds_aggregate_pairs_the_blind_walk_by_seed():
+    blind = "blind persistent walk"
     per_seed = {
-        1: {"phase-2 end": _summary(0.4, 0.2), "random walk": _summary(0.2, 0.1)},
-        3: {"phase-2 end": _summary(0.3, 0.1), "random walk": _summary(0.2, 0.05)},
+        1: {"phase-2 end": _summary(0.4, 0.2), blind: _summary(0.2, 0.1)},
+        3: {"phase-2 end": _summary(0.3, 0.1), blind: _summary(0.35, 0.05)},
     }
     s = demo_seeds.aggregate(per_seed)
     assert s["phase-2 end"]["success"]["mean"] == pytest.approx(0.35) and s["phase-2 end"]["success"]["n"] == 2
-    diff = s["phase-2 end"]["success_minus_random"]  # per seed 0.2 and 0.1: mean 0.15, s = 0.0707, t(1) = 12.706
-    assert diff["mean"] == pytest.approx(0.15) and diff["ci95"] == pytest.approx(12.706 * 0.05, rel=1e-4)
-    assert "success_minus_random" not in s["random walk"]
+    diff = s["phase-2 end"]["success_minus_baseline"]  # per seed 0.2 and -0.05: mean 0.075, s = 0.1768, t(1) = 12.706
+    assert diff["mean"] == pytest.approx(0.075) and diff["ci95"] == pytest.approx(12.706 * 0.125, rel=1e-4)
+    assert s["phase-2 end"]["seeds_above_baseline"] == 1 and "success_minus_baseline" not in s[blind]
     text = demo_seeds.table(s, per_seed)
-    assert "| phase-2 end | 2 | 0.350 ± 0.635 |" in text and "0.400, 0.300 |" in text
-    assert s["phase-2 end"]["improvement"]["p"] == pytest.approx(1.0)  # 0.4 and 0.3 both beat 0.2 and 0.2
-    assert s["random walk"]["success_iqm"]["iqm"] == pytest.approx(0.2) and "improvement" not in s["random walk"]
+    assert "| phase-2 end | 2 | 0.350 ± 0.635 |" in text and "| 1 of 2 | 0.400, 0.300 |" in text
+    assert s["phase-2 end"]["improvement"]["p"] == pytest.approx(0.75)  # 0.4 beats both, 0.3 beats 0.2 only
+    assert s[blind]["success_iqm"]["iqm"] == pytest.approx(0.275) and "improvement" not in s[blind]
 
 
 @pytest.mark.parametrize("study", [navigation, flicker])

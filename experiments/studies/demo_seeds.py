@@ -5,14 +5,15 @@ held-out results aggregated over the seeds (the README's demo table comes from t
     python -m experiments.studies.demo_seeds --budget smoke --out /tmp/demo_seeds       # seconds (tests)
 
 Every seed is a complete demo run (its own pretrained encoder, phase 1, phase 2 and the held-out evaluation of
-the phase-1-end and phase-2-end policies and a random walk on the same episodes) in ``<out>/runs/seed<k>``,
+the phase-1-end and phase-2-end policies and the reference policies on the same episodes) in ``<out>/runs/seed<k>``,
 reused when it already finished with the same config (resumed when interrupted). A seed makes a run repeat exactly
 only on the same machine with the same torch build (thread count and CPU kernels change float rounding, and RL
 amplifies it), so
 the table reports the mean over seeds with a 95% Student-t interval over the per-seed means, the per-seed
-successes, each policy's success minus the random walk's, paired by seed, and rliable's interquartile mean of the
-per-seed successes (stratified-bootstrap 95% interval) with the probability that the policy's success beats the
-random walk's (Agarwal et al. 2021).
+successes, each policy's success minus the blind persistent walk's (the headline: a memoryless policy that does not
+beat it has learned nothing from its features), paired by seed, the seeds where it is above, and rliable's
+interquartile mean of the per-seed successes (stratified-bootstrap 95% interval) with the probability that the
+policy's success beats the blind walk's (Agarwal et al. 2021).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from experiments.studies.config import parse_study_config
 from experiments.studies.launch import LaunchOptions, launch
 from experiments.studies.outputs import markdown_table, write_outputs
 from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds, two_phase_config
+from techniques.rl_navigation.reference_policies import BLIND_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.demo_seeds")
 
 METRICS = ("success", "spl", "soft_spl", "coverage")
-BASELINE = "random walk"
+BASELINE = BLIND_WALK
 
 
 @dataclass
@@ -55,7 +57,8 @@ BUDGETS: dict[str, dict] = {"smoke": {"seeds": (1, 2)}, "demo": {}}
 
 def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> dict[str, dict]:
     """Per-seed eval summaries ``{seed: {policy: {metric: {"mean", ...}}}}`` -> ``{policy: {metric: mean_ci}}``
-    over the seeds' means, plus ``success_minus_random`` (paired by seed) for every policy but the random walk."""
+    over the seeds' means, plus ``success_minus_baseline`` (paired by seed), ``seeds_above_baseline`` and the
+    probability of improvement over :data:`BASELINE` (the blind persistent walk) for every other policy."""
     policies = list(next(iter(per_seed.values())))
     out: dict[str, dict] = {}
 
@@ -67,7 +70,8 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str, floa
         out[policy]["success_iqm"] = iqm_ci(successes(policy))
         if policy != BASELINE and all(BASELINE in s for s in per_seed.values()):
             diffs = [s[policy]["success"]["mean"] - s[BASELINE]["success"]["mean"] for s in per_seed.values()]
-            out[policy]["success_minus_random"] = mean_ci(diffs)
+            out[policy]["success_minus_baseline"] = mean_ci(diffs)
+            out[policy]["seeds_above_baseline"] = sum(d > 0 for d in diffs)
             out[policy]["improvement"] = probability_of_improvement(successes(policy), successes(BASELINE))
     return out
 
@@ -75,16 +79,18 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Mapping[str, floa
 def table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], per_seed: Mapping[int, Mapping]) -> str:
     """The markdown table: one row per policy, mean ± 95% t-interval over seeds, and the per-seed successes."""
     seeds = list(per_seed)
-    header = ["policy", "seeds", "success", "SPL", "soft-SPL", "coverage", "success − random walk", "success per seed"]
-    header += ["success IQM", "P(success > random walk)"]
+    header = ["policy", "seeds", "success", "SPL", "soft-SPL", "coverage", "success − blind walk (paired)"]
+    header += ["seeds above the blind walk", "success per seed", "success IQM", "P(success > blind walk)"]
     rows = []
     for policy, s in summary.items():
         per = ", ".join(f"{per_seed[k][policy]['success']['mean']:.3f}" for k in seeds)
-        diff = fmt_ci(s["success_minus_random"]) if "success_minus_random" in s else ""
+        paired = "success_minus_baseline" in s
+        diff = fmt_ci(s["success_minus_baseline"]) if paired else ""
+        above = f"{s['seeds_above_baseline']} of {len(seeds)}" if paired else ""
         iqm, imp = s["success_iqm"], s.get("improvement")
         rliable = [fmt_interval(iqm["iqm"], iqm["low"], iqm["high"])]
         rliable.append(fmt_interval(imp["p"], imp["low"], imp["high"], 2) if imp else "")
-        rows.append([policy, str(len(seeds)), *(fmt_ci(s[m]) for m in METRICS), diff, per, *rliable])
+        rows.append([policy, str(len(seeds)), *(fmt_ci(s[m]) for m in METRICS), diff, above, per, *rliable])
     return markdown_table(header, rows)
 
 
