@@ -74,8 +74,8 @@ class RLSettings:
     """PPO rollout length per agent"""
     batch_size: int = 512
     """PPO and forward-model minibatch size"""
-    n_epochs: int = 10
-    """PPO epochs over each rollout"""
+    n_epochs: int = 4
+    """PPO epochs over each rollout (the PPO sweep's best on the oracle, docs/results.md)"""
     learning_rate: float = 3e-4
     """PPO learning rate"""
     ent_coef: float = 0.01

@@ -390,7 +390,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
         """After each rollout's updates (``CuriosityPPO.on_update_end``): counters, logs, checkpoints."""
         cfg, c = self.cfg, self.counters
         now = time.perf_counter()
-        steps_before, progress_before = c.steps, self.model.progress
+        steps_before, episodes_before = c.steps, c.episodes  # the counters at the previous rollout's end
         c.rollouts += 1
         c.steps = int(self.model.num_timesteps)
         c.episodes = self.recorder.episodes
@@ -403,7 +403,8 @@ class TwoPhaseTrainer(RunLoggingMixin):
         if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
             self._log_trajectories()
         if self._progress is not None:
-            self._progress.update(self.model.progress - progress_before, phase=c.phase, fps=fps)
+            done = c.steps - steps_before if self.budget.unit == "steps" else c.episodes - episodes_before
+            self._progress.update(done, phase=c.phase, fps=fps)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, periodic: bool = False) -> Path:
