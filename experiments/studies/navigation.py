@@ -123,7 +123,8 @@ def arm_fields(cfg: NavigationConfig, arm: str) -> dict[str, Any]:
 
 
 def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Per-seed test metrics ``{task: {row: {seed: {metric: value}}}}`` from the runs' evaluations."""
+    """Per-seed test metrics ``{task: {row: {seed: {metric: value}}}}`` from the runs' evaluations, and
+    ``train_success``: the same policy's success on its training scenes (NaN when the run did not evaluate there)."""
     raw: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for task, arms in runs.items():
         for label, arm, policy in ROWS:
@@ -131,9 +132,12 @@ def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, 
                 summary = eval_summary(run_dir)
                 if policy not in summary:
                     continue
-                raw.setdefault(task, {}).setdefault(label, {})[str(seed)] = {
-                    m: summary[policy][m]["mean"] for m in (*METRICS, "soft_spl")
-                }
+                values = {m: summary[policy][m]["mean"] for m in (*METRICS, "soft_spl")}
+                train = run_dir / "eval" / "summary_train.json"
+                values["train_success"] = (
+                    eval_summary(run_dir, "train")[policy]["success"]["mean"] if train.exists() else float("nan")
+                )
+                raw.setdefault(task, {}).setdefault(label, {})[str(seed)] = values
     return raw
 
 
@@ -150,7 +154,9 @@ def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[st
     for task, rows in raw.items():
         out[task] = {}
         for row, seeds in rows.items():
-            s: dict[str, dict] = {m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl")}
+            s: dict[str, dict] = {
+                m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl", "train_success")
+            }
             for m in ("success", "spl"):
                 s[f"{m}_iqm"] = iqm_ci(_scores(seeds, m))
             ref = next((r for r in REFERENCE.get(row, ()) if r in rows), None)
@@ -167,7 +173,7 @@ def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[st
 def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
     """One markdown table per task."""
     parts = []
-    header = ["policy", "seeds", "success", "success IQM", "SPL", "SPL IQM", "coverage"]
+    header = ["policy", "seeds", "success", "success IQM", "train success", "SPL", "SPL IQM", "coverage"]
     header += ["P(success > ref)", "success - ref (paired)", "SPL - ref (paired)", "ref"]
     for task, rows in summary.items():
         body = []
@@ -178,11 +184,13 @@ def table(summary: dict[str, dict[str, dict[str, dict]]], episodes: int) -> str:
             }
             imp = s.get("improvement")
             p = fmt_interval(imp["p"], imp["low"], imp["high"], 2) if imp else ""
-            cells = [fmt_ci(s["success"]), iqm["success"], fmt_ci(s["spl"]), iqm["spl"], fmt_ci(s["coverage"]), p]
+            cells = [fmt_ci(s["success"]), iqm["success"], fmt_ci(s["train_success"]), fmt_ci(s["spl"]), iqm["spl"]]
+            cells += [fmt_ci(s["coverage"]), p]
             cells += [fmt_ci(s[f"{m}_diff"]) if imp else "" for m in ("success", "spl")]
             body.append([row, str(s["success"]["n"]), *cells, imp["over"] if imp else ""])
         parts.append(
-            f"**{task}** (test split, {episodes} episodes per policy and seed; mean ± 95% t-interval over seeds; "
+            f"**{task}** (test split, {episodes} episodes per policy and seed; train success: the same policy on its "
+            "training scenes; mean ± 95% t-interval over seeds; "
             "IQM [stratified-bootstrap 95% interval]; probability of improvement over the reference row and the "
             "paired difference from it, same seeds and test episodes)\n\n" + markdown_table(header, body)
         )
