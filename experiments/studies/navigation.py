@@ -155,7 +155,8 @@ def summarize(raw: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[st
         out[task] = {}
         for row, seeds in rows.items():
             s: dict[str, dict] = {
-                m: mean_ci([v[m] for v in seeds.values()]) for m in (*METRICS, "soft_spl", "train_success")
+                m: mean_ci([v.get(m, float("nan")) for v in seeds.values()])
+                for m in (*METRICS, "soft_spl", "train_success")
             }
             for m in ("success", "spl"):
                 s[f"{m}_iqm"] = iqm_ci(_scores(seeds, m))
