@@ -28,7 +28,7 @@ import numpy as np
 from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
-from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds
+from experiments.studies.two_phase_runs import TwoPhaseRun, eval_report, eval_summary, run_seconds
 from techniques.rl_navigation.evaluation import PAIRED_KEY
 from techniques.rl_navigation.reference_policies import BLIND_WALK, RECOGNITION_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
@@ -51,7 +51,6 @@ OBSERVATIONS: dict[str, dict[str, Any]] = {
     "window": {"observation": "window"},
 }
 REFERENCES = ("random walk", BLIND_WALK, RECOGNITION_WALK)
-SPLITS = ("test", "train")
 
 
 @dataclass
@@ -91,8 +90,8 @@ def collect(runs: dict[tuple[str, str], dict[int, Path]]) -> dict[str, dict[str,
     for (observation, setting), seeds in runs.items():
         first.setdefault(observation, setting)
         for seed, run_dir in seeds.items():
-            test, train = (eval_summary(run_dir, split) for split in SPLITS)
-            paired = _paired(run_dir)
+            report = eval_report(run_dir, "test")
+            test, train, paired = report["results"], eval_summary(run_dir, "train"), report[PAIRED_KEY]
             row = raw.setdefault(f"{observation} / {setting}", {})
             row[str(seed)] = {
                 "success": test["final"]["success"]["mean"],
@@ -109,12 +108,6 @@ def collect(runs: dict[tuple[str, str], dict[int, Path]]) -> dict[str, dict[str,
                         "blind_diff": paired[ref]["mean"] if ref != BLIND_WALK else 0.0,
                     }
     return {**raw, **references}
-
-
-def _paired(run_dir: Path) -> dict[str, dict[str, float]]:
-    import json
-
-    return json.loads((run_dir / "eval" / "summary_test.json").read_text())[PAIRED_KEY]
 
 
 def summarize(raw: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:

@@ -117,9 +117,14 @@ def run_seconds(run_dir: Path) -> float:
     return float(json.loads(path.read_text())["seconds"]) if path.exists() else float("nan")
 
 
+def eval_report(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """The whole ``eval/summary_<split>.json`` of a run: ``"results"``, ``"success_minus_blind_walk"``."""
+    return json.loads((run_dir / "eval" / f"summary_{split}.json").read_text())
+
+
 def eval_summary(run_dir: Path, split: str = "test") -> dict[str, dict[str, dict[str, float]]]:
     """The final held-out evaluation of a run: ``{policy label: {metric: {"mean", "ci95", "n"}}}``."""
-    return json.loads((run_dir / "eval" / f"summary_{split}.json").read_text())["results"]
+    return eval_report(run_dir, split)["results"]
 
 
-__all__ = ["TwoPhaseRun", "eval_summary", "run_seconds", "torch_threads", "two_phase_config"]
+__all__ = ["TwoPhaseRun", "eval_report", "eval_summary", "run_seconds", "torch_threads", "two_phase_config"]

@@ -348,10 +348,11 @@ def evaluate_run(
     if wanted and env is None:  # the references alone: any encoder gives the same episodes
         encoder = SemanticEncoder.from_name(cfg.encoder, checkpoint_dir(run_dir) / ENCODER_FILE, dev, cfg.precision)
         env = make_env(cfg, encoder, split, n_scenes, n_envs)
+    actors = reference_actors(env, seed) if wanted else {}  # each used once, from its freshly seeded generator
     for label in wanted:
         env.seed(seed)
         logger.info("evaluating %s on %d %s episodes", label, episodes, split)
-        out[label] = run_episodes(env, reference_actors(env, seed)[label], episodes)
+        out[label] = run_episodes(env, actors[label], episodes)
     return out
 
 

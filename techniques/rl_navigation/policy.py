@@ -79,7 +79,7 @@ class _CellCNN(nn.Module):
     ``(B, P, P, C)`` (channels last) or ``(B, C, P, P)`` in ``[0, 1]`` -> ``(B, K * K, out_dim)``: the crop is
     average-pooled to about 7 pixels per cell side (by ``f = max(1, p // 7)``), then every cell's pixels go through
     ``Linear -> ReLU -> Linear -> ReLU`` (a convolution whose kernel and stride are one cell, written as a matmul:
-    pixel crops are 15k values an image, and on a CPU the pooled patch matmul is what keeps PPO's ten epochs
+    pixel crops are 15k values an image, and on a CPU the pooled patch matmul is what keeps PPO's epochs over them
     affordable).
     """
 
