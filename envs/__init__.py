@@ -10,8 +10,6 @@ id                        task
 ``ObjectNav-v0``          object goal (an object of the target class in another colour), features
 ``ImageNavPixels-v0``     image goal, uint8 pixel crops (no encoder)
 ``ObjectNavPixels-v0``    object goal, uint8 pixel crops (no encoder)
-``ImageNavFlicker-v0``    image goal, features, 2 objects per scene change colour every step (noisy TV)
-``ObjectNavFlicker-v0``   object goal, features, 2 flickering objects per scene
 ``*-v1`` (each of above)  the same task with a STOP action that success requires (habitat-lab's rule)
 ========================  ===========================================================================
 
@@ -19,7 +17,9 @@ The ``-v1`` ids follow Gymnasium's convention for a changed task: the episode en
 (the last action), and it succeeds when it stops within ``success_radius`` cells of the goal; reaching the goal
 without stopping is not success. The ``-v0`` ids keep their rule (the episode ends, successfully, on arrival).
 
-Every constructor argument of :class:`envs.image_nav_env.ImageNavEnv` can be passed to ``gymnasium.make``.
+Every constructor argument of :class:`envs.image_nav_env.ImageNavEnv` can be passed to ``gymnasium.make``; the noisy
+TV is one of them (``gymnasium.make("ObjectNav-v0", tv="spontaneous")``, :mod:`envs.tv`). It replaces the former
+``*Flicker-v0`` ids, whose two small objects in 4 colours were neither loud nor kept away from the goals.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ REGISTERED_IDS: dict[str, dict[str, Any]] = {
     "ObjectNav-v0": {"task": "objectnav"},
     "ImageNavPixels-v0": {"task": "imagenav", "observation": "pixels"},
     "ObjectNavPixels-v0": {"task": "objectnav", "observation": "pixels"},
-    "ImageNavFlicker-v0": {"task": "imagenav", "flicker_objects": 2},
-    "ObjectNavFlicker-v0": {"task": "objectnav", "flicker_objects": 2},
 }
 REGISTERED_IDS.update(
     {env_id.replace("-v0", "-v1"): {**kwargs, "stop_action": True} for env_id, kwargs in list(REGISTERED_IDS.items())}

@@ -8,7 +8,7 @@
   (:meth:`NavCore.agent_state`). The core is assembled from one module per concept, each mixed in:
 
   - the task rules: :mod:`envs.rules` (:class:`NavRules`, :class:`NavConfig`, the action sets);
-  - episode sampling at resets: :mod:`envs.episodes` (per-agent draws; flicker colour streams);
+  - episode sampling at resets: :mod:`envs.episodes` (per-agent draws; TV frame streams);
   - the array-level step, rewards and infos: :mod:`envs.stepping`;
   - the observation and action spaces and the observations: :mod:`envs.observation`;
   - frames of an agent's episode: :mod:`envs.rendering`.
@@ -32,8 +32,8 @@ import numpy as np
 
 from envs import MAX_EPISODE_STEPS
 from envs.crops import CellCrops
-from envs.episodes import FLICKER_BLOCK, EpisodeSamplingMixin
-from envs.goals import cell_box, image_goal_candidates
+from envs.episodes import TV_BLOCK, EpisodeSamplingMixin
+from envs.goals import image_goal_candidates
 from envs.observation import FEATURE_BOUND, ObservationMixin, rotated_offsets
 from envs.rendering import RenderingMixin
 from envs.rules import EGOCENTRIC_ACTIONS, GRID_ACTIONS, STOP, ActionMode, NavConfig, NavRules
@@ -50,13 +50,20 @@ def prepare_navigation(
 
     ``kwargs`` holds :class:`NavConfig` fields and, without ``world``, :func:`build_world` arguments.
     """
+    if world is not None and "tv" not in kwargs:  # the rules follow the world's TV unless given
+        kwargs["tv"] = world.tv.mode if world.tv is not None else "none"
     config = NavConfig(task=task, **{k: kwargs.pop(k) for k in _CONFIG_FIELDS if k in kwargs})
     if world is None:
-        world = build_world(task=task, observation=config.observation, **kwargs)
+        world = build_world(task=task, observation=config.observation, tv=config.tv, **kwargs)
     elif kwargs:
         raise ValueError(
             f"world was given, so the scene/encoder arguments {sorted(kwargs)} would be ignored; drop them or build "
             "a new world with envs.world.build_world(...)"
+        )
+    if (world.tv.mode if world.tv is not None else "none") != config.tv:
+        raise ValueError(
+            f"tv={config.tv!r} but the world was built with tv={world.tv.mode if world.tv else 'none'!r}; build it "
+            f"with build_world(tv={config.tv!r}, ...)"
         )
     return config, world
 
@@ -105,7 +112,11 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         self._goal_candidates = [
             image_goal_candidates(s, self.patch_size, (self.h, self.w), config.image_goal) for s in world.scenes
         ]
-        self._near_flicker = self._near_flicker_grid(r)
+        tv = world.tv
+        #: ``(S, h, w)`` bool: a TV cell is inside the window observed from the cell (all False without a TV)
+        self.tv_view = (
+            np.zeros((self.n_scenes, self.h, self.w), bool) if tv is None else tv.in_view(r, (self.h, self.w))
+        )
         if config.observation == "pixels" and config.task == "objectnav":
             g = world.object_goals.goal_images
             resized = [
@@ -120,15 +131,6 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         self._agent_fields = tuple(sorted(set(vars(self)) - before - {"_agents"}))  # what agent_state() saves
 
     # ------------------------------------------------------------------------------------------ setup
-    def _near_flicker_grid(self, radius: int) -> np.ndarray:
-        """``(S, h, w)`` bool: a flickering object lies within the agent's observed window (Chebyshev ``radius``)."""
-        grid = np.zeros((self.n_scenes, self.h, self.w), dtype=bool)
-        for s, (scene, indices) in enumerate(zip(self.world.scenes, self.world.flicker_objects)):
-            for i in indices:
-                r0, c0, r1, c1 = cell_box(scene.objects[i].bbox, self.patch_size, (self.h, self.w))
-                grid[s, max(0, r0 - radius) : r1 + radius + 1, max(0, c0 - radius) : c1 + radius + 1] = True
-        return grid
-
     def _bind_views(self) -> None:
         """Numpy views into the (in-place refreshed) feature tensors; rebuilt after unpickling."""
         world, cfg = self.world, self.config
@@ -179,9 +181,11 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         self.distance = np.zeros(n, i64)
         self.episode_return = np.zeros(n, np.float64)
         self.episode_start = np.zeros(n, np.float64)
-        self.near_flicker_steps = np.zeros(n, i64)
-        self.flicker_seq = np.zeros((n, FLICKER_BLOCK), i64)
-        self.flicker_rngs: list[np.random.Generator | None] = [None] * n
+        self.tv_steps = np.zeros(n, i64)  # steps that ended with the TV in view
+        self.remote_presses = np.zeros(n, i64)  # remote presses with the TV in view
+        self.tv_draws = np.zeros(n, i64)  # TV redraws in the episode so far
+        self.tv_seq = np.zeros((n, TV_BLOCK), i64)
+        self.tv_rngs: list[np.random.Generator | None] = [None] * n
         self.trail = np.zeros((n, self.max_episode_steps + 1, 2), np.int16)
         self._agents = np.arange(n)
         if self.config.observation == "pixels" and self.config.task == "imagenav":
@@ -221,7 +225,7 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
 
     def agent_state(self) -> dict[str, Any]:
         """The agents' episodes in progress: copies of every per-agent array of :meth:`_allocate` (cells, goals,
-        counters, visited cells, flicker streams, ...) and the states of the per-agent generators; with the same
+        counters, visited cells, TV frame streams, ...) and the states of the per-agent generators; with the same
         world, :meth:`load_agent_state` continues each episode exactly where it was."""
         state: dict[str, Any] = {"max_episode_steps": self.max_episode_steps}
         for name in self._agent_fields:
@@ -254,11 +258,11 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
 __all__ = [
     "EGOCENTRIC_ACTIONS",
     "FEATURE_BOUND",
-    "FLICKER_BLOCK",
     "GRID_ACTIONS",
     "INFO_KEYS",
     "STOP",
     "SUCCESS_DISTANCES",
+    "TV_BLOCK",
     "ActionMode",
     "NavConfig",
     "NavCore",

@@ -2,8 +2,8 @@
 :class:`~envs.core.NavCore`, drawn from the agent's own generator.
 
 Per-agent random draws happen only here, at episode resets, and always the same number of them, so two policies run
-with the same seeds face the same episodes. In flicker mode one extra draw seeds the episode's own colour stream
-(:data:`FLICKER_BLOCK` variants at a time), which therefore never shifts the episode stream. Reset options
+with the same seeds face the same episodes. With a TV one extra draw seeds the episode's own frame stream
+(:data:`TV_BLOCK` frames at a time), which therefore never shifts the episode stream. Reset options
 (``scene_index``, ``variant_index``, ``goal``, ``start``, ``heading``) override the draws, never skip them.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-#: Flicker variant indices are drawn in blocks of this many steps per agent.
-FLICKER_BLOCK = 64
+#: TV frame indices are drawn in blocks of this many redraws per agent.
+TV_BLOCK = 64
 
 
 class EpisodeSamplingMixin:
@@ -66,7 +66,7 @@ class EpisodeSamplingMixin:
             heading = int(opts["heading"])
             if not 0 <= heading < 4:
                 raise ValueError(f"options['heading']={heading} must be 0 (up), 1 (right), 2 (down) or 3 (left)")
-        flicker_seed = int(rng.integers(np.iinfo(np.int64).max)) if world.variant_mode == "flicker" else None
+        tv_seed = int(rng.integers(np.iinfo(np.int64).max)) if world.variant_mode == "tv" else None
         if goal_cell is None:  # object goal: mark the nearest instance's cell for rendering
             goal_cell = self._nearest_instance_cell(goal_id, start)
         return {
@@ -78,7 +78,7 @@ class EpisodeSamplingMixin:
             "start": start,
             "heading": heading,
             "start_distance": int(dist[start]),
-            "flicker_seed": flicker_seed,
+            "tv_seed": tv_seed,
         }
 
     def _cell_option(self, value: Any, name: str) -> tuple[int, int]:
@@ -128,11 +128,11 @@ class EpisodeSamplingMixin:
         self.heading[agents] = [e["heading"] for e in eps]
         self.start_distance[agents] = [e["start_distance"] for e in eps]
         self.distance[agents] = self.start_distance[agents]
-        if self.world.variant_mode == "flicker":
+        if self.world.variant_mode == "tv":
             for i, e in zip(agents.tolist(), eps):
-                self.flicker_rngs[i] = np.random.default_rng(e["flicker_seed"])
-                self.flicker_seq[i] = self.flicker_rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
-            self.variant[agents] = self.flicker_seq[agents, 0]
+                self.tv_rngs[i] = np.random.default_rng(e["tv_seed"])
+                self.tv_seq[i] = self.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
+            self.variant[agents] = self.tv_seq[agents, 0]
         else:
             self.variant[agents] = [e["variant"] for e in eps]
         self.steps[agents] = 0
@@ -142,7 +142,9 @@ class EpisodeSamplingMixin:
         self.visited_count[agents] = 1
         self.episode_return[agents] = 0.0
         self.episode_start[agents] = time.perf_counter()
-        self.near_flicker_steps[agents] = 0
+        self.tv_steps[agents] = 0
+        self.remote_presses[agents] = 0
+        self.tv_draws[agents] = 0
         self.trail[agents, 0, 0] = self.row[agents]
         self.trail[agents, 0, 1] = self.col[agents]
         if self.config.observation == "pixels" and self.config.task == "imagenav":
@@ -157,4 +159,4 @@ class EpisodeSamplingMixin:
         return self._infos(idx, np.zeros(len(idx), bool))
 
 
-__all__ = ["FLICKER_BLOCK", "EpisodeSamplingMixin"]
+__all__ = ["TV_BLOCK", "EpisodeSamplingMixin"]

@@ -34,9 +34,11 @@ class ImageNavEnv(gym.Env):
       the same encoder (mean of the patch tokens over the object's patches, see :mod:`envs.goals`). Success:
       within ``success_radius`` cells of any instance (of the cells its bounding box covers).
 
-    Flicker (noisy-TV) mode: with ``flicker_objects`` the chosen objects take a random colour variant at every step
-    (``flicker_variants`` precomputed variants, only those objects recoloured); observations come from that
-    variant and ``info["near_flicker"]`` tells whether a flickering object is inside the observed window.
+    Noisy TV (:mod:`envs.tv`): with ``tv`` every scene gets a 2x2-cell TV on the background, away from every object,
+    whose content is drawn from a pool of ``tv_frames`` pre-rendered frames: redrawn every step (``"spontaneous"``
+    noise, ``"colour"``: an object changing hue, ``"class"``: an object changing class) or by an extra ``remote``
+    action with the TV in view (``"remote"``). ``info["tv_in_view"]`` tells whether a TV cell is inside the observed
+    window.
 
     Default scenes and encoder (4 procedural training scenes, a randomly initialised ``vit_pico_patch14``) exist
     so that ``gymnasium.make`` works out of the box and in tests; real use passes a pretrained ``encoder`` (an
@@ -45,12 +47,13 @@ class ImageNavEnv(gym.Env):
 
     ## Action Space
 
-    ``Discrete(4)`` or ``Discrete(5)`` with ``stop_action=True``:
+    ``Discrete(4)``, plus one action each for ``tv="remote"`` and ``stop_action=True`` (STOP is always last):
 
-    - ``actions="grid"``: 0 up, 1 down, 2 left, 3 right (one cell; the heading becomes the move's direction), 4 stop.
+    - ``actions="grid"``: 0 up, 1 down, 2 left, 3 right (one cell; the heading becomes the move's direction),
+      then remote, then stop.
     - ``actions="egocentric"``: 0 forward (one cell along the heading), 1 turn left, 2 turn right (90 degrees in
-      place), 3 stop. The observed window (``observation="window"`` or ``"pixels"``) rotates with the heading: row
-      0 of the window is straight ahead.
+      place), then remote (stays in place; redraws the TV if it is in view), then stop. The observed window
+      (``observation="window"`` or ``"pixels"``) rotates with the heading: row 0 of the window is straight ahead.
 
     ## Observation Space
 
@@ -95,9 +98,10 @@ class ImageNavEnv(gym.Env):
     ``info`` at every step: ``is_success``, ``distance_to_goal`` (shortest-path distance in cells), ``spl``,
     ``soft_spl``, ``coverage`` (fraction of the grid visited), ``path_length`` (cells moved), ``scene_index``,
     ``variant_index``,
-    ``position`` ``(row, col)``, ``heading``, ``near_flicker``; at the last step also ``episode`` =
-    ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``) and
-    ``near_flicker_fraction`` (the fraction of the episode's steps that ended next to a flickering object) and
+    ``position`` ``(row, col)``, ``heading``, ``tv_in_view``; at the last step also ``episode`` =
+    ``{"r": return, "l": length, "t": seconds}`` (as ``RecordEpisodeStatistics`` / SB3 ``Monitor``),
+    ``tv_fraction`` (time-in-TV: the fraction of the episode's steps that ended with the TV in view; 0 without a TV),
+    ``remote_presses`` (remote presses with the TV in view) and
     ``success_within_0`` / ``_1`` / ``_2`` (STOP called within 0, 1, 2 cells; without STOP: ended there). SPL and
     soft-SPL are those of the episode if it ended now (final at the last step).
 
@@ -113,6 +117,7 @@ class ImageNavEnv(gym.Env):
     - ``success_radius``: cells (Manhattan, default 1); ``min_start_distance``: cells (default 8).
     - ``success_reward``, ``step_penalty``, ``distance_reward_scale``: see Rewards.
     - ``image_goal``: ``"object"`` or ``"any"``, where image goals are drawn.
+    - ``tv``: ``"none"`` (default), ``"spontaneous"``, ``"remote"``, ``"colour"`` or ``"class"`` (see above).
     - ``max_episode_steps``: time limit (default: the registered spec's, else 500).
     - ``render_mode``: ``None`` or ``"rgb_array"``; ``render_scale``: integer upscaling of rendered frames.
 
@@ -128,7 +133,7 @@ class ImageNavEnv(gym.Env):
       ``encode_batch_size``, ``cache_block`` (keep boundary tokens for top-block refreshes).
     - ``patch_size``: cell size for pixel observations without an encoder (default 14).
     - ``colour_variants``: ``k > 1`` recolours every object in ``k`` variants, one drawn per episode.
-    - ``flicker_objects`` (a number per scene, or object indices) and ``flicker_variants`` (default 4).
+    - ``tv_frames``: frames in each scene's TV pool (default 64); ``tv_cells``: the TV's side in cells (default 2).
     - ``goal_variants`` (object-goal images per class, default 1), ``goal_image_size`` (default 8 patches),
       ``goal_pooling`` (``"object"`` or ``"image"``).
     """

@@ -8,7 +8,11 @@ which the "car colour problem" cannot exist: the positive control of every study
 environments, ``--curiosity.space oracle`` in the trainer).
 
 Layout of a cell's vector (:data:`ORACLE_DIM` values): ``[classes (len(OBJECT_CLASSES)) | backgrounds
-(len(BACKGROUNDS))]``. An ObjectNav goal is the class one-hot with the background part zero.
+(len(BACKGROUNDS)) | screen]``. An ObjectNav goal is the class one-hot with the other parts zero.
+
+A TV (:mod:`envs.tv`) is described by what it means, frame by frame: a screen sets the ``screen`` channel on its cells
+in every frame (its noise is no thing); the colour TV's object sets its class channel (its hue is no thing); the class
+TV sets the screen and the class of the object it shows, which changes with the frame.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import torch
 from envs.features import SceneFeatures
 from envs.goals import cell_box
 from envs.scenes.types import BACKGROUNDS, OBJECT_CLASSES, Scene
+from envs.tv import TV
 
 N_CLASSES = len(OBJECT_CLASSES)
-#: Width of an oracle cell vector: the object classes, then the backgrounds.
-ORACLE_DIM = N_CLASSES + len(BACKGROUNDS)
+#: The channel that marks a TV screen.
+SCREEN_CHANNEL = N_CLASSES + len(BACKGROUNDS)
+#: Width of an oracle cell vector: the object classes, the backgrounds, the screen.
+ORACLE_DIM = SCREEN_CHANNEL + 1
 
 
 def oracle_grid(scene: Scene, patch_size: int, grid_shape: tuple[int, int]) -> np.ndarray:
@@ -45,11 +52,19 @@ def oracle_grid(scene: Scene, patch_size: int, grid_shape: tuple[int, int]) -> n
 
 
 def oracle_features(
-    scenes: Sequence[Scene], n_variants: int, patch_size: int, grid_shape: tuple[int, int]
+    scenes: Sequence[Scene], n_variants: int, patch_size: int, grid_shape: tuple[int, int], tv: TV | None = None
 ) -> SceneFeatures:
-    """A :class:`SceneFeatures` of oracle grids ``(S, V, h, w, ORACLE_DIM)``, identical across the ``V`` variants."""
+    """A :class:`SceneFeatures` of oracle grids ``(S, V, h, w, ORACLE_DIM)``: identical across colour variants; with a
+    ``tv`` (``V`` = its frames) the TV cells of each frame describe what it shows (see the module docstring)."""
     grids = np.stack([oracle_grid(s, patch_size, grid_shape) for s in scenes])  # (S, h, w, C)
     grids = np.repeat(grids[:, None], n_variants, axis=1)
+    if tv is not None:
+        for s, (r0, c0, r1, c1) in enumerate(tv.boxes.tolist()):
+            cells = grids[s, :, r0 : r1 + 1, c0 : c1 + 1]  # (V, th, tw, C), a view
+            cells[..., SCREEN_CHANNEL] = float(tv.screen)
+            for p, class_id in enumerate(tv.frame_classes[s].tolist()):
+                if class_id >= 0:
+                    cells[p, :, :, class_id] = 1.0
     return SceneFeatures(torch.from_numpy(np.ascontiguousarray(grids)), patch_size)
 
 
@@ -60,4 +75,4 @@ def oracle_goal_vectors(goal_class: np.ndarray, n_variants: int) -> torch.Tensor
     return vectors
 
 
-__all__ = ["N_CLASSES", "ORACLE_DIM", "oracle_features", "oracle_goal_vectors", "oracle_grid"]
+__all__ = ["N_CLASSES", "ORACLE_DIM", "SCREEN_CHANNEL", "oracle_features", "oracle_goal_vectors", "oracle_grid"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from envs.goals import ImageGoalMode
+from envs.tv import TV_MODES, TVMode
 from envs.world import ObservationMode, TaskName
 
 ActionMode = Literal["grid", "egocentric"]
@@ -16,6 +17,8 @@ ActionMode = Literal["grid", "egocentric"]
 GRID_ACTIONS: tuple[str, ...] = ("up", "down", "left", "right")
 EGOCENTRIC_ACTIONS: tuple[str, ...] = ("forward", "turn_left", "turn_right")
 STOP = "stop"
+#: The extra action of the remote-controlled TV (``tv="remote"``): redraws the TV when it is in view.
+REMOTE = "remote"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class NavRules:
     """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
     image_goal: ImageGoalMode = "object"
     """where image goals are drawn: the centre cell of an object ('object') or any cell ('any')"""
+    tv: TVMode = "none"
+    """a noisy TV in every scene (envs.tv): 'spontaneous' (noise redrawn every step), 'remote' (redrawn by an extra
+    'remote' action with the TV in view), 'colour' (an object whose hue changes every step), 'class' (a screen whose
+    object class changes every step: the semantic control); 'none': no TV"""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class NavConfig(NavRules):
             "actions": ("grid", "egocentric"),
             "observation": ("mean", "window", "pixels", "oracle"),
             "image_goal": ("object", "any"),
+            "tv": ("none", *TV_MODES),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -90,8 +98,16 @@ class NavConfig(NavRules):
 
     @property
     def action_names(self) -> tuple[str, ...]:
-        base = GRID_ACTIONS if self.actions == "grid" else EGOCENTRIC_ACTIONS
-        return (*base, STOP) if self.stop_action else base
+        """The actions in index order: the moves, ``remote`` with the remote TV, ``stop`` last with a STOP action."""
+        names = GRID_ACTIONS if self.actions == "grid" else EGOCENTRIC_ACTIONS
+        if self.tv == "remote":
+            names = (*names, REMOTE)
+        return (*names, STOP) if self.stop_action else names
+
+    @property
+    def remote_index(self) -> int:
+        """Index of the ``remote`` action (-1 without the remote TV)."""
+        return self.action_names.index(REMOTE) if self.tv == "remote" else -1
 
     @property
     def n_actions(self) -> int:
@@ -108,4 +124,4 @@ class NavConfig(NavRules):
         return self.observation != "pixels"
 
 
-__all__ = ["EGOCENTRIC_ACTIONS", "GRID_ACTIONS", "STOP", "ActionMode", "NavConfig", "NavRules"]
+__all__ = ["EGOCENTRIC_ACTIONS", "GRID_ACTIONS", "REMOTE", "STOP", "ActionMode", "NavConfig", "NavRules"]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from envs import metrics
-from envs.episodes import FLICKER_BLOCK
+from envs.episodes import TV_BLOCK
 from envs.rendering import HEADING_DELTAS
 
 #: Distances (cells) at which ``success_within_<k>`` is reported in the info of an episode's last step.
@@ -19,11 +19,12 @@ SUCCESS_DISTANCES: tuple[int, ...] = (0, 1, 2)
 
 _HEADING_DR = np.array([d[0] for d in HEADING_DELTAS], dtype=np.int64)
 _HEADING_DC = np.array([d[1] for d in HEADING_DELTAS], dtype=np.int64)
-# grid actions up/down/left/right(/stop): row and column step, and the heading they leave the agent with (-1: keep)
+# grid actions up/down/left/right, then one entry that stays (remote, stop): row and column step, and the heading
+# they leave the agent with (-1: keep)
 _GRID_DR = np.array([-1, 1, 0, 0, 0], dtype=np.int64)
 _GRID_DC = np.array([0, 0, -1, 1, 0], dtype=np.int64)
 _GRID_HEADING = np.array([0, 2, 3, 1, -1], dtype=np.int64)
-# egocentric actions forward/turn_left/turn_right(/stop)
+# egocentric actions forward/turn_left/turn_right, then one entry that stays (remote, stop)
 _EGO_TURN = np.array([0, -1, 1, 0], dtype=np.int64)
 _EGO_FORWARD = np.array([1, 0, 0, 0], dtype=np.int64)
 
@@ -38,7 +39,7 @@ INFO_KEYS: tuple[str, ...] = (
     "variant_index",
     "position",
     "heading",
-    "near_flicker",
+    "tv_in_view",
 )
 
 
@@ -52,8 +53,9 @@ class SteppingMixin:
         Every info holds ``distance_to_goal``, the shortest-path distance in cells, and ``spl``, whose shortest path
         ends at the success region (:func:`envs.metrics.success_path_length`: ``max(d0 - success_radius, 0)``
         moves). Infos of agents whose episode ended also carry ``info["episode"] = {"r", "l", "t"}``,
-        ``info["near_flicker_fraction"]`` (fraction of the episode's steps that ended next to a flickering object)
-        and ``info["success_within_<k>"]`` for ``k`` in :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called
+        ``info["tv_fraction"]`` (time-in-TV: the fraction of the episode's steps that ended with the TV inside the
+        observed window), ``info["remote_presses"]`` (remote presses with the TV in view) and
+        ``info["success_within_<k>"]`` for ``k`` in :data:`SUCCESS_DISTANCES`: with a STOP action, STOP called
         within ``k`` cells of the goal (habitat-lab's success at distance ``k``); without one, the episode ended
         within ``k`` cells.
         """
@@ -63,13 +65,15 @@ class SteppingMixin:
             raise ValueError(f"expected {self.n} actions, got an array of shape {np.shape(actions)}")
         if a.min() < 0 or a.max() >= cfg.n_actions:
             raise ValueError(f"actions must be in [0, {cfg.n_actions}) ({', '.join(cfg.action_names)}), got {a}")
+        n_moves = len(_GRID_DR) - 1 if cfg.actions == "grid" else len(_EGO_TURN) - 1
+        move = np.minimum(a, n_moves)  # remote and stop: the tables' last entry, which neither moves nor turns
         if cfg.actions == "grid":
-            dr, dc = _GRID_DR[a], _GRID_DC[a]
-            new_heading = _GRID_HEADING[a]
+            dr, dc = _GRID_DR[move], _GRID_DC[move]
+            new_heading = _GRID_HEADING[move]
             self.heading = np.where(new_heading >= 0, new_heading, self.heading)
         else:
-            self.heading = (self.heading + _EGO_TURN[a]) % 4
-            forward = _EGO_FORWARD[a]
+            self.heading = (self.heading + _EGO_TURN[move]) % 4
+            forward = _EGO_FORWARD[move]
             dr, dc = _HEADING_DR[self.heading] * forward, _HEADING_DC[self.heading] * forward
         row = np.minimum(np.maximum(self.row + dr, 0), self.h - 1)  # the border blocks the move
         col = np.minimum(np.maximum(self.col + dc, 0), self.w - 1)
@@ -94,12 +98,8 @@ class SteppingMixin:
         if cfg.distance_reward_scale:
             reward = reward + cfg.distance_reward_scale * (previous - self.distance)
         self.episode_return += reward
-        if self.world.variant_mode == "flicker":  # elsewhere the near-flicker grid is all False
-            self.near_flicker_steps += self._near_flicker[self.scene, row, col]
-            slot = self.steps % FLICKER_BLOCK
-            for i in np.flatnonzero(slot == 0):
-                self.flicker_seq[i] = self.flicker_rngs[i].integers(self.n_variants, size=FLICKER_BLOCK)
-            self.variant = self.flicker_seq[agents, slot]
+        if self.world.tv is not None:
+            self._step_tv(a)
         infos = self._infos(agents, success)
         for i in np.flatnonzero(terminated | truncated):
             infos[i]["episode"] = {
@@ -107,11 +107,28 @@ class SteppingMixin:
                 "l": int(self.steps[i]),
                 "t": round(time.perf_counter() - float(self.episode_start[i]), 6),
             }
-            infos[i]["near_flicker_fraction"] = float(self.near_flicker_steps[i] / self.steps[i])
+            infos[i]["tv_fraction"] = float(self.tv_steps[i] / self.steps[i])
+            infos[i]["remote_presses"] = int(self.remote_presses[i])
             ended = not cfg.stop_action or a[i] == self.stop_index
             for k in SUCCESS_DISTANCES:
                 infos[i][f"success_within_{k}"] = bool(ended and self.distance[i] <= k)
         return reward, terminated, truncated, infos
+
+    def _step_tv(self, actions: np.ndarray) -> None:
+        """Count the steps that ended with the TV in view and redraw the TVs of this step (every step, or on a remote
+        press with the TV in view: the remote action does not move, so "in view" is where the agent is)."""
+        in_view = self.tv_view[self.scene, self.row, self.col]
+        self.tv_steps += in_view
+        if self.world.tv.redraws_every_step:
+            redraw = np.ones(self.n, dtype=bool)
+        else:
+            redraw = (actions == self.config.remote_index) & in_view
+            self.remote_presses += redraw
+        self.tv_draws += redraw
+        slot = self.tv_draws % TV_BLOCK
+        for i in np.flatnonzero(redraw & (slot == 0)):
+            self.tv_seq[i] = self.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
+        self.variant = self.tv_seq[self._agents, slot]
 
     def _infos(self, idx: np.ndarray, success: np.ndarray) -> list[dict[str, Any]]:
         distance, start, path = self.distance[idx], self.start_distance[idx], self.path_length[idx]
@@ -127,7 +144,7 @@ class SteppingMixin:
             self.variant[idx].tolist(),
             zip(row.tolist(), col.tolist()),
             self.heading[idx].tolist(),
-            self._near_flicker[scene, row, col].tolist(),
+            self.tv_view[scene, row, col].tolist(),
         )
         # a dict display per agent (the keys of INFO_KEYS, in order) is the cheapest way to build N dicts
         return [
@@ -142,9 +159,9 @@ class SteppingMixin:
                 "variant_index": v,
                 "position": pos,
                 "heading": h,
-                "near_flicker": nf,
+                "tv_in_view": tv,
             }
-            for ok, d, spl, soft, cov, p, s, v, pos, h, nf in columns
+            for ok, d, spl, soft, cov, p, s, v, pos, h, tv in columns
         ]
 
 

@@ -32,26 +32,18 @@ from torch import nn
 from envs.features import SceneFeatures, StorageDType
 from envs.goals import GoalPooling, ObjectGoals, build_object_goals
 from envs.oracle import oracle_features, oracle_goal_vectors
-from envs.scenes import (
-    SPLITS,
-    Scene,
-    SceneGenerator,
-    SceneTooSmallError,
-    choose_flicker_objects,
-    smallest_image_size,
-    variant_images,
-)
+from envs.scenes import SPLITS, Scene, SceneGenerator, SceneTooSmallError, smallest_image_size, variant_images
+from envs.tv import DEFAULT_TV_CELLS, DEFAULT_TV_FRAMES, TV, TV_MODES, TVMode, build_tv
 
 logger = logging.getLogger(__name__)
 
 TaskName = Literal["imagenav", "objectnav"]
 ObservationMode = Literal["mean", "window", "pixels", "oracle"]
-VariantMode = Literal["none", "episode", "flicker"]
+VariantMode = Literal["none", "episode", "tv"]
 
 #: Encoder used when none is given in a feature mode: random init (fixed seed), for tests and API checks only.
 DEFAULT_ENCODER = "vit_pico_patch14"
 DEFAULT_ENCODER_SEED = 0
-_FLICKER_STREAM = 0xF11C
 
 
 class NavWorld:
@@ -61,9 +53,9 @@ class NavWorld:
         scenes: the :class:`~envs.scenes.Scene` records (annotations; ``scenes[s].image`` is variant 0).
         images: ``(S, V, H, W, 3)`` uint8, the colour variants of every scene (``V = 1`` without variants).
         patch_size: pixels per grid cell; ``grid_shape = (H // patch_size, W // patch_size)``.
-        variant_mode: ``"none"``, ``"episode"`` (a random colour variant per episode) or ``"flicker"`` (a random
-            variant per step, only the flickering objects differ between variants).
-        flicker_objects: per scene, the indices of the flickering objects (empty lists without flicker).
+        variant_mode: ``"none"``, ``"episode"`` (a random colour variant per episode) or ``"tv"`` (variant ``p`` is
+            the scene with TV frame ``p``, :mod:`envs.tv`).
+        tv: the scenes' :class:`~envs.tv.TV` (``None`` without a TV).
         features: the scene :class:`~envs.features.SceneFeatures` (``None`` in pixel mode).
         object_goals: the :class:`~envs.goals.ObjectGoals` (``None`` for image-goal tasks).
     """
@@ -75,7 +67,7 @@ class NavWorld:
         patch_size: int,
         *,
         variant_mode: VariantMode = "none",
-        flicker_objects: Sequence[Sequence[int]] | None = None,
+        tv: TV | None = None,
         features: SceneFeatures | None = None,
         object_goals: ObjectGoals | None = None,
     ):
@@ -95,7 +87,9 @@ class NavWorld:
         self.images = images
         self.patch_size = int(patch_size)
         self.variant_mode: VariantMode = variant_mode
-        self.flicker_objects = [list(f) for f in (flicker_objects or [[] for _ in scenes])]
+        if (tv is not None) != (variant_mode == "tv") or (tv is not None and tv.n_frames != images.shape[1]):
+            raise ValueError("a TV world needs variant_mode='tv' and one variant per TV frame")
+        self.tv = tv
         self.features = features
         self.object_goals = object_goals
         self.memoised = False  # set by build_world for shared default worlds
@@ -162,11 +156,6 @@ def resolve_encoder(
     return model.to(device or "cpu").eval()
 
 
-def _scene_rng(scene: Scene, stream: int) -> np.random.Generator:
-    split = SPLITS.index(scene.split) if scene.split in SPLITS else len(SPLITS)
-    return np.random.default_rng([stream, split, int(scene.scene_id)])
-
-
 def load_scenes(
     *,
     split: str = "train",
@@ -227,15 +216,16 @@ def load_scenes(
 def scene_variant_images(
     scenes: Sequence[Scene],
     colour_variants: int = 1,
-    flicker_objects: int | Sequence[int] | None = None,
-    flicker_variants: int = 4,
-) -> tuple[np.ndarray, VariantMode, list[list[int]]]:
-    """The ``(S, V, H, W, 3)`` variant images of ``scenes``, the variant mode, and the flickering objects per scene.
+    tv: TVMode = "none",
+    tv_frames: int = DEFAULT_TV_FRAMES,
+    tv_cells: int = DEFAULT_TV_CELLS,
+    patch_size: int = 14,
+) -> tuple[np.ndarray, VariantMode, TV | None]:
+    """The ``(S, V, H, W, 3)`` variant images of ``scenes``, the variant mode and the scenes' TV.
 
-    ``colour_variants = k > 1``: every object recoloured, ``V = k`` (episode mode). ``flicker_objects``: an int ``n``
-    picks ``n`` objects per scene (seeded by the scene's split and id) or a sequence gives the same object indices
-    in every scene; only those objects change between the ``V = flicker_variants`` variants (flicker mode).
-    Variant 0 always has the original colours.
+    ``colour_variants = k > 1``: every object recoloured, ``V = k`` (episode mode; variant 0 has the original
+    colours). ``tv`` (one of :data:`envs.tv.TV_MODES`): a ``tv_cells x tv_cells`` TV per scene, ``V = tv_frames``
+    (variant ``p``: the scene with TV frame ``p``, :func:`envs.tv.build_tv`).
     """
     if colour_variants < 1:
         raise ValueError(f"colour_variants must be >= 1, got {colour_variants}")
@@ -245,31 +235,17 @@ def scene_variant_images(
             f"the scenes have different sizes {shapes[:3]}; the environments need one size: use square scenes "
             "(FolderSceneSource mode='crop', the default) or one image_size"
         )
-    if flicker_objects is not None and colour_variants > 1:
-        raise ValueError("use either colour_variants (per episode) or flicker_objects (per step), not both")
-    if flicker_objects is None:
-        if colour_variants == 1:
-            return np.stack([s.image for s in scenes])[:, None], "none", [[] for _ in scenes]
-        return np.stack([variant_images(s, colour_variants) for s in scenes]), "episode", [[] for _ in scenes]
-    if flicker_variants < 2:
-        raise ValueError(f"flicker_variants must be >= 2 (variant 0 is the original), got {flicker_variants}")
-    chosen: list[list[int]] = []
-    for scene in scenes:
-        if isinstance(flicker_objects, (int, np.integer)):
-            if flicker_objects < 1:
-                raise ValueError(f"flicker_objects must be >= 1 objects (or None), got {flicker_objects}")
-            chosen.append(choose_flicker_objects(scene, int(flicker_objects), _scene_rng(scene, _FLICKER_STREAM)))
-        else:
-            idx = [int(i) for i in flicker_objects]
-            bad = [i for i in idx if not 0 <= i < len(scene.objects)]
-            if bad:
-                raise ValueError(
-                    f"flicker object indices {bad} do not exist in scene {scene.scene_id} "
-                    f"({len(scene.objects)} objects); pass a number of objects instead (flicker_objects=2)"
-                )
-            chosen.append(idx)
-    images = np.stack([variant_images(s, flicker_variants, idx) for s, idx in zip(scenes, chosen)])
-    return images, "flicker", chosen
+    if tv != "none":
+        if tv not in TV_MODES:
+            raise ValueError(f"tv must be 'none' or one of {TV_MODES}, got {tv!r}")
+        if colour_variants > 1:
+            raise ValueError("use either colour_variants (per episode) or a tv, not both")
+        grid_shape = (shapes[0][0] // patch_size, shapes[0][1] // patch_size)
+        images, screens = build_tv(scenes, tv, patch_size, grid_shape, tv_frames, tv_cells)
+        return images, "tv", screens
+    if colour_variants == 1:
+        return np.stack([s.image for s in scenes])[:, None], "none", None
+    return np.stack([variant_images(s, colour_variants) for s in scenes]), "episode", None
 
 
 #: Worlds built from names only (no model instance, weights file, prebuilt scenes or folder) are deterministic, so
@@ -334,8 +310,9 @@ def build_world(
     cache_block: int | None = None,
     patch_size: int | None = None,
     colour_variants: int = 1,
-    flicker_objects: int | Sequence[int] | None = None,
-    flicker_variants: int = 4,
+    tv: TVMode = "none",
+    tv_frames: int = DEFAULT_TV_FRAMES,
+    tv_cells: int = DEFAULT_TV_CELLS,
     goal_variants: int = 1,
     goal_image_size: int | None = None,
     goal_pooling: GoalPooling = "object",
@@ -385,12 +362,14 @@ def build_world(
     scenes = list(scenes)
     if not scenes:
         raise ValueError("no scenes: pass scenes, n_scenes >= 1, scene_ids, or a scene_folder with images")
-    images, variant_mode, flickering = scene_variant_images(scenes, colour_variants, flicker_objects, flicker_variants)
+    images, variant_mode, screens = scene_variant_images(scenes, colour_variants, tv, tv_frames, tv_cells, patch)
     features = scene_features
     if observation == "oracle":
         if scene_features is not None:
             raise ValueError("observation='oracle' serves ground-truth features; drop scene_features")
-        features = oracle_features(scenes, images.shape[1], patch, (images.shape[2] // patch, images.shape[3] // patch))
+        features = oracle_features(
+            scenes, images.shape[1], patch, (images.shape[2] // patch, images.shape[3] // patch), screens
+        )
     elif needs_encoder and features is None:
         features = SceneFeatures.from_encoder(model, images, encode_batch_size, device, storage_dtype, cache_block)
     elif features is not None and features.images is not None and features.images.shape == images.shape:
@@ -398,10 +377,7 @@ def build_world(
     object_goals = None
     if task == "objectnav":
         grid_shape = (images.shape[2] // patch, images.shape[3] // patch)
-        avoid = [
-            [s.objects[i].colour for i in range(len(s.objects))] + _variant_colours(s, images.shape[1], variant_mode, f)
-            for s, f in zip(scenes, flickering)
-        ]
+        avoid = [[o.colour for o in s.objects] + _variant_colours(s, images.shape[1], variant_mode) for s in scenes]
         object_goals = build_object_goals(
             scenes,
             patch,
@@ -428,20 +404,19 @@ def build_world(
         images,
         patch,
         variant_mode=variant_mode,
-        flicker_objects=flickering,
+        tv=screens,
         features=features,
         object_goals=object_goals,
     )
 
 
-def _variant_colours(scene: Scene, n_variants: int, mode: VariantMode, flickering: Sequence[int]) -> list:
-    """Colours the scene's objects take in its variants (goal colours avoid them too)."""
-    if mode == "none" or n_variants < 2:
+def _variant_colours(scene: Scene, n_variants: int, mode: VariantMode) -> list:
+    """Colours the scene's objects take in its colour variants (goal colours avoid them too)."""
+    if mode != "episode" or n_variants < 2:
         return []
     from envs.scenes import variant_colours
 
-    indices = None if mode == "episode" else list(flickering)
-    return [c for v in range(1, n_variants) for c in variant_colours(scene, v, indices).values()]
+    return [c for v in range(1, n_variants) for c in variant_colours(scene, v).values()]
 
 
 __all__ = [

@@ -111,7 +111,7 @@ class _ScriptedEnv:
 
 
 def test_prediction_targets_are_the_space_each_learner_rewards_in(one_thread):
-    """What each learner predicts for a state (the flicker study's noise-to-signal space): the forward model's
+    """What each learner predicts for a state (the space in which a noisy TV is loud or quiet): the forward model's
     targets, ICM's ``phi`` of the features, RND's fixed random target of the normalised features."""
     torch.manual_seed(0)
     source, states = _TableSource(), _states([0, 1, 2, 3], [3, 2, 1, 0])

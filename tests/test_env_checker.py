@@ -97,10 +97,10 @@ def _assert_same(a, b) -> None:
     "task,world_kwargs,kwargs",
     [
         ("imagenav", {}, {"max_episode_steps": 15}),
-        ("objectnav", {"flicker_objects": 1, "flicker_variants": 3}, {"actions": "egocentric", "stop_action": True}),
+        ("objectnav", {"n_scenes": 2, "tv": "remote", "tv_frames": 3}, {"actions": "egocentric", "stop_action": True}),
         ("imagenav", {"colour_variants": 2}, {"observation": "pixels", "max_episode_steps": 10}),
     ],
-    ids=["imagenav", "objectnav-flicker-egocentric", "pixels-colour-variants"],
+    ids=["imagenav", "objectnav-remote-tv-egocentric", "pixels-colour-variants"],
 )
 def test_same_seed_same_rollout_and_observations_in_space(task, world_kwargs, kwargs):
     kwargs = dict(kwargs)

@@ -1,5 +1,5 @@
 """The field's task conventions: STOP-required success on the ``-v1`` ids, success at 0/1/2 cells, the
-shortest-path ``distance_to_goal`` at every step, and flicker colours that leave the episode stream alone."""
+shortest-path ``distance_to_goal`` at every step, and TV frames that leave the episode stream alone."""
 
 from __future__ import annotations
 
@@ -113,10 +113,10 @@ def _episode_starts(env: ImageNavVecEnv, policy: np.random.Generator, n_episodes
     return [tuple(s[:n_episodes]) for s in seen]
 
 
-def test_flicker_colours_do_not_shift_the_episodes_two_policies_face():
-    world = small_world(flicker_objects=1, flicker_variants=4)
-    assert world.variant_mode == "flicker"
-    # long episodes cross several flicker blocks, so the policies draw different numbers of blocks
+def test_tv_frames_do_not_shift_the_episodes_two_policies_face():
+    world = small_world(n_scenes=2, tv="spontaneous", tv_frames=4)
+    assert world.variant_mode == "tv"
+    # long episodes cross several blocks of TV frames, so the policies draw different numbers of blocks
     env = ImageNavVecEnv(3, world=world, min_start_distance=2, max_episode_steps=150, success_radius=0)
     a = _episode_starts(env, np.random.default_rng(0), 4)
     b = _episode_starts(env, np.random.default_rng(1), 4)

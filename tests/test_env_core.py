@@ -1,4 +1,5 @@
-"""NavCore mechanics through ImageNavEnv: moves, rotation of the view, STOP, rewards, metrics, goals, flicker."""
+"""NavCore mechanics through ImageNavEnv: moves, rotation of the view, STOP, rewards, metrics, goals (the noisy TV:
+tests/test_tv.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ import torch
 
 from encoders import create_model
 from envs.core import NavConfig
-from envs.goals import cell_box
 from envs.image_nav_env import ImageNavEnv
 from envs.scenes import SceneGenerator
-from envs.scenes.variants import changed_mask
 from envs.world import build_world
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
@@ -197,38 +196,6 @@ def test_objectnav_goal_is_any_instance_of_the_class():
         env.reset(options={"scene_index": info["scene_index"], "goal": absent})
 
 
-def test_flicker_changes_only_chosen_objects_every_step():
-    env = make_env(world_kwargs={"flicker_objects": 1, "flicker_variants": 4}, max_episode_steps=15)
-    world = env.world
-    assert world.variant_mode == "flicker" and world.n_variants == 4
-    for s, scene in enumerate(world.scenes):
-        changed = np.any(world.images[s] != world.images[s, :1], axis=(0, -1))  # (H, W)
-        assert changed.any() and not (changed & ~changed_mask(scene, world.flicker_objects[s])).any()
-    _, info = env.reset(seed=0)
-    variants = {info["variant_index"]}
-    grids_mean = world.features.window_mean_numpy(1)
-    near_steps, fractions = [], []
-    for _ in range(60):
-        obs, _, terminated, truncated, info = env.step(env.action_space.sample())
-        s, (r, c), v = info["scene_index"], info["position"], info["variant_index"]
-        np.testing.assert_array_equal(obs["features"], grids_mean[s, v, r, c])
-        box = [cell_box(world.scenes[s].objects[i].bbox, 14, (8, 8)) for i in world.flicker_objects[s]]
-        expected = any(r0 - 1 <= r <= r1 + 1 and c0 - 1 <= c <= c1 + 1 for r0, c0, r1, c1 in box)
-        assert info["near_flicker"] == expected
-        near_steps.append(expected)
-        variants.add(v)
-        if terminated or truncated:
-            # the episode's fraction of steps next to a flickering object, reported once at its last step
-            assert info["near_flicker_fraction"] == pytest.approx(np.mean(near_steps))
-            fractions.append(info["near_flicker_fraction"])
-            near_steps = []
-            env.reset()
-        else:
-            assert "near_flicker_fraction" not in info
-    assert len(variants) > 1
-    assert len(fractions) >= 3 and len(set(fractions)) > 1
-
-
 def test_colour_variants_are_drawn_per_episode():
     env = make_env(world_kwargs={"colour_variants": 3})
     seen = set()
@@ -276,9 +243,7 @@ def test_invalid_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="would be ignored"):
         ImageNavEnv(world=small_world(), n_scenes=5)
     with pytest.raises(ValueError, match="not both"):
-        build_world(
-            scene_generator=SMALL_GENERATOR, n_scenes=1, encoder=pico_encoder(), colour_variants=2, flicker_objects=1
-        )
+        build_world(scene_generator=SMALL_GENERATOR, n_scenes=1, encoder=pico_encoder(), colour_variants=2, tv="colour")
     with pytest.raises(ValueError, match="needs object goals"):
         ImageNavEnv("objectnav", world=small_world())
     with pytest.raises(ValueError, match="no scene has any object"):

@@ -66,7 +66,8 @@ def test_summary_closed_form():
     res = EpisodeResults(
         success=np.array([1.0, 0.0, 1.0, 0.0]), success_within_0=ones * 0, success_within_1=ones * 0.5,
         success_within_2=ones, spl=ones * 0.5, soft_spl=ones, coverage=ones * 0.25,
-        path_length=np.array([2.0, 4.0, 6.0, 8.0]), distance_to_goal=ones * 3, near_flicker=ones * 0,
+        path_length=np.array([2.0, 4.0, 6.0, 8.0]), distance_to_goal=ones * 3, tv_fraction=ones * 0,
+        remote_presses=ones * 0,
         episode_return=ones, length=ones,
     )  # fmt: skip
     s = summarize(res)

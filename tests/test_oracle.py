@@ -9,7 +9,7 @@ import pytest
 from encoders.utils.config import replace_nested
 from envs.goals import cell_box
 from envs.image_nav_env import ImageNavEnv
-from envs.oracle import N_CLASSES, ORACLE_DIM, oracle_grid
+from envs.oracle import N_CLASSES, ORACLE_DIM, SCREEN_CHANNEL, oracle_grid
 from envs.scenes import SceneGenerator
 from envs.scenes.types import BACKGROUNDS
 from envs.world import build_world
@@ -28,7 +28,10 @@ def test_oracle_cells_name_the_objects_that_touch_them_and_the_background():
     assert grid.shape == (8, 8, ORACLE_DIM)
     background = np.zeros(len(BACKGROUNDS))
     background[BACKGROUNDS.index(scene.background)] = 1
-    np.testing.assert_array_equal(grid[:, :, N_CLASSES:], np.broadcast_to(background, (8, 8, len(BACKGROUNDS))))
+    np.testing.assert_array_equal(
+        grid[:, :, N_CLASSES:SCREEN_CHANNEL], np.broadcast_to(background, (8, 8, len(BACKGROUNDS)))
+    )
+    assert not grid[:, :, SCREEN_CHANNEL].any()  # no TV in this world
     expected = np.zeros((8, 8, N_CLASSES))
     for obj in scene.objects:
         r0, c0, r1, c1 = cell_box(obj.bbox, 14, (8, 8))

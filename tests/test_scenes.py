@@ -15,7 +15,6 @@ from envs.scenes import (
     OBJECT_CLASSES,
     PLAIN_BACKGROUND,
     SceneGenerator,
-    choose_flicker_objects,
     colour_distance,
     distinct_colour,
     random_colour,
@@ -206,7 +205,7 @@ def test_colour_variants(gen, scenes):
     for v in range(1, k):
         assert vs[v].image.tobytes() == gen.recolour(s, v, [1]).image.tobytes()
     colours = {vv.objects[1].colour for vv in vs}
-    assert len(colours) == k, "variants of a flickering object should differ"
+    assert len(colours) == k, "the variants of an object should differ"
     stack = variant_images(s, k, [1])
     assert stack.shape == (k, *s.image.shape) and stack.dtype == np.uint8
     mask = changed_mask(s, [1])
@@ -216,15 +215,6 @@ def test_colour_variants(gen, scenes):
         gen.colour_variants(s, 2, [99])
     with pytest.raises(ValueError, match="k must be"):
         gen.colour_variants(s, 0)
-
-
-def test_choose_flicker_objects(scenes):
-    s = scenes[0]
-    rng = np.random.default_rng(0)
-    chosen = choose_flicker_objects(s, 2, rng, exclude=[0])
-    assert len(chosen) == 2 and 0 not in chosen and chosen == sorted(set(chosen))
-    assert choose_flicker_objects(s, 100, rng) == list(range(len(s.objects)))
-    assert choose_flicker_objects(s, 3, rng, classes=("nothing",)) == []
 
 
 # --------------------------------------------------------------------------------------------------- single objects

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from encoders import create_model
-from experiments.studies import demo_seeds, flicker, invariance, navigation, phase2_health, ppo_sweep
+from experiments.studies import demo_seeds, invariance, navigation, noisy_tv, phase2_health, ppo_sweep
 from experiments.studies.curves import binned_curves
 
 
@@ -120,24 +120,22 @@ def test_ppo_sweep_smoke(tmp_path):
     assert (run / "eval" / "summary_train.json").exists()
 
 
-@pytest.mark.slow
-def test_flicker_smoke(tmp_path):
-    out = tmp_path / "flicker"
-    _run(flicker.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
-    results = _check_outputs(out, ("flicker.png",))
-    for split in ("train", "test"):
-        rows = results["summary"][split]
-        arms = flicker.BUDGETS["smoke"]["arms"]
-        assert set(rows) == {label for a, label, _ in flicker.ARMS if a in arms} | {"random walk"}
-        assert 0.0 <= rows["random walk"]["near_flicker"]["mean"] <= 1.0
-        assert 0.0 <= rows["PPO + RND"]["less_flicker"]["p"] <= 1.0
-    noise = results["target_noise"]
-    assert set(noise) == {"semantic", "pixels", "rnd"}  # every curiosity space; extrinsic PPO has none
-    assert all(noise[space]["noise_to_signal"]["n"] >= 1 for space in noise)  # one value per scene
-    # only the flickering objects change between variants: pixel crops away from them are identical (ViT
-    # features may still change a little everywhere, through attention)
-    assert noise["pixels"]["noise_elsewhere"]["mean"] == pytest.approx(0.0, abs=1e-9)
-    assert noise["pixels"]["noise_near_flicker"]["mean"] > 0.0
+def test_noisy_tv_smoke(tmp_path):
+    out = tmp_path / "tv"
+    text = _run(noisy_tv.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
+    results = _check_outputs(out, ("noisy_tv_train.png", "noisy_tv_test.png"))
+    summary = results["summary"]
+    assert set(summary) == {f"{tv}/curiosity/{s}" for tv in ("spontaneous", "remote") for s in ("train", "test")}
+    rows = summary["remote/curiosity/train"]
+    assert list(rows) == ["pixels", "HOG", "oracle", "random walk"]
+    assert rows["oracle"]["tv_fraction"]["n"] == 2 and 0.0 <= rows["random walk"]["tv_fraction"]["mean"] <= 1.0
+    assert 0.0 <= rows["oracle"]["less_tv_than_pixels"]["p"] <= 1.0 and "less_tv_than_pixels" not in rows["pixels"]
+    assert rows["pixels"]["remote_presses"]["mean"] >= 0.0 and "remote presses" in text
+    probe = results["probe"]["spontaneous/pixels"]
+    assert len(probe["tv"]) == len(probe["elsewhere"]) == 2 and probe["floor"] > 0  # the noise has a floor in pixels
+    assert results["probe"]["spontaneous/oracle"]["floor"] == pytest.approx(0.0, abs=1e-6)  # ... not in the oracle
+    run = json.loads((out / "runs" / "ObjectNav-v0" / "remote__hog__curiosity__seed1" / "config.json").read_text())
+    assert run["tv"] == "remote" and run["curiosity"]["space"] == "hog" and run["extrinsic_coef"] == 0.0
 
 
 @pytest.mark.slow
@@ -170,7 +168,19 @@ def test_demo_seeds_aggregate_pairs_the_blind_walk_by_seed():
     assert s[blind]["success_iqm"]["iqm"] == pytest.approx(0.275) and "improvement" not in s[blind]
 
 
-@pytest.mark.parametrize("study", [navigation, flicker])
+def test_noisy_tv_refuses_an_unknown_space_or_a_missing_supervised_encoder_before_any_work(tmp_path):
+    enc = tmp_path / "enc"
+    argv = ["--budget", "cpu", "--out", str(tmp_path / "out"), "--encoders-dir", str(enc)]
+    with pytest.raises(ValueError, match=r"--spaces: unknown \['bogus'\]"):
+        noisy_tv.main([*argv, "--spaces", "pixels", "bogus"])
+    with pytest.raises(ValueError, match="needs --supervised-weights"):
+        noisy_tv.main([*argv, "--spaces", "supervised"])
+    with pytest.raises(ValueError, match="--grid: 'noise:pixels'"):
+        noisy_tv.main([*argv, "--grid", "noise:pixels"])
+    assert not enc.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("study", [navigation])
 def test_an_unknown_arm_fails_before_any_encoder_work(tmp_path, study):
     enc = tmp_path / "enc"
     argv = ["--budget", "cpu", "--out", str(tmp_path / "out"), "--encoders-dir", str(enc), "--arms", "ppo", "bogus"]
@@ -209,15 +219,26 @@ def test_navigation_summary_pairs_each_row_with_its_first_present_reference(monk
     assert "success - ref (paired)" in text and "| 0.100 ± 0.248 |" in text
 
 
-def test_flicker_noise_table_averages_seeds_per_scene_and_intervals_over_scenes():
-    def seed(ratio: list[float]) -> dict[str, list[float]]:
-        return {k: ratio for k in flicker.NOISE_KEYS}
+def test_noisy_tv_summary_ratios_to_the_random_walk_of_the_same_seed_and_p_against_pixels(monkeypatch):
+    monkeypatch.setattr(noisy_tv, "probability_of_improvement",
+                        functools.partial(noisy_tv.probability_of_improvement, reps=200))  # fmt: skip
 
-    text, summary = flicker.noise_table({"rnd": {"1": seed([0.2, 0.4, 0.9]), "2": seed([0.4, 0.6, 0.9])}})
-    s = summary["rnd"]["noise_to_signal"]  # per scene 0.3, 0.5, 0.9: mean 0.567, s 0.306, t(2) = 4.303
-    assert s["n"] == 3 and s["mean"] == pytest.approx(1.7 / 3)
-    assert s["ci95"] == pytest.approx(4.303 * np.std([0.3, 0.5, 0.9], ddof=1) / 3**0.5, rel=1e-3)
-    assert "| rnd | 2 | 3 |" in text
+    def seeds(*pairs: tuple[float, float]) -> dict[str, dict[str, dict[str, float]]]:
+        def row(tv: float) -> dict[str, float]:
+            return {"tv_fraction": tv, "remote_presses": 0.0, "coverage": 0.1, "success": 0.5}
+
+        return {str(k + 1): {"policy": row(p), "random walk": row(w)} for k, (p, w) in enumerate(pairs)}
+
+    pixels, oracle = seeds((0.4, 0.2), (0.6, 0.3)), seeds((0.2, 0.2), (0.1, 0.3))
+    raw = {"spontaneous/curiosity/train": {"pixels": pixels, "oracle": oracle}}
+    rows = noisy_tv.summarize(raw)["spontaneous/curiosity/train"]
+    assert list(rows) == ["pixels", "oracle", "random walk"]
+    assert rows["pixels"]["tv_ratio"]["mean"] == pytest.approx(2.0)  # 0.4 / 0.2 and 0.6 / 0.3
+    assert rows["oracle"]["tv_ratio"]["mean"] == pytest.approx((1.0 + 1 / 3) / 2)
+    assert rows["oracle"]["less_tv_than_pixels"]["p"] == pytest.approx(1.0)  # every oracle seed below every pixel one
+    assert rows["random walk"]["tv_fraction"]["mean"] == pytest.approx(0.25)
+    text = noisy_tv.tables(noisy_tv.summarize(raw), {})
+    assert "**TV `spontaneous`, pure curiosity, train scenes**" in text and "| 2.00 ± 0.00 |" in text
 
 
 def test_demo_seeds_smoke(tmp_path):

@@ -22,7 +22,7 @@ REQUIRED_SCALARS = (
     "charts/success_rate",
     "charts/spl",
     "charts/coverage",
-    "charts/near_flicker",
+    "charts/time_in_tv",
     "charts/phase",
     "charts/fps",
     "curiosity/intrinsic_mean",

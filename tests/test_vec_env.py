@@ -23,9 +23,10 @@ CASES = [
     (
         "objectnav",
         "mean",
-        {"flicker_objects": 1, "flicker_variants": 3},
-        {"actions": "egocentric", "max_episode_steps": 70, "include_heading": True},  # > FLICKER_BLOCK steps
+        {"n_scenes": 2, "tv": "spontaneous", "tv_frames": 3},
+        {"actions": "egocentric", "max_episode_steps": 70, "include_heading": True},  # > TV_BLOCK redraws
     ),
+    ("objectnav", "oracle", {"n_scenes": 2, "tv": "remote", "tv_frames": 3}, {"max_episode_steps": 20}),
     ("imagenav", "pixels", {"colour_variants": 2}, {"max_episode_steps": 9, "stop_action": True}),
 ]
 
@@ -37,7 +38,9 @@ def _strip(info: dict) -> dict:
     return info
 
 
-@pytest.mark.parametrize("task,observation,world_kwargs,kwargs", CASES, ids=["imagenav", "objectnav-flicker", "pixels"])
+@pytest.mark.parametrize(
+    "task,observation,world_kwargs,kwargs", CASES, ids=["imagenav", "objectnav-tv", "pixels", "oracle-remote-tv"]
+)
 def test_vec_env_matches_single_envs(task, observation, world_kwargs, kwargs):
     n, seed, n_steps = 4, 11, 150
     world = small_world(task, observation, **world_kwargs)
@@ -162,7 +165,7 @@ def test_prebuilt_scenes_and_scene_features_are_used_without_copies():
     vec.seed(1)
     np.testing.assert_allclose(vec.reset()["features"], obs["features"] + 0.5, atol=2e-2)
     with pytest.raises(ValueError, match="scene_features has grids"):
-        ImageNavVecEnv(2, scenes=scenes, scene_features=cache, flicker_objects=1)
+        ImageNavVecEnv(2, scenes=scenes, scene_features=cache, colour_variants=2)
     with pytest.raises(ValueError, match="also needs the encoder"):
         ImageNavVecEnv(2, "objectnav", scenes=scenes, scene_features=cache)
 

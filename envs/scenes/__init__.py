@@ -17,7 +17,7 @@ from envs.scenes.layout import ObjectLayout, SceneLayout
 from envs.scenes.palette import colour_distance, distinct_colour, random_colour
 from envs.scenes.splits import split_seed
 from envs.scenes.types import BACKGROUNDS, OBJECT_CLASSES, SPLITS, Scene, SceneObject
-from envs.scenes.variants import choose_flicker_objects, colour_variants, recolour, variant_colours, variant_images
+from envs.scenes.variants import colour_variants, recolour, variant_colours, variant_images
 
 __all__ = [
     "BACKGROUNDS",
@@ -31,7 +31,6 @@ __all__ = [
     "SceneLayout",
     "SceneObject",
     "SceneTooSmallError",
-    "choose_flicker_objects",
     "colour_distance",
     "colour_variants",
     "distinct_colour",

@@ -77,14 +77,14 @@ def make_contact_sheet(generator: SceneGenerator | None = None) -> np.ndarray:
     rows.append(_row(panels, width))
 
     base = scenes[0]
-    flicker = [0, 1]
+    chosen = [0, 1]
     variants = gen.colour_variants(base, 3)
-    flickered = gen.recolour(base, 1, flicker)
+    recoloured = gen.recolour(base, 1, chosen)
     rows.append(_title(width, f"Colour variants of train #{base.scene_id} (same layout and background)"))
     captions = ["variant 0 (original)", "variant 1 (all objects)", "variant 2 (all objects)"]
-    captions.append(f"variant 1, objects {flicker} only")
+    captions.append(f"variant 1, objects {chosen} only")
     panels = []
-    for s, text in zip([*variants, flickered], captions):
+    for s, text in zip([*variants, recoloured], captions):
         small = cv2.resize(s.image, (side, side), interpolation=cv2.INTER_AREA)
         panels.append(_caption(small, text))
     rows.append(_row(panels, width))

@@ -1,9 +1,9 @@
-"""Colour variants of a scene (same layout, objects re-drawn in new colours) and helpers for "flicker" objects.
+"""Colour variants of a scene (same layout, objects re-drawn in new colours).
 
 Variant ``v`` of a scene gives each chosen object a colour that depends only on ``(scene seed, v, object index)``:
 ``v == 0`` is the original colour, ``v >= 1`` a random colour at least ``min_distance`` (RGB) from the original.
 So variant ``v`` of an object is the same whichever other objects are recoloured and however many variants are
-requested, and a flickering object can be shown as ``variants[t % K]`` or ``variants[rng.integers(K)]`` per step.
+requested, and an object can be shown in ``variants[rng.integers(K)]`` per episode.
 """
 
 from __future__ import annotations
@@ -94,25 +94,6 @@ def variant_images(
 ) -> np.ndarray:
     """The images of :func:`colour_variants` stacked as ``(k, H, W, 3) uint8`` (e.g. to encode in one batch)."""
     return np.stack([s.image for s in colour_variants(scene, k, object_indices, min_distance)])
-
-
-def choose_flicker_objects(
-    scene: Scene, n: int, rng: np.random.Generator, exclude: Sequence[int] = (), classes: Sequence[str] | None = None
-) -> list[int]:
-    """``n`` distinct object indices to flicker, drawn from ``rng`` (sorted).
-
-    ``exclude`` (e.g. the goal instance) and objects whose class is not in ``classes`` (default: any) are never
-    chosen; if fewer than ``n`` remain, all remaining ones are returned.
-    """
-    if int(n) < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    excluded = {int(i) for i in exclude}
-    pool = [
-        i for i, obj in enumerate(scene.objects) if i not in excluded and (classes is None or obj.class_name in classes)
-    ]
-    if len(pool) <= n:
-        return pool
-    return sorted(int(i) for i in rng.choice(pool, size=int(n), replace=False))
 
 
 def changed_mask(scene: Scene, object_indices: Sequence[int]) -> np.ndarray:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -206,9 +206,11 @@ def start_rl_study(
     budgets: Mapping[str, Mapping[str, Any]],
     description: str,
     arms: Sequence[str] | None = None,
+    check: Callable[[S], None] | None = None,
 ) -> tuple[S, str | None, dict[str, Any], float]:
     """The start every RL study shares: parse its config (budget presets), set up logging, check the launch
-    options and, when the study has ``arms`` (their names), that ``cfg.arms`` names only those; then let
+    options and, when the study has ``arms`` (their names), that ``cfg.arms`` names only those, and runs the study's
+    own ``check`` of its config; then let
     ``--official-weights`` replace the encoder and resolve the sub-runs' encoder weights (which may pretrain the
     shared encoder, so the checks come first). Returns the config, those weights (None: random init), the
     ``TwoPhaseConfig`` fields shared by its sub-runs and the start time (``time.perf_counter()``)."""
@@ -222,6 +224,8 @@ def start_rl_study(
         unknown = sorted(set(cfg.arms) - set(arms))
         if unknown:
             raise ValueError(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(arms)}")
+    if check is not None:
+        check(cfg)
     if cfg.official_weights:
         cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
     weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)

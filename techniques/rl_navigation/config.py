@@ -38,7 +38,7 @@ from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.policy import NavigationExtractor
 from techniques.rl_navigation.target_encoder import TargetMode
 
-CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd", "oracle"]
+CuriositySpace = Literal["semantic", "pixels", "none", "inverse", "random", "rnd", "oracle", "hog"]
 #: Curiosity spaces whose learner reads the encoder's window-mean features.
 ENCODER_SPACES: tuple[str, ...] = ("semantic", "inverse", "rnd")
 
@@ -90,7 +90,14 @@ class CuriosityConfig:
     pixel crops), 'random' (features of a random-init encoder of the same architecture, Burda et al. 2019) or
     'inverse' space (ICM: features learned by inverse dynamics, Pathak et al. 2017); 'rnd' (Random Network
     Distillation's novelty bonus on the encoder features); 'oracle' (window means of the ground-truth cell features,
-    envs.oracle: the positive control); 'none' (extrinsic-only PPO). Phase 2 needs 'semantic'"""
+    envs.oracle: the positive control); 'hog' (histograms of oriented gradients, envs.hog: hand-made, shape not
+    colour); 'none' (extrinsic-only PPO). Phase 2 needs 'semantic'"""
+    encoder: str | None = None
+    """the encoder of the 'semantic', 'inverse' and 'rnd' spaces when it is not the policy's (--encoder): a registry
+    name, with --curiosity.encoder-weights (e.g. the laptop encoder or the supervised reference, while the policy
+    observes the oracle); phase 1 only"""
+    encoder_weights: str | None = None
+    """checkpoint of --curiosity.encoder (none: random initialisation)"""
     forward_hidden: int = 256
     """hidden width of the forward model"""
     forward_layers: int = 2
@@ -146,8 +153,8 @@ class TwoPhaseConfig(FlatSections):
     exp_name: str = "two_phase"
     """experiment name (the run folder is {task}__{exp_name}__{seed}__{time})"""
     task: str = "ImageNav-v0"
-    """environment id: ImageNav-v0, ObjectNav-v0, ImageNavPixels-v0, ObjectNavPixels-v0, ImageNavFlicker-v0,
-    ObjectNavFlicker-v0, each also as -v1 (success needs STOP, habitat-lab's rule), or imagenav / objectnav"""
+    """environment id: ImageNav-v0, ObjectNav-v0, ImageNavPixels-v0, ObjectNavPixels-v0, each also as -v1 (success
+    needs STOP, habitat-lab's rule), or imagenav / objectnav; --tv adds a noisy TV to any of them"""
     policy: Literal["mlp", "lstm"] = "mlp"
     """'mlp' (memoryless PPO) or 'lstm' (sb3-contrib RecurrentPPO: an LSTM after the features extractor, as the
     memory of habitat's and OVRL's agents)"""
@@ -169,6 +176,8 @@ class TwoPhaseConfig(FlatSections):
     """base seed of the procedural scene generator"""
     colour_variants: int = 1
     """colour variants per scene (k > 1: a random one per episode)"""
+    tv_frames: int = 64
+    """--tv: pre-rendered frames in each scene's TV pool (their features are cached; no encoder runs in a step)"""
     max_episode_steps: int = 200
     """time limit per episode"""
     goal_distance_reward: float = 0.0
@@ -204,8 +213,8 @@ class TwoPhaseConfig(FlatSections):
     """torch CPU threads: RL's small batches run fastest on one (0: torch's default)"""
     precision: Precision = "auto"
     """bf16 autocast or fp32 for the encoder's passes (feature caching, phase-2 forward and backward, the refresh,
-    evaluation) and the curiosity learner's and intrinsic critic's; auto: bf16 on CUDA and on CPUs with native bf16,
-    else fp32. Parameters, cached features and checkpoints stay fp32"""
+    evaluation); auto: bf16 on CUDA and on CPUs with native bf16, else fp32. The curiosity learner and the intrinsic
+    critic always run in fp32; parameters, cached features and checkpoints stay fp32"""
     logdir: Path = Path("runs")
     """parent folder of run folders"""
     run_dir: Path | None = None
@@ -362,6 +371,7 @@ FIELD_RANGES: dict[str, _Range] = {
     "n_eval_scenes": _AT_LEAST_1,
     "scene_seed": _NON_NEGATIVE,
     "colour_variants": _AT_LEAST_1,
+    "tv_frames": _Range(2),
     "patch_radius": _NON_NEGATIVE,
     "pixel_cell": _NON_NEGATIVE,
     "success_radius": _NON_NEGATIVE,
@@ -498,6 +508,23 @@ def check_config(cfg: TwoPhaseConfig) -> None:
         raise ValueError(
             f"--observation oracle has no encoder to fine-tune: pass --phase2-{budget.unit} 0 (phase 1 only)"
         )
+    cur = cfg.curiosity
+    if cur.encoder_weights is not None and cur.encoder is None:
+        raise ValueError("--curiosity.encoder-weights needs --curiosity.encoder (the architecture of the weights)")
+    if cur.encoder is not None:
+        encoders.get_model_spec(cur.encoder)
+        if cur.space not in ENCODER_SPACES:
+            raise ValueError(
+                f"--curiosity.encoder is only read by the {', '.join(ENCODER_SPACES)} spaces, not --curiosity.space "
+                f"{cur.space}; drop it"
+            )
+        if cur.encoder_weights is not None and not Path(cur.encoder_weights).expanduser().is_file():
+            raise ValueError(f"--curiosity.encoder-weights: file not found: {cur.encoder_weights}")
+        if budget.phase2 > 0:
+            raise ValueError(
+                f"--curiosity.encoder is a fixed curiosity space; phase 2 fine-tunes --encoder: pass --phase2-"
+                f"{budget.unit} 0 or drop --curiosity.encoder"
+            )
     if budget.phase2 > 0 and (pixels or cfg.curiosity.space != "semantic"):
         raise ValueError(
             "phase 2 fine-tunes the encoder through the semantic forward model, so it needs a feature task and "
@@ -575,11 +602,14 @@ def nav_config(cfg: TwoPhaseConfig) -> NavConfig:
 
 def env_kwargs(cfg: TwoPhaseConfig) -> dict[str, Any]:
     """:class:`envs.vec_env.ImageNavVecEnv` keyword arguments: the task rules (:func:`nav_config`), the task id's
-    world arguments (flicker), the time limit and the colour variants (scenes and encoder added by the caller)."""
+    world arguments, the TV's pool size, the time limit and the colour variants (scenes and encoder added by the
+    caller)."""
     world = {k: v for k, v in TASKS[task_id(cfg.task)].items() if k not in NavConfig.__dataclass_fields__}
     kwargs = {**dataclasses.asdict(nav_config(cfg)), **world, "max_episode_steps": cfg.max_episode_steps}
     if cfg.colour_variants > 1:
         kwargs["colour_variants"] = cfg.colour_variants
+    if cfg.rules.tv != "none":
+        kwargs["tv_frames"] = cfg.tv_frames
     return kwargs
 
 

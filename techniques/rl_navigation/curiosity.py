@@ -37,7 +37,6 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from encoders.utils.precision import autocast
 from envs.core import NavCore
 from techniques.rl_navigation.episode_stats import EpisodeStats
 from techniques.rl_navigation.feature_sources import AgentStates, FeatureSource
@@ -164,8 +163,27 @@ class CuriosityLearner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def tv_split(raw: np.ndarray, normalised: np.ndarray, tv_view: np.ndarray, reached: AgentStates) -> dict[str, float]:
+    """The mean intrinsic reward (raw and normalised, ``(T, N)``) of transitions whose reached state has the TV in view
+    (``tv_view[scene, row, col]``) and of the others, their ratio, and the fraction at the TV (keys absent when a
+    side has no transition)."""
+    at_tv = tv_view[reached.scene, reached.row, reached.col]
+    stats = {"tv_transitions": float(at_tv.mean())}
+    if at_tv.all() or not at_tv.any():
+        return stats
+    for name, values in (("intrinsic_raw", raw), ("intrinsic_normalised", normalised)):
+        stats[f"{name}_tv"] = float(values[at_tv].mean())
+        stats[f"{name}_elsewhere"] = float(values[~at_tv].mean())
+    stats["intrinsic_tv_ratio"] = stats["intrinsic_raw_tv"] / max(stats["intrinsic_raw_elsewhere"], 1e-12)
+    return stats
+
+
 class Curiosity:
     """Intrinsic advantages of a rollout and the training of the learner and of the intrinsic critic.
+
+    The learner and the critic run in fp32 whatever the encoder's precision: they are small MLPs (nothing to gain),
+    and under CPU bf16 autocast the forward model's updates diverged (held-out errors jumping from 0.01 to 10^3-10^4
+    within a few updates, docs/results.md); phase 2's passes through the encoder keep the encoder's autocast.
 
     Args:
         learner: scores transitions (``errors``), then trains on them (``update``).
@@ -177,8 +195,10 @@ class Curiosity:
         seed: seed of the minibatch shuffling and of the critic's re-initialisation at :meth:`reset`.
         after_update: called after each :meth:`update` (e.g. the phase-2 feature refresh); may return statistics
             merged into :attr:`last_stats`.
-        dtype: autocast dtype of the learner's and the critic's passes (``encoders.utils.precision``; ``None``:
-            fp32); parameters, optimiser states, rewards and advantages stay fp32.
+        tv_view: ``(S, h, w)`` bool, where a noisy TV is in view (:attr:`envs.core.NavCore.tv_view`); with it each
+            rollout's statistics split the intrinsic reward of transitions that reach the TV's view from the others
+            (``intrinsic_raw_tv``, ``intrinsic_raw_elsewhere``, their ratio, and the normalised rewards): the
+            mechanism a noisy TV works through.
     """
 
     def __init__(
@@ -194,7 +214,7 @@ class Curiosity:
         gae_lambda: float = 0.95,
         seed: int = 0,
         after_update: Callable[[], dict[str, float] | None] | None = None,
-        dtype: torch.dtype | None = None,
+        tv_view: np.ndarray | None = None,
     ):
         if intrinsic_coef < 0:
             raise ValueError(f"intrinsic_coef must be >= 0, got {intrinsic_coef}")
@@ -210,7 +230,7 @@ class Curiosity:
         self.gae_lambda = float(gae_lambda)
         self.seed = int(seed)
         self.after_update = after_update
-        self.dtype = dtype
+        self.tv_view = tv_view
         self.rng = np.random.default_rng(seed)
         self.torch_generator = torch.Generator().manual_seed(seed)
         self.resets = 0
@@ -232,14 +252,13 @@ class Curiosity:
         Scores the transitions with the current learner, updates the normaliser, and computes the intrinsic GAE
         with the intrinsic critic; the critic's regression targets are kept for :meth:`update`.
         """
-        with autocast(self.device, self.dtype):
-            raw = self.learner.errors(batch.states, batch.actions, batch.next_states)  # (T, N)
+        raw = self.learner.errors(batch.states, batch.actions, batch.next_states)  # (T, N)
         warming = self.normalizer.warming_up
         rewarded = self.normalizer(raw, batch.dones)  # (T, N), zeros while warming up
         normalised = self.normalizer.normalize(raw)  # what the critic learns, also during the warm-up
         device = self.device
         t_len, n_envs = raw.shape
-        with torch.no_grad(), autocast(device, self.dtype):
+        with torch.no_grad():
             z = self.source.features(batch.states).to(device)  # (T*N, D)
             z_last = self.source.features(batch.final_states).to(device)  # (N, D)
             values = self.critic(z).float().reshape(t_len, n_envs).cpu().numpy()
@@ -255,6 +274,8 @@ class Curiosity:
             "intrinsic_warming_up": float(warming),
             "intrinsic_advantage_std": float(adv.std()),
         }
+        if self.tv_view is not None:
+            self.last_stats.update(tv_split(raw, normalised, self.tv_view, batch.next_states))
         if warming or self.intrinsic_coef == 0:
             return np.zeros_like(adv)
         return (self.intrinsic_coef * adv).astype(np.float32)
@@ -262,14 +283,13 @@ class Curiosity:
     def update(self, batch: Transitions) -> dict[str, float]:
         """Train the learner on the rollout and the critic on its intrinsic returns; run ``after_update``."""
         stats = dict(self.last_stats)
-        with autocast(self.device, self.dtype):
-            stats.update(self.learner.update(batch.states, batch.actions, batch.next_states, self.rng))
-            if self._critic_data is not None:
-                z, returns = self._critic_data
-                stats["intrinsic_value_loss"] = self.critic.fit(
-                    self.critic_optimizer, z, returns, self.critic_epochs, self.critic_batch_size, self.torch_generator
-                )
-                self._critic_data = None
+        stats.update(self.learner.update(batch.states, batch.actions, batch.next_states, self.rng))
+        if self._critic_data is not None:
+            z, returns = self._critic_data
+            stats["intrinsic_value_loss"] = self.critic.fit(
+                self.critic_optimizer, z, returns, self.critic_epochs, self.critic_batch_size, self.torch_generator
+            )
+            self._critic_data = None
         if self.after_update is not None:
             stats.update(self.after_update() or {})
         self.last_stats = stats
@@ -306,4 +326,4 @@ class Curiosity:
         self.resets = int(state.get("resets", 0))
 
 
-__all__ = ["Curiosity", "CuriosityLearner", "RolloutRecorder", "Transitions", "core_states"]
+__all__ = ["Curiosity", "CuriosityLearner", "RolloutRecorder", "Transitions", "core_states", "tv_split"]

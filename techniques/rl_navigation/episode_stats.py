@@ -3,7 +3,7 @@
 The two-phase schedule is driven by episode counts, so every finished episode is counted here (one per
 ``done``, fed by :class:`~techniques.rl_navigation.curiosity.RolloutRecorder`), together with its ``info``
 metrics (success, success at 0/1/2 cells, SPL, soft-SPL, coverage, path length, distance to goal at the end, the
-fraction of steps spent next to a flickering object) and its return and length (``info["episode"]``).
+fraction of steps with the TV in view, remote presses) and its return and length (``info["episode"]``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ EPISODE_METRICS: tuple[str, ...] = (
     "coverage",
     "path_length",
     "distance_to_goal",
-    "near_flicker_fraction",
+    "tv_fraction",
+    "remote_presses",
 )
 
 

@@ -19,7 +19,8 @@ walk otherwise). The last two read the agent's cell and heading from the environ
 Metrics per episode (from the environment's final ``info``): success, success within 0, 1 and 2 cells
 (habitat-lab's success at those distances; with STOP, STOP called there), SPL and soft-SPL (Anderson et al.
 2018), coverage (fraction of cells visited), path length (cells moved), the shortest-path distance to the goal
-at the end, the fraction of steps next to a flickering object, and the return. Summaries report the mean and the
+at the end, time-in-TV (the fraction of steps with the TV in view, :mod:`envs.tv`), remote presses with the TV in
+view, and the return. Summaries report the mean and the
 half-width of its 95% t-interval (:func:`techniques.rl_navigation.statistics.mean_ci`).
 
 Policies with memory (``--policy lstm``, sb3-contrib RecurrentPPO) get their LSTM state carried from step to step
@@ -59,11 +60,12 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("coverage", "coverage"),
     ("path_length", "path length"),
     ("distance_to_goal", "final distance"),
-    ("near_flicker", "near flicker"),
+    ("tv_fraction", "time in TV"),
+    ("remote_presses", "remote presses"),
     ("episode_return", "return"),
 )
 #: Result fields read from the final ``info`` under another key.
-_INFO_KEYS = {"success": "is_success", "near_flicker": "near_flicker_fraction"}
+_INFO_KEYS = {"success": "is_success"}
 
 #: ``act(observations {key: (N, ...)}, episode_starts (N,) bool) -> actions (N,)``.
 Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
@@ -89,7 +91,8 @@ class EpisodeResults:
     coverage: np.ndarray
     path_length: np.ndarray
     distance_to_goal: np.ndarray
-    near_flicker: np.ndarray
+    tv_fraction: np.ndarray
+    remote_presses: np.ndarray
     episode_return: np.ndarray
     length: np.ndarray
     frames: list[np.ndarray] = field(default_factory=list)

@@ -3,7 +3,7 @@ agent cannot control).
 
 An embedding ``phi`` of the base features (the encoder's window means) is trained only to predict the action
 from two consecutive states, ``a_t ~ h(phi(z_t), phi(z_{t+1}))`` (cross-entropy): it keeps what the agent's
-actions change and has no reason to encode what they do not (a flickering object). A forward model predicts
+actions change and has no reason to encode what they do not (a noisy TV). A forward model predicts
 ``phi(z_{t+1})`` from ``phi(z_t)`` and ``a_t`` on detached embeddings; its error is the intrinsic reward. As in
 Burda et al. 2019's IDF variant, the forward loss does not train ``phi``.
 

@@ -3,8 +3,8 @@
 A fixed, randomly initialised target network ``g`` maps the (layer-normalised) features of a state to ``k``
 values; a predictor ``p`` of the same input is trained to match it. The per-transition bonus is the predictor's
 error on the *next* state, ``||p(z') - g(z')||^2 / k``: states seen often are predicted well, new ones are not.
-Unlike a forward model, the bonus does not depend on the action, so noise the agent cannot control (a flickering
-object) only pays while its few variants are new.
+Unlike a forward model, the bonus does not depend on the action, so noise the agent cannot control (a noisy
+TV) pays only as long as its frames are new.
 
 :class:`RNDTrainer` has the learner interface of :class:`~techniques.rl_navigation.forward_trainer.ForwardModelTrainer`
 (``errors``, ``update``, ``source``), so :class:`~techniques.rl_navigation.curiosity.Curiosity` uses it unchanged.

@@ -3,8 +3,8 @@
 - :class:`SummaryWriterFormat`: forwards SB3's logger records (``train/*``, ``rollout/*``, ``time/*``) to the run's
   writer.
 - :class:`RunLoggingMixin`: the per-rollout scalars of :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer`
-  (``charts/*`` episode metrics, ``curiosity/*``, ``losses/*``, ``encoder/*``) and the ``trajectories/*`` image of the
-  last episodes (mixed into the trainer; uses its counters, writer, recorder, model, curiosity and env).
+  (``charts/*`` episode metrics, ``curiosity/*``, ``tv/*``, ``losses/*``, ``encoder/*``) and the ``trajectories/*``
+  image of the last episodes (mixed into the trainer; uses its counters, writer, recorder, model, curiosity and env).
 - :func:`hparams_markdown`: the resolved config as a markdown table (the ``hparams`` text).
 """
 
@@ -21,8 +21,17 @@ from techniques.rl_navigation.config import TwoPhaseConfig
 from techniques.rl_navigation.episode_stats import EPISODE_METRICS
 from techniques.rl_navigation.evaluation import trajectory_grid
 
+#: Per-rollout statistics of the noisy TV, logged under ``tv/`` (:func:`techniques.rl_navigation.curiosity.tv_split`).
+TV_KEYS: tuple[str, ...] = (
+    "tv_transitions",
+    "intrinsic_raw_tv",
+    "intrinsic_raw_elsewhere",
+    "intrinsic_tv_ratio",
+    "intrinsic_normalised_tv",
+    "intrinsic_normalised_elsewhere",
+)
 #: TensorBoard names of episode metrics under ``charts/`` (others keep their info key).
-_CHART_TAGS = {"is_success": "success_rate", "near_flicker_fraction": "near_flicker"}
+_CHART_TAGS = {"is_success": "success_rate", "tv_fraction": "time_in_tv"}
 
 
 class SummaryWriterFormat(KVWriter):
@@ -77,6 +86,9 @@ class RunLoggingMixin:
         for key in keys:
             if key in s:
                 w.add_scalar(f"curiosity/{key}", s[key], step)
+        for key in TV_KEYS:  # with a noisy TV: the intrinsic reward at the TV and elsewhere (curiosity.tv_split)
+            if key in s:
+                w.add_scalar(f"tv/{key}", s[key], step)
         if self.curiosity is None:
             return
         if "intrinsic_value_loss" in s:

@@ -44,6 +44,7 @@ from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 from encoders.utils.signals import stop_on_signals
 from encoders.utils.tensorboard import make_writer
 from envs.features import SceneFeatures
+from envs.hog import hog_features
 from envs.oracle import oracle_features
 from techniques.rl_navigation.algorithm import CuriosityPPO, CuriosityRecurrentPPO
 from techniques.rl_navigation.checkpointing import (
@@ -177,7 +178,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
         self.writer = make_writer(self.run_dir)
         self.monitor = CollapseMonitor(cfg.curiosity.collapse_fraction)
         self.cache = self.env.scene_features if nav_config(cfg).needs_encoder else None
-        if self.cache is None and cfg.curiosity.space in ENCODER_SPACES:
+        if self.cache is None and cfg.curiosity.space in ENCODER_SPACES and cfg.curiosity.encoder is None:
             # pixel or oracle observations with semantic curiosity: the forward model still needs encoder features
             self.cache = self.encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
         self.recorder = RolloutRecorder(rewarded)
@@ -209,7 +210,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
             gamma=cur.gamma,
             gae_lambda=cur.gae_lambda,
             seed=cfg.seed,
-            dtype=self.encoder.autocast_dtype,
+            tv_view=self.env.core.tv_view if self.env.world.tv is not None else None,
         )
 
     def _build_learner(self, device: torch.device) -> tuple[Any, CuriosityLearner]:
@@ -234,8 +235,16 @@ class TwoPhaseTrainer(RunLoggingMixin):
             cache = (
                 world.features
                 if rules.observation == "oracle"
-                else oracle_features(world.scenes, world.n_variants, world.patch_size, world.grid_shape)
+                else oracle_features(world.scenes, world.n_variants, world.patch_size, world.grid_shape, world.tv)
             )
+            source = SemanticFeatureSource(cache, rules.patch_radius, device)
+        elif cur.space == "hog":
+            source = SemanticFeatureSource(hog_features(self.env.world.images, self.env.world.patch_size),
+                                           rules.patch_radius, device)  # fmt: skip
+        elif cur.encoder is not None:  # a fixed encoder of its own (the laptop encoder, the supervised reference)
+            curiosity_encoder = SemanticEncoder.from_name(cur.encoder, cur.encoder_weights, self.device, cfg.precision)
+            curiosity_encoder.freeze()
+            cache = curiosity_encoder.build_cache(self.env.world.images, batch_size=cfg.encode_batch_size)
             source = SemanticFeatureSource(cache, rules.patch_radius, device)
         else:
             source = SemanticFeatureSource(self.cache, rules.patch_radius, device)

@@ -1,0 +1,455 @@
+"""Study 3, the noisy TV: which curiosity spaces does a TV trap, from pixels to the oracle?
+
+    python -m experiments.studies.noisy_tv --budget cpu --out runs/studies/noisy_tv
+
+Every scene of ``ObjectNav-v0`` gets a TV (:mod:`envs.tv`): ``spontaneous`` noise redrawn every step, the same
+screen redrawn by a ``remote`` action, an object whose ``colour`` changes every step (the car-colour problem), or an
+object whose ``class`` changes every step (the semantic control). An arm is one TV mode x one curiosity space x one
+reward: pure curiosity (``--extrinsic-coef 0``, Burda et al. 2019's protocol) or curiosity added to the extrinsic
+reward. Every policy observes the same thing, the oracle window (ground truth, with the TV's screen visible), so the
+arms differ only in the space the forward model (or RND) works in:
+
+- ``pixels``: the pooled pixel crop; ``random``: a random-init encoder (Burda et al. 2019); ``inverse``: ICM
+  (Pathak et al. 2017) on the laptop encoder's features; ``rnd``: RND on them;
+- ``laptop``: the laptop encoder's features (``--rl.encoder-weights``); ``supervised``: the same network trained
+  with labels (``--supervised-weights``, the encoder-recipe study's reference);
+- ``hog``: histograms of oriented gradients (:mod:`envs.hog`); ``oracle``: ground truth (:mod:`envs.oracle`).
+
+Each run's own evaluation (``experiments.two_phase``: the policy and the random walk on the same episodes, on the
+training scenes, where curiosity shaped the policy, and on held-out scenes) gives per episode the time-in-TV (the
+fraction of steps with the TV inside the observed window), the remote presses with the TV in view, coverage and
+success; a seed's value is the mean over its episodes, and the tables give the mean and 95% t-interval over seeds,
+the ratio to the random walk of the same seed and episodes, and rliable's probability that a space spends less
+time at the TV than pixel curiosity.
+
+**The offline probe** (``--probe``, before any RL): per TV mode and space, the space's learner (the same one the
+trainer builds) trains on a fixed set of random-walk transitions of the training scenes until its error stops
+falling, and its error on held-out random-walk transitions is split into transitions that reach the TV's view and
+the others. Its ratio ranks the spaces before any agent runs; Spearman's correlation with the RL ranking is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.figures import bar_chart, new_figure, save_figure
+from experiments.studies.launch import launch
+from experiments.studies.outputs import markdown_table, save_json, write_outputs
+from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds, torch_threads
+from techniques.rl_navigation.evaluation import RANDOM_WALK
+from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, mean_ci, probability_of_improvement
+
+logger = logging.getLogger("experiments.studies.noisy_tv")
+
+#: (space, table label, ``TwoPhaseConfig`` fields). ``supervised`` also takes ``--supervised-weights``.
+SPACES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("pixels", "pixels", {"curiosity.space": "pixels"}),
+    ("random", "random encoder", {"curiosity.space": "random"}),
+    ("inverse", "ICM (inverse dynamics)", {"curiosity.space": "inverse"}),
+    ("rnd", "RND", {"curiosity.space": "rnd"}),
+    ("laptop", "laptop encoder", {"curiosity.space": "semantic"}),
+    ("supervised", "supervised encoder", {"curiosity.space": "semantic"}),
+    ("hog", "HOG", {"curiosity.space": "hog"}),
+    ("oracle", "oracle", {"curiosity.space": "oracle"}),
+)
+#: (reward, label, fields): pure curiosity, or curiosity added to the extrinsic reward (``--rl.intrinsic-coef``).
+REWARDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("curiosity", "pure curiosity", {"extrinsic_coef": 0.0, "intrinsic_coef": 1.0}),
+    ("extrinsic", "extrinsic + curiosity", {"extrinsic_coef": 1.0}),
+)
+TV_MODES: tuple[str, ...] = ("spontaneous", "remote", "colour", "class")
+METRICS: tuple[str, ...] = ("tv_fraction", "remote_presses", "coverage", "success")
+SPLITS: tuple[str, ...] = ("train", "test")
+#: The reference of rliable's probability of improvement in the tables (lower time-in-TV is better).
+REFERENCE_SPACE = "pixels"
+PROBE_FILE = "probe.json"
+
+
+@dataclass
+class NoisyTVConfig(RLStudyConfig):
+    """Noisy-TV study: time-in-TV of pure curiosity (and with the extrinsic reward) across curiosity spaces."""
+
+    out: Path = Path("runs/studies/noisy_tv")
+    """output folder"""
+    task: str = "ObjectNav-v0"
+    """navigation task (the TV is added to it)"""
+    tvs: tuple[str, ...] = TV_MODES
+    """TV modes (spontaneous, remote, colour, class)"""
+    spaces: tuple[str, ...] = ("pixels", "random", "inverse", "rnd", "laptop", "supervised", "hog", "oracle")
+    """curiosity spaces (pixels, random, inverse, rnd, laptop, supervised, hog, oracle)"""
+    rewards: tuple[str, ...] = ("curiosity",)
+    """rewards: 'curiosity' (pure, extrinsic coefficient 0) and/or 'extrinsic' (extrinsic + curiosity)"""
+    grid: tuple[str, ...] = ()
+    """restrict the arms to these 'tv:space' pairs (e.g. spontaneous:pixels remote:oracle); empty: every pair of
+    --tvs x --spaces"""
+    supervised_weights: str | None = None
+    """checkpoint of the supervised reference encoder (the --rl.encoder network trained with labels: the encoder
+    recipe study's supervised__s0/backbone.pth); required by the 'supervised' space"""
+    probe: bool = True
+    """run the offline probe of every (TV, space) before the RL runs"""
+    probe_steps: int = 1024
+    """probe: random-walk steps per agent (16 agents) for training, a quarter as many held out"""
+    probe_updates: int = 40
+    """probe: learner updates (each --curiosity.forward-epochs passes) over the fixed training transitions"""
+    seeds: int = 10
+    rl: RLSettings = field(
+        default_factory=lambda: RLSettings(
+            observation="oracle", n_train_scenes=16, phase1_steps=100_000, phase2_steps=0, intrinsic_coef=0.5
+        )
+    )
+
+
+BUDGETS = {
+    "smoke": {
+        "seeds": 2,
+        "tvs": ("spontaneous", "remote"),
+        "spaces": ("pixels", "oracle", "hog"),
+        "probe_steps": 16,
+        "probe_updates": 2,
+        **SMOKE_RL,
+        "rl.phase2_steps": 0,
+        "rl.observation": "oracle",
+    },
+    "cpu": {},
+}
+
+
+def arm_fields(cfg: NoisyTVConfig, tv: str, space: str, reward: str) -> dict[str, Any]:
+    """The ``TwoPhaseConfig`` fields of one arm: the TV, the curiosity space, the reward and the step budget."""
+    fields = {"tv": tv, "curiosity.forward_epochs": FORWARD_EPOCHS, **dict(SPACES_BY_NAME[space][1])}
+    if space == "supervised":
+        fields["curiosity.encoder"] = cfg.rl.encoder
+        fields["curiosity.encoder_weights"] = cfg.supervised_weights
+    return {**fields, **dict(REWARDS_BY_NAME[reward][1]), **cfg.rl.budget(False)}
+
+
+#: Forward-model passes over each rollout (the trainer's default is 2): enough that the error away from the TV keeps
+#: falling while the TV's stays at its noise floor (the probe's curves, docs/results.md).
+FORWARD_EPOCHS = 4
+SPACES_BY_NAME = {name: (label, fields) for name, label, fields in SPACES}
+REWARDS_BY_NAME = {name: (label, fields) for name, label, fields in REWARDS}
+
+
+def arms(cfg: NoisyTVConfig) -> list[tuple[str, str]]:
+    """The (TV, space) pairs of the study, in table order (:data:`TV_MODES`, then :data:`SPACES`)."""
+    pairs = [(tv, space) for tv in TV_MODES if tv in cfg.tvs for space in SPACES_BY_NAME if space in cfg.spaces]
+    if cfg.grid:
+        wanted = {tuple(p.split(":", 1)) for p in cfg.grid}
+        pairs = [p for p in pairs if p in wanted]
+    return pairs
+
+
+def check_study(cfg: NoisyTVConfig) -> None:
+    """Reject unknown names and a missing supervised checkpoint before any run starts."""
+    for name, values, allowed in (
+        ("--tvs", cfg.tvs, TV_MODES),
+        ("--spaces", cfg.spaces, tuple(SPACES_BY_NAME)),
+        ("--rewards", cfg.rewards, tuple(REWARDS_BY_NAME)),
+    ):
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValueError(f"{name}: unknown {unknown}; choose from {', '.join(allowed)}")
+    for pair in cfg.grid:
+        tv, _, space = pair.partition(":")
+        if tv not in TV_MODES or space not in SPACES_BY_NAME:
+            raise ValueError(f"--grid: {pair!r} is not 'tv:space' with a TV of {TV_MODES} and a space of --spaces")
+    if "supervised" in cfg.spaces and not cfg.supervised_weights:
+        raise ValueError(
+            "the 'supervised' space needs --supervised-weights (train it with python -m "
+            "experiments.studies.encoder_recipe --settings laptop --seeds 0: runs/<...>/supervised__s0/backbone.pth), "
+            "or drop it from --spaces"
+        )
+    if not arms(cfg):
+        raise ValueError("--grid leaves no arm of --tvs x --spaces")
+
+
+# ------------------------------------------------------------------------------------------------ offline probe
+def probe(run_cfg: Any, steps: int, updates: int, n_agents: int = 16) -> dict[str, Any]:
+    """The offline probe of one arm's curiosity space (see the module docstring).
+
+    Returns ``{"tv": [...], "elsewhere": [...]}`` (the held-out mean error after each update, at the TV and away from
+    it), ``"ratio"`` (their final ratio) and ``"floor"``: the noise floor at the TV, the mean squared deviation of the
+    layer-normed prediction targets over the TV's frames (what no learner can predict), on the error's scale for the
+    forward-model spaces.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from encoders.utils.config import replace_nested
+    from techniques.rl_navigation.trainer import TwoPhaseTrainer
+
+    cfg = replace_nested(run_cfg, {"n_envs": n_agents, "eval_episodes": 0, "checkpoint_every": 10**9})
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = TwoPhaseTrainer(cfg, scratch)
+        try:
+            recorder, learner = trainer.recorder, trainer.curiosity.learner
+            rng = np.random.default_rng(cfg.seed)
+            n_actions = recorder.action_space.n
+
+            def collect(n_steps: int):
+                recorder.reset()
+                recorder.start_rollout(n_steps)
+                for _ in range(n_steps):
+                    recorder.step(rng.integers(n_actions, size=recorder.num_envs))
+                return recorder.batch()
+
+            train, held_out = collect(steps), collect(max(steps // 4, 1))
+            tv_view = trainer.env.core.tv_view
+            ns = held_out.next_states
+            at_tv = tv_view[ns.scene, ns.row, ns.col]
+            curve: dict[str, list[float]] = {"tv": [], "elsewhere": []}
+            update_rng = np.random.default_rng(cfg.seed + 1)
+            for _ in range(updates):
+                learner.update(train.states, train.actions, train.next_states, update_rng)
+                errors = learner.errors(held_out.states, held_out.actions, held_out.next_states)
+                curve["tv"].append(float(errors[at_tv].mean()) if at_tv.any() else float("nan"))
+                curve["elsewhere"].append(float(errors[~at_tv].mean()) if (~at_tv).any() else float("nan"))
+            # the noise floor: the targets of the TV states reached, over every frame of the pool
+            reached = ns.reshape(-1)[at_tv.reshape(-1)][:256]
+            floor = float("nan")
+            if len(reached):
+                n_frames = trainer.env.world.n_variants
+                states = reached[np.repeat(np.arange(len(reached)), n_frames)]
+                states.variant = np.tile(np.arange(n_frames), len(reached))
+                with torch.no_grad():
+                    targets = learner.prediction_targets(states).float().cpu()
+                targets = F.layer_norm(targets, targets.shape[-1:]).reshape(len(reached), n_frames, -1)
+                floor = float(((targets - targets.mean(1, keepdim=True)) ** 2).mean())
+        finally:
+            trainer.close()
+    last = {k: v[-1] for k, v in curve.items()}
+    return {**curve, "ratio": last["tv"] / max(last["elsewhere"], 1e-12), "floor": floor}
+
+
+@dataclass
+class ProbeRun:
+    """The offline probe of one (TV, space) into ``<out>/probe/<tv>__<space>.json`` (reused when present)."""
+
+    run: TwoPhaseRun
+    path: Path
+    steps: int
+    updates: int
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path
+
+    def check(self) -> None:
+        self.run.check()
+
+    def done(self) -> bool:
+        return self.path.exists()
+
+    def __call__(self) -> None:
+        if self.done():
+            return
+        with torch_threads(self.run.cfg.torch_threads):
+            save_json(probe(self.run.cfg, self.steps, self.updates), self.path)
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+def seed_values(run_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``{split: {"policy" | "random walk": {metric: mean over the episodes}}}`` of a finished run."""
+    out = {}
+    for split in SPLITS:
+        summary = eval_summary(run_dir, split)
+        out[split] = {
+            "policy": {m: summary["final"][m]["mean"] for m in METRICS},
+            "random walk": {m: summary[RANDOM_WALK][m]["mean"] for m in METRICS},
+        }
+    return out
+
+
+def summarize(raw: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per ``"<tv>/<reward>/<split>"`` and row (space label, then the random walk): every metric's mean and 95%
+    t-interval over seeds, the per-seed ratio of time-in-TV to the random walk's, and P(this row spends less time at
+    the TV than pixel curiosity) (rliable, over seeds; lower is better)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, rows in raw.items():
+        table: dict[str, dict[str, Any]] = {}
+        reference = rows.get(SPACES_BY_NAME[REFERENCE_SPACE][0])
+        walks: dict[str, dict[str, float]] = {}
+        for label, seeds in rows.items():
+            ordered = sorted(seeds, key=int)
+            s: dict[str, Any] = {m: mean_ci([seeds[k]["policy"][m] for k in ordered]) for m in METRICS}
+            s["tv_ratio"] = mean_ci(
+                [seeds[k]["policy"]["tv_fraction"] / max(seeds[k]["random walk"]["tv_fraction"], 1e-9) for k in ordered]
+            )
+            if reference is not None and label != SPACES_BY_NAME[REFERENCE_SPACE][0]:
+                mine = np.asarray([[-seeds[k]["policy"]["tv_fraction"]] for k in ordered])
+                ref = np.asarray([[-reference[k]["policy"]["tv_fraction"]] for k in sorted(reference, key=int)])
+                s["less_tv_than_pixels"] = probability_of_improvement(mine, ref)
+            table[label] = s
+            for k in ordered:
+                walks[k] = seeds[k]["random walk"]
+        if walks:
+            ordered = sorted(walks, key=int)
+            walk = {m: mean_ci([walks[k][m] for k in ordered]) for m in METRICS}
+            walk["tv_ratio"] = mean_ci([1.0] * len(ordered))
+            table[RANDOM_WALK] = walk
+        out[key] = table
+    return out
+
+
+def tables(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[str, dict[str, Any]]) -> str:
+    """One markdown table per TV mode, reward and split; the probe table; Spearman's correlation of the rankings."""
+    parts = []
+    header = ["curiosity space", "seeds", "time in TV", "÷ random walk", "P(less time in TV than pixels)"]
+    header += ["remote presses", "coverage", "success"]
+    for key, rows in summary.items():
+        tv, reward, split = key.split("/")
+        body = []
+        for label, s in rows.items():
+            less = s.get("less_tv_than_pixels")
+            body.append(
+                [
+                    label,
+                    str(s["tv_fraction"]["n"]),
+                    fmt_ci(s["tv_fraction"]),
+                    fmt_ci(s["tv_ratio"], 2),
+                    fmt_interval(less["p"], less["low"], less["high"], 2) if less else "",
+                    fmt_ci(s["remote_presses"], 2) if tv == "remote" else "",
+                    fmt_ci(s["coverage"]),
+                    fmt_ci(s["success"]),
+                ]
+            )
+        parts.append(f"**TV `{tv}`, {REWARDS_BY_NAME[reward][0]}, {split} scenes**\n\n" + markdown_table(header, body))
+    if probes:
+        body = [
+            [
+                tv,
+                SPACES_BY_NAME[space][0],
+                *(f"{p[k][-1]:.4f}" for k in ("tv", "elsewhere")),
+                f"{p['ratio']:.2f}",
+                f"{p['floor']:.4f}",
+            ]
+            for (tv, space), p in probes.items()
+        ]
+        parts.append(
+            "**Offline probe** (random-walk transitions of the training scenes; the learner trained to convergence; "
+            "held-out error)\n\n"
+            + markdown_table(["TV", "space", "error at TV", "elsewhere", "ratio", "noise floor at TV"], body)
+        )
+        parts.extend(rank_correlations(summary, probes))
+    return "\n\n".join(parts)
+
+
+def rank_correlations(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[tuple[str, str], Any]) -> list[str]:
+    """Spearman's correlation between the probe's ratio and the RL time-in-TV (pure curiosity, training scenes), per
+    TV mode with at least 3 spaces."""
+    from scipy.stats import spearmanr
+
+    lines = []
+    for tv in dict.fromkeys(tv for tv, _ in probes):
+        rows = summary.get(f"{tv}/curiosity/train", {})
+        pairs = [
+            (p["ratio"], rows[SPACES_BY_NAME[space][0]]["tv_fraction"]["mean"])
+            for (t, space), p in probes.items()
+            if t == tv and SPACES_BY_NAME[space][0] in rows
+        ]
+        if len(pairs) >= 3:
+            ratios, times = zip(*pairs)
+            head = f"Spearman correlation, probe ratio vs RL time-in-TV (`{tv}`, {len(pairs)} spaces): "
+            if len(set(ratios)) == 1 or len(set(times)) == 1:
+                lines.append(head + "undefined (one of the rankings is constant)")
+                continue
+            rho, pvalue = spearmanr(ratios, times)
+            lines.append(head + f"{rho:.2f} (p = {pvalue:.3f})")
+    return lines
+
+
+def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str = "train") -> Path | None:
+    """Time-in-TV of pure curiosity per space, one group of bars per TV mode (``split`` scenes)."""
+    keys = [k for k in summary if k.endswith(f"/curiosity/{split}")]
+    if not keys:
+        return None
+    fig, axes = new_figure(1, width=max(5.0, 1.1 * len(keys) * 2), height=3.6)
+    labels = [label for label in next(iter(summary[k] for k in keys))]
+    series = {label: [summary[k].get(label, {}).get("tv_fraction", {"mean": np.nan, "ci95": 0}) for k in keys]
+              for label in labels}  # fmt: skip
+    bar_chart(axes[0], [k.split("/")[0] for k in keys], series, f"time in TV ({split} scenes)")
+    axes[0].legend(fontsize=6, ncol=2)
+    return save_figure(fig, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, weights, base, t0 = start_rl_study(NoisyTVConfig, argv, BUDGETS, __doc__.split("\n\n")[0], check=check_study)
+    pairs = arms(cfg)
+    subruns = [
+        arm_run(cfg, base, cfg.task, f"{tv}__{space}__{reward}", arm_fields(cfg, tv, space, reward), seed)
+        for reward in cfg.rewards
+        for tv, space in pairs
+        for seed in range(1, cfg.seeds + 1)
+    ]
+    probe_runs = []
+    if cfg.probe:
+        probe_runs = [
+            ProbeRun(arm_run(cfg, base, cfg.task, f"probe_{tv}__{space}", arm_fields(cfg, tv, space, "curiosity"), 1),
+                     cfg.out / "probe" / f"{tv}__{space}.json", cfg.probe_steps, cfg.probe_updates)
+            for tv, space in pairs
+        ]  # fmt: skip
+    launch([*probe_runs, *subruns], cfg, cfg.out)
+    import json
+
+    probes = {(p.path.stem.split("__")[0], p.path.stem.split("__")[1]): json.loads(p.path.read_text())
+              for p in probe_runs}  # fmt: skip
+    raw: dict[str, dict[str, dict[str, Any]]] = {}
+    seconds: dict[str, list[float]] = {}
+    for run in subruns:
+        tv, space, reward = run.cfg.exp_name.split("__")
+        values = seed_values(run.run_dir)
+        seconds.setdefault(space, []).append(run_seconds(run.run_dir))
+        for split in SPLITS:
+            raw.setdefault(f"{tv}/{reward}/{split}", {}).setdefault(SPACES_BY_NAME[space][0], {})[str(run.cfg.seed)] = (
+                values[split]
+            )
+    summary = summarize(raw)
+    wall = time.perf_counter() - t0
+    notes = [
+        f"task {cfg.task} with a TV; the policy observes {cfg.rl.observation}; curiosity encoders: laptop "
+        f"{weights or 'random init'}, supervised {cfg.supervised_weights or '-'}; every arm trains "
+        f"{cfg.rl.total_steps} environment steps on {cfg.rl.n_train_scenes} training scenes, forward epochs "
+        f"{FORWARD_EPOCHS}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
+        "per run (training + evaluation): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
+    ]
+    text = tables(summary, probes)
+    results = {
+        "summary": summary,
+        "probe": {f"{tv}/{space}": p for (tv, space), p in probes.items()},
+        "run_seconds": seconds,
+    }
+    write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
+    for split in SPLITS:
+        figure(summary, cfg.out / f"noisy_tv_{split}.png", split)
+    print(text)
+    print(f"noisy_tv: {wall:.0f} s -> {cfg.out}")
+    return 0
+
+
+__all__ = [
+    "BUDGETS",
+    "REWARDS",
+    "SPACES",
+    "TV_MODES",
+    "NoisyTVConfig",
+    "ProbeRun",
+    "arm_fields",
+    "arms",
+    "main",
+    "probe",
+    "seed_values",
+    "summarize",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
