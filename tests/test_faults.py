@@ -555,3 +555,27 @@ def test_an_lstm_policy_resumes_exactly(tmp_path):
     resumed.train()
     resumed.close()
     _assert_identical(_final_state(reference), _final_state(run_dir))
+
+
+def test_a_run_with_a_remote_tv_resumes_exactly(tmp_path):
+    """The TV's frame streams (per-agent generators, blocks of frames, redraw counters) are part of the agents' state:
+    a SIGINT mid-rollout, then --resume, ends where the uninterrupted run ends."""
+    tv = {"task": "ObjectNav-v0", "tv": "remote", "tv_frames": 8, "image_size": 168, "curiosity.space": "pixels"}
+    tv["phase2_episodes"] = 0
+    runs = {}
+    for name in ("uninterrupted", "resumed"):
+        run_dir = tmp_path / name
+        trainer = TwoPhaseTrainer(_fault_cfg(**tv), run_dir)
+        if name == "resumed":
+            _call_hook(trainer.recorder, "step_wait", lambda n: n == 40, _signal(signal.SIGINT))
+        result = trainer.train()
+        trainer.close()
+        if name == "resumed":
+            assert result.interrupted
+            resumed = TwoPhaseTrainer.resume(run_dir)
+            assert not resumed.train().interrupted
+            resumed.close()
+        runs[name] = _final_state(run_dir)
+    agents = runs["uninterrupted"]["state"]["env"]["agents"]
+    assert agents["tv_seq"].any() and all(g is not None for g in agents["tv_rngs"])  # the frame streams are saved
+    _assert_identical(runs["uninterrupted"], runs["resumed"])

@@ -105,9 +105,34 @@ def test_resume_from_the_cli(smoke_run, capsys):
 
 
 @pytest.mark.parametrize(
+    ("tv", "space"), [("spontaneous", "pixels"), ("remote", "oracle"), ("colour", "hog"), ("class", "semantic")]
+)
+def test_a_tv_run_logs_the_intrinsic_reward_at_the_tv_and_evaluates_time_in_tv(tmp_path, tv, space):
+    run_dir = tmp_path / "run"
+    argv = ["--preset", "smoke", "--run-dir", str(run_dir), "--task", "ObjectNav-v0", "--tv", tv, "--tv-frames", "8"]
+    argv += ["--curiosity.space", space, "--phase2-episodes", "0", "--eval-episodes", "8", "--extrinsic-coef", "0"]
+    argv += ["--intrinsic-coef", "1", "--image-size", "168", "--phase1-episodes", "24", "--max-episode-steps", "20"]
+    assert two_phase.main(argv) == 0
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"tv/tv_transitions", "charts/time_in_tv", "charts/remote_presses"} <= set(tags)
+    # with a TV in view on some transitions and not on others, the split of the intrinsic reward is logged
+    if any(0 < e.value < 1 for e in acc.Scalars("tv/tv_transitions")):
+        assert {"tv/intrinsic_raw_tv", "tv/intrinsic_raw_elsewhere", "tv/intrinsic_tv_ratio"} <= set(tags)
+    for split in ("test", "train"):
+        walk = json.loads((run_dir / "eval" / f"summary_{split}.json").read_text())["results"]["random walk"]
+        assert 0.0 < walk["tv_fraction"]["mean"] < 1.0 and walk["remote_presses"]["mean"] >= 0.0
+        assert (walk["remote_presses"]["mean"] > 0) == (tv == "remote")  # random presses with the TV in view
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--task", "PointNav-v0"], "unknown --task"),
+        (["--tv-frames", "1"], "--tv-frames must be >= 2"),
+        (["--curiosity.encoder-weights", "w.pth"], "--curiosity.encoder-weights needs --curiosity.encoder"),
+        (["--curiosity.encoder", "vit_pico_patch14", "--curiosity.space", "hog"], "only read by the"),
         (["--ppo.batch-size", "100000"], "exceeds a rollout"),
         (["--phase2-episodes", "4", "--task", "ImageNavPixels-v0"], "phase 2 fine-tunes the encoder"),
         (["--encoder-weights", "/nonexistent/weights.pth"], "encoder weights not found"),

@@ -10,9 +10,10 @@ seconds for the tests, ``--budget cpu`` is the README budget on a 2-core CPU; ad
 
        python -m experiments.studies.navigation --budget cpu --out runs/studies/navigation
 
-3. Noisy TV / flicker (time next to flickering objects, coverage; pixel- vs semantic-space curiosity)::
+3. The noisy TV (time-in-TV and remote presses of curiosity in pixel, encoder, HOG and oracle spaces; an offline
+   probe of each space)::
 
-       python -m experiments.studies.flicker --budget cpu --out runs/studies/flicker
+       python -m experiments.studies.noisy_tv --budget cpu --out runs/studies/noisy_tv
 
 4. Phase-2 health (feature std, effective rank, downstream success; EMA vs online target)::
 

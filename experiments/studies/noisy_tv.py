@@ -97,9 +97,9 @@ class NoisyTVConfig(RLStudyConfig):
     recipe study's supervised__s0/backbone.pth); required by the 'supervised' space"""
     probe: bool = True
     """run the offline probe of every (TV, space) before the RL runs"""
-    probe_steps: int = 1024
+    probe_steps: int = 512
     """probe: random-walk steps per agent (16 agents) for training, a quarter as many held out"""
-    probe_updates: int = 40
+    probe_updates: int = 25
     """probe: learner updates (each --curiosity.forward-epochs passes) over the fixed training transitions"""
     seeds: int = 10
     rl: RLSettings = field(
