@@ -134,6 +134,7 @@ def test_noisy_tv_smoke(tmp_path):
     probe = results["probe"]["spontaneous/pixels"]
     assert len(probe["tv"]) == len(probe["elsewhere"]) == 2 and probe["floor"] > 0  # the noise has a floor in pixels
     assert results["probe"]["spontaneous/oracle"]["floor"] == pytest.approx(0.0, abs=1e-6)  # ... not in the oracle
+    assert set(results["pool_sizes"]) == {"2", "4"} and "**Frame pool size**" in text
     run = json.loads((out / "runs" / "ObjectNav-v0" / "remote__hog__curiosity__seed1" / "config.json").read_text())
     assert run["tv"] == "remote" and run["curiosity"]["space"] == "hog" and run["extrinsic_coef"] == 0.0
 

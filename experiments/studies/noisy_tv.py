@@ -101,6 +101,9 @@ class NoisyTVConfig(RLStudyConfig):
     """probe: random-walk steps per agent (16 agents) for training, a quarter as many held out"""
     probe_updates: int = 25
     """probe: learner updates (each --curiosity.forward-epochs passes) over the fixed training transitions"""
+    pool_sizes: tuple[int, ...] = (4, 16, 64, 256)
+    """probe the spontaneous TV in pixel space with these frame pools too (can a forward model learn a small pool
+    away? empty: skip)"""
     seeds: int = 10
     rl: RLSettings = field(
         default_factory=lambda: RLSettings(
@@ -116,6 +119,7 @@ BUDGETS = {
         "spaces": ("pixels", "oracle", "hog"),
         "probe_steps": 16,
         "probe_updates": 2,
+        "pool_sizes": (2, 4),
         **SMOKE_RL,
         "rl.phase2_steps": 0,
         "rl.observation": "oracle",
@@ -344,6 +348,21 @@ def tables(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[str, dict
     return "\n\n".join(parts)
 
 
+def pool_table(pools: dict[int, dict[str, Any]]) -> str:
+    """The probe of the spontaneous TV in pixel space per frame-pool size (empty without pools)."""
+    if not pools:
+        return ""
+    body = [
+        [str(n), f"{p['floor']:.4f}", f"{p['tv'][-1]:.4f}", f"{p['elsewhere'][-1]:.4f}", f"{p['ratio']:.2f}"]
+        for n, p in sorted(pools.items())
+    ]
+    return (
+        "\n\n**Frame pool size** (the offline probe of the spontaneous TV in pixel space: can the forward model learn "
+        "a pool away?)\n\n"
+        + markdown_table(["frames per scene", "noise floor at TV", "error at TV", "elsewhere", "ratio"], body)
+    )
+
+
 def rank_correlations(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[tuple[str, str], Any]) -> list[str]:
     """Spearman's correlation between the probe's ratio and the RL time-in-TV (pure curiosity, training scenes), per
     TV mode with at least 3 spaces."""
@@ -398,11 +417,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                      cfg.out / "probe" / f"{tv}__{space}.json", cfg.probe_steps, cfg.probe_updates)
             for tv, space in pairs
         ]  # fmt: skip
+    if cfg.probe and cfg.pool_sizes:
+        probe_runs += [
+            ProbeRun(arm_run(cfg, base, cfg.task, f"pool{n}", {**arm_fields(cfg, "spontaneous", "pixels", "curiosity"),
+                                                              "tv_frames": n}, 1),
+                     cfg.out / "probe" / f"pool{n}__pixels.json", cfg.probe_steps, cfg.probe_updates)
+            for n in cfg.pool_sizes
+        ]  # fmt: skip
     launch([*probe_runs, *subruns], cfg, cfg.out)
     import json
 
-    probes = {(p.path.stem.split("__")[0], p.path.stem.split("__")[1]): json.loads(p.path.read_text())
-              for p in probe_runs}  # fmt: skip
+    probes = {tuple(p.path.stem.split("__")): json.loads(p.path.read_text()) for p in probe_runs}
+    pools = {int(tv[4:]): probes.pop((tv, space)) for tv, space in list(probes) if tv.startswith("pool")}
     raw: dict[str, dict[str, dict[str, Any]]] = {}
     seconds: dict[str, list[float]] = {}
     for run in subruns:
@@ -422,10 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{FORWARD_EPOCHS}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
         "per run (training + evaluation): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
     ]
-    text = tables(summary, probes)
+    text = tables(summary, probes) + pool_table(pools)
     results = {
         "summary": summary,
         "probe": {f"{tv}/{space}": p for (tv, space), p in probes.items()},
+        "pool_sizes": {str(n): p for n, p in pools.items()},
         "run_seconds": seconds,
     }
     write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
