@@ -263,15 +263,26 @@ class ProbeRun:
 
 # ------------------------------------------------------------------------------------------------ summaries
 def seed_values(run_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``{split: {"policy" | "random walk": {metric: mean over the episodes}}}`` of a finished run."""
+    """``{split: {"policy" | "random walk": {metric: mean over the episodes}}}`` of a finished run; the policy's
+    entries also hold ``learner_tv_ratio``: the trained learner's mean intrinsic reward (its error) on transitions that
+    reach the TV's view over the others', on the run's own rollouts of the last quarter of training
+    (``tv/intrinsic_tv_ratio``)."""
+    from experiments.studies.curves import read_scalars
+
+    ratios = read_scalars(run_dir, [LEARNER_TAG]).get(LEARNER_TAG, (np.zeros(0), np.zeros(0)))[1]
+    learner = float(np.mean(ratios[-max(len(ratios) // 4, 1) :])) if len(ratios) else float("nan")
     out = {}
     for split in SPLITS:
         summary = eval_summary(run_dir, split)
         out[split] = {
-            "policy": {m: summary["final"][m]["mean"] for m in METRICS},
+            "policy": {**{m: summary["final"][m]["mean"] for m in METRICS}, "learner_tv_ratio": learner},
             "random walk": {m: summary[RANDOM_WALK][m]["mean"] for m in METRICS},
         }
     return out
+
+
+#: The per-rollout ratio of the intrinsic reward at the TV to elsewhere (techniques.rl_navigation.curiosity.tv_split).
+LEARNER_TAG = "tv/intrinsic_tv_ratio"
 
 
 def summarize(raw: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -286,6 +297,7 @@ def summarize(raw: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
         for label, seeds in rows.items():
             ordered = sorted(seeds, key=int)
             s: dict[str, Any] = {m: mean_ci([seeds[k]["policy"][m] for k in ordered]) for m in METRICS}
+            s["learner_tv_ratio"] = mean_ci([seeds[k]["policy"].get("learner_tv_ratio", np.nan) for k in ordered])
             s["tv_ratio"] = mean_ci(
                 [seeds[k]["policy"]["tv_fraction"] / max(seeds[k]["random walk"]["tv_fraction"], 1e-9) for k in ordered]
             )
@@ -309,7 +321,7 @@ def tables(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[str, dict
     """One markdown table per TV mode, reward and split; the probe table; Spearman's correlation of the rankings."""
     parts = []
     header = ["curiosity space", "seeds", "time in TV", "÷ random walk", "P(less time in TV than pixels)"]
-    header += ["remote presses", "coverage", "success"]
+    header += ["remote presses", "coverage", "success", "learner: error at TV ÷ elsewhere"]
     for key, rows in summary.items():
         tv, reward, split = key.split("/")
         body = []
@@ -325,6 +337,7 @@ def tables(summary: dict[str, dict[str, dict[str, Any]]], probes: dict[str, dict
                     fmt_ci(s["remote_presses"], 2) if tv == "remote" else "",
                     fmt_ci(s["coverage"]),
                     fmt_ci(s["success"]),
+                    fmt_ci(s["learner_tv_ratio"], 2) if "learner_tv_ratio" in s else "",
                 ]
             )
         parts.append(f"**TV `{tv}`, {REWARDS_BY_NAME[reward][0]}, {split} scenes**\n\n" + markdown_table(header, body))
