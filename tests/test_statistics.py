@@ -51,7 +51,7 @@ def test_one_interval_helper_in_the_codebase():
 
     assert navigation.mean_ci is statistics.mean_ci and navigation.fmt_ci is statistics.fmt_ci
     summary = evaluation.summarize(
-        evaluation.EpisodeResults(*(np.array([0.0, 1.0, 1.0]) for _ in range(12)))  # every metric
+        evaluation.EpisodeResults(*(np.array([0.0, 1.0, 1.0]) for _ in range(13)))  # every metric
     )
     assert summary["success"] == mean_ci([0.0, 1.0, 1.0])
     pattern = re.compile(r"1\.96\s*\*|T_975|def mean_ci|def t_quantile")
