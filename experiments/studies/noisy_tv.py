@@ -401,15 +401,25 @@ def rank_correlations(summary: dict[str, dict[str, dict[str, Any]]], probes: dic
 
 
 def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str = "train") -> Path | None:
-    """Time-in-TV of pure curiosity per space, one group of bars per TV mode (``split`` scenes)."""
+    """Pure curiosity, one group of bars per TV mode: time in TV per space and the random walk (``split`` scenes), and
+    the trained learner's error at the TV over elsewhere (the mechanism; 1: the TV is no louder than the rest)."""
     keys = [k for k in summary if k.endswith(f"/curiosity/{split}")]
     if not keys:
         return None
-    fig, axes = new_figure(1, width=max(5.0, 1.1 * len(keys) * 2), height=3.6)
-    labels = [label for label in next(iter(summary[k] for k in keys))]
-    series = {label: [summary[k].get(label, {}).get("tv_fraction", {"mean": np.nan, "ci95": 0}) for k in keys]
-              for label in labels}  # fmt: skip
-    bar_chart(axes[0], [k.split("/")[0] for k in keys], series, f"time in TV ({split} scenes)")
+    fig, axes = new_figure(2, width=max(4.5, 1.0 * len(keys) * 2), height=3.6)
+    labels = list(dict.fromkeys(label for k in keys for label in summary[k]))
+    missing = {"mean": np.nan, "ci95": 0.0}
+    groups = [k.split("/")[0] for k in keys]
+    for ax, metric, name in (
+        (axes[0], "tv_fraction", f"time in TV ({split} scenes)"),
+        (axes[1], "learner_tv_ratio", "learner: error at TV ÷ elsewhere"),
+    ):
+        rows = labels if metric == "tv_fraction" else [label for label in labels if label != RANDOM_WALK]
+        series = {label: [summary[k].get(label, {}).get(metric, missing) for k in keys] for label in rows}
+        bar_chart(ax, groups, series, name)
+        ax.set_ylim(bottom=0)
+        if metric == "learner_tv_ratio":
+            ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     axes[0].legend(fontsize=6, ncol=2)
     return save_figure(fig, path)
 
