@@ -125,7 +125,9 @@ def test_noisy_tv_smoke(tmp_path):
     text = _run(noisy_tv.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
     results = _check_outputs(out, ("noisy_tv_train.png", "noisy_tv_test.png"))
     summary = results["summary"]
-    assert set(summary) == {f"{tv}/curiosity/{s}" for tv in ("spontaneous", "remote") for s in ("train", "test")}
+    keys = {f"{tv}/curiosity/{s}" for tv in ("spontaneous", "remote") for s in ("train", "test")}
+    assert set(summary) == keys | {"remote/extrinsic/train", "remote/extrinsic/test"}
+    assert list(summary["remote/extrinsic/train"]) == ["oracle", "random walk"]
     rows = summary["remote/curiosity/train"]
     assert list(rows) == ["pixels", "HOG", "oracle", "random walk"]
     assert rows["oracle"]["tv_fraction"]["n"] == 2 and 0.0 <= rows["random walk"]["tv_fraction"]["mean"] <= 1.0

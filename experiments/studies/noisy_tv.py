@@ -87,8 +87,9 @@ class NoisyTVConfig(RLStudyConfig):
     """TV modes (spontaneous, remote, colour, class)"""
     spaces: tuple[str, ...] = ("pixels", "random", "inverse", "rnd", "laptop", "supervised", "hog", "oracle")
     """curiosity spaces (pixels, random, inverse, rnd, laptop, supervised, hog, oracle)"""
-    rewards: tuple[str, ...] = ("curiosity",)
-    """rewards: 'curiosity' (pure, extrinsic coefficient 0) and/or 'extrinsic' (extrinsic + curiosity)"""
+    extrinsic: tuple[str, ...] = ("spontaneous:pixels", "spontaneous:laptop", "spontaneous:oracle")
+    """'tv:space' pairs of the study also run with the extrinsic reward (curiosity added at --rl.intrinsic-coef);
+    every pair runs with pure curiosity"""
     grid: tuple[str, ...] = ()
     """restrict the arms to these 'tv:space' pairs (e.g. spontaneous:pixels remote:oracle); empty: every pair of
     --tvs x --spaces"""
@@ -120,6 +121,7 @@ BUDGETS = {
         "probe_steps": 16,
         "probe_updates": 2,
         "pool_sizes": (2, 4),
+        "extrinsic": ("remote:oracle",),
         **SMOKE_RL,
         "rl.phase2_steps": 0,
         "rl.observation": "oracle",
@@ -158,15 +160,15 @@ def check_study(cfg: NoisyTVConfig) -> None:
     for name, values, allowed in (
         ("--tvs", cfg.tvs, TV_MODES),
         ("--spaces", cfg.spaces, tuple(SPACES_BY_NAME)),
-        ("--rewards", cfg.rewards, tuple(REWARDS_BY_NAME)),
     ):
         unknown = sorted(set(values) - set(allowed))
         if unknown:
             raise ValueError(f"{name}: unknown {unknown}; choose from {', '.join(allowed)}")
-    for pair in cfg.grid:
-        tv, _, space = pair.partition(":")
-        if tv not in TV_MODES or space not in SPACES_BY_NAME:
-            raise ValueError(f"--grid: {pair!r} is not 'tv:space' with a TV of {TV_MODES} and a space of --spaces")
+    for name, values in (("--grid", cfg.grid), ("--extrinsic", cfg.extrinsic)):
+        for pair in values:
+            tv, _, space = pair.partition(":")
+            if tv not in TV_MODES or space not in SPACES_BY_NAME:
+                raise ValueError(f"{name}: {pair!r} is not 'tv:space' with a TV of {TV_MODES} and a space of --spaces")
     if "supervised" in cfg.spaces and not cfg.supervised_weights:
         raise ValueError(
             "the 'supervised' space needs --supervised-weights (train it with python -m "
@@ -427,10 +429,11 @@ def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(NoisyTVConfig, argv, BUDGETS, __doc__.split("\n\n")[0], check=check_study)
     pairs = arms(cfg)
+    rewarded = [(tv, space, "curiosity") for tv, space in pairs]
+    rewarded += [(tv, space, "extrinsic") for tv, space in pairs if f"{tv}:{space}" in cfg.extrinsic]
     subruns = [
         arm_run(cfg, base, cfg.task, f"{tv}__{space}__{reward}", arm_fields(cfg, tv, space, reward), seed)
-        for reward in cfg.rewards
-        for tv, space in pairs
+        for tv, space, reward in rewarded
         for seed in range(1, cfg.seeds + 1)
     ]
     probe_runs = []
