@@ -1,14 +1,15 @@
 """The static world of the navigation environments: what every agent shares and nobody mutates during an episode.
 
-- :class:`NavWorld`: the scenes, their colour-variant images ``(S, V, H, W, 3)``, the
+- :class:`NavWorld`: the scenes, their variant images ``(S, V, H, W, 3)`` (colour variants, or the frames of a noisy
+  TV, :mod:`envs.tv`), the
   :class:`~envs.features.SceneFeatures` cache and the :class:`~envs.goals.ObjectGoals`. Share one between
   environments freely (``world=`` of :class:`~envs.image_nav_env.ImageNavEnv` and
   :class:`~envs.vec_env.ImageNavVecEnv`).
 - :func:`build_world` makes one from a scene source (prebuilt ``scenes``, a photo folder or the procedural
   generator, see :func:`load_scenes`) and an encoder (an instance, a registry name + weights, or ``None`` for
-  :data:`DEFAULT_ENCODER`, see :func:`resolve_encoder`): it loads the scenes, renders their colour variants
-  (:func:`scene_variant_images`), encodes every variant once into the feature cache and, for ObjectNav, builds and
-  encodes the object goals. Pixel observations need no encoder.
+  :data:`DEFAULT_ENCODER`, see :func:`resolve_encoder`): it loads the scenes, renders their colour variants or TV
+  frames (:func:`scene_variant_images`), encodes every variant once into the feature cache and, for ObjectNav,
+  builds and encodes the object goals. Pixel observations need no encoder.
 - Cache: worlds built from names only (no model instance, weights file, prebuilt scenes or folder) are
   deterministic, so :func:`build_world` keeps the last few in-process and returns the shared one for the same
   arguments (such a world is marked ``memoised`` and cannot be refreshed).
@@ -123,7 +124,8 @@ class NavWorld:
     def __repr__(self) -> str:
         h, w = self.grid_shape
         return (
-            f"NavWorld(scenes={self.n_scenes}, variants={self.n_variants} ({self.variant_mode}), grid={h}x{w}, "
+            f"NavWorld(scenes={self.n_scenes}, variants={self.n_variants} ({self.variant_mode}"
+            f"{', ' + self.tv.mode if self.tv is not None else ''}), grid={h}x{w}, "
             f"patch={self.patch_size}, features={self.features is not None}, "
             f"object_goals={self.object_goals is not None})"
         )
@@ -324,7 +326,8 @@ def build_world(
     scene generator, :mod:`envs.oracle`; the encoder, if given, only sets the patch size). Worlds built from names
     only (``encoder`` ``None`` or a registry name without weights, procedural scenes from arguments) are deterministic
     and memoised in-process (the last 8), so repeated ``gymnasium.make`` calls share one; such a world cannot be
-    refreshed (pass an encoder instance to own one).
+    refreshed (pass an encoder instance to own one). ``tv`` (:mod:`envs.tv`) makes the variants the frames of a TV
+    pool of ``tv_frames`` per scene, ``tv_cells`` cells wide; every feature space computes each frame once.
     """
     needs_encoder = observation not in ("pixels", "oracle")
     model: nn.Module | None = None
