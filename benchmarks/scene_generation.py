@@ -1,4 +1,5 @@
-"""Speed of the procedural scenes: generation, colour variants (episode and flicker modes), single objects, export.
+"""Speed of the procedural scenes: generation, colour variants (all objects or a few), a noisy TV's frame pool, single
+objects, export.
 
     python -m benchmarks.scene_generation [--scenes 100] [--threads 0]
 
@@ -20,6 +21,7 @@ import cv2
 from envs.scenes import OBJECT_CLASSES, SceneGenerator, render_object
 from envs.scenes.layout import background_of
 from envs.scenes.object_set import sample_object
+from envs.tv import DEFAULT_TV_FRAMES, build_tv
 
 
 def _best(fn: Callable[[], object], repeats: int) -> float:
@@ -54,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         t = _best(lambda k=k: [gen448.colour_variants(s, k) for s in scenes], r) / n
         rows.append((f"colour_variants K={k}, all objects", t, "scene"))
         t = _best(lambda k=k: [gen448.colour_variants(s, k, [0, 1]) for s in scenes], r) / n
-        rows.append((f"colour_variants K={k}, 2 flicker objects", t, "scene"))
+        rows.append((f"colour_variants K={k}, 2 objects", t, "scene"))
+    tv_scenes = SceneGenerator(image_size=168, object_size=(14, 27), n_objects=(3, 6)).generate_many(ids)
+    for mode in ("spontaneous", "colour", "class"):
+        t = _best(lambda mode=mode: build_tv(tv_scenes, mode, 14, (12, 12), DEFAULT_TV_FRAMES), r) / n
+        rows.append((f"TV frame pool 168 px, {DEFAULT_TV_FRAMES} frames, {mode}", t, "scene"))
     rows.append(("recolour 1 object", _best(lambda: [gen448.recolour(s, 1, [0]) for s in scenes], r) / n, "scene"))
     classes = [OBJECT_CLASSES[i % len(OBJECT_CLASSES)] for i in ids]
     t = _best(lambda: [render_object(c, (200, 60, 60), image_size=112) for c in classes], r) / n
@@ -76,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|")
     for what, sec, unit in rows:
         print(f"| {what} | {sec * 1e3:.2f} / {unit} | {1 / sec:.0f} | {sec / base:.2f} |")
-    k8 = next(sec for what, sec, _ in rows if what == "colour_variants K=8, 2 flicker objects")
-    print(f"\n100s of scenes x K=8 flicker variants: {300 * k8:.1f} s for 300 scenes")
+    k8 = next(sec for what, sec, _ in rows if what == "colour_variants K=8, 2 objects")
+    print(f"\n100s of scenes x K=8 variants of 2 objects: {300 * k8:.1f} s for 300 scenes")
     return 0
 
 
