@@ -419,9 +419,11 @@ def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str
         rows = labels if metric == "tv_fraction" else [label for label in labels if label != RANDOM_WALK]
         series = {label: [summary[k].get(label, {}).get(metric, missing) for k in keys] for label in rows}
         bar_chart(ax, groups, series, name)
-        ax.set_ylim(bottom=0)
-        if metric == "learner_tv_ratio":
+        if metric == "learner_tv_ratio":  # ratios from below 1 to tens: a log scale, 1 marked
+            ax.set_yscale("log")
             ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        else:
+            ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=6, ncol=2)
     return save_figure(fig, path)
 
