@@ -123,7 +123,7 @@ def test_ppo_sweep_smoke(tmp_path):
 def test_noisy_tv_smoke(tmp_path):
     out = tmp_path / "tv"
     text = _run(noisy_tv.main, ["--budget", "smoke", "--out", str(out), "--encoders-dir", str(tmp_path / "enc")])
-    results = _check_outputs(out, ("noisy_tv_train.png", "noisy_tv_test.png"))
+    results = _check_outputs(out, ("noisy_tv_train.png", "noisy_tv_test.png", "probe_spontaneous.png"))
     summary = results["summary"]
     keys = {f"{tv}/curiosity/{s}" for tv in ("spontaneous", "remote") for s in ("train", "test")}
     assert set(summary) == keys | {"remote/extrinsic/train", "remote/extrinsic/test"}

@@ -428,6 +428,28 @@ def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str
     return save_figure(fig, path)
 
 
+def probe_figure(probes: dict[tuple[str, str], dict[str, Any]], path: Path, tv: str = "spontaneous") -> Path | None:
+    """The offline probe's error curves of one TV mode, one panel per space: the held-out error at the TV and elsewhere
+    after each learner update, and elsewhere + the noise floor (where a noise-limited learner's TV error settles)."""
+    spaces = [space for t, space in probes if t == tv]
+    if not spaces:
+        return None
+    fig, axes = new_figure(len(spaces), width=2.4, height=2.4)
+    for ax, space in zip(axes, spaces):
+        p = probes[(tv, space)]
+        updates = np.arange(1, len(p["tv"]) + 1)
+        ax.plot(updates, p["tv"], label="at the TV", lw=1.5)
+        ax.plot(updates, p["elsewhere"], label="elsewhere", lw=1.5)
+        ax.plot(updates, np.asarray(p["elsewhere"]) + p["floor"], label="elsewhere + floor", lw=1, ls="--")
+        ax.set_title(SPACES_BY_NAME[space][0], fontsize=8)
+        ax.set_xlabel("learner updates", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_ylim(bottom=0)
+    axes[0].set_ylabel(f"held-out error (`{tv}` TV)", fontsize=7)
+    axes[0].legend(fontsize=6)
+    return save_figure(fig, path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, weights, base, t0 = start_rl_study(NoisyTVConfig, argv, BUDGETS, __doc__.split("\n\n")[0], check=check_study)
     pairs = arms(cfg)
@@ -486,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_outputs(cfg.out, cfg, raw, results, text, wall, notes)
     for split in SPLITS:
         figure(summary, cfg.out / f"noisy_tv_{split}.png", split)
+    probe_figure(probes, cfg.out / "probe_spontaneous.png")
     print(text)
     print(f"noisy_tv: {wall:.0f} s -> {cfg.out}")
     return 0
