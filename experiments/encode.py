@@ -81,7 +81,7 @@ def write_sample_photo(path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="image file (jpg/png/webp/bmp/...)")
     source.add_argument("--demo-scene", type=Path, metavar="PATH", help="render a procedural scene to PATH and use it")

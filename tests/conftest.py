@@ -1,10 +1,12 @@
-"""Shared test fixtures: the vendored DINOv2 reference outputs, deterministic torch settings, a PNG folder and the
-root logger put back after CLIs."""
+"""Shared test fixtures: the vendored DINOv2 reference outputs, deterministic torch settings, the signal dispositions
+the tests expect, a PNG folder and the root logger put back after CLIs."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 
 import cv2
@@ -41,6 +43,27 @@ def full_width_fixtures() -> Path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _default_signal_dispositions():
+    """Every test starts with Python's default SIGINT and SIGTERM handlers, however pytest was started.
+
+    Under ``nohup`` or as a background job of a script (``bash -c 'trap "" INT; python -m pytest'``) SIGINT arrives
+    ignored, and the trainer rightly leaves an ignored signal ignored; the tests that send Ctrl-C need it delivered.
+    The dispositions found are put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works in the main thread only
+        yield
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")

@@ -146,6 +146,12 @@ def test_bad_input_is_reported(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_flags_are_never_abbreviated(capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's prefix matching would read it as --phase1-episodes
+        two_phase.parse_args(["--preset", "smoke", "--phase1-ep", "5"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --phase1-ep 5" in capsys.readouterr().err
+
+
 def test_task_rules_are_one_section_with_the_flat_flags():
     cfg = two_phase.parse_args(["--preset", "demo", "--task", "ObjectNavPixels-v1", "--patch-radius", "3"])
     assert (cfg.rules.patch_radius, cfg.patch_radius, cfg.rules.observation) == (3, 3, "window")

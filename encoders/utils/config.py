@@ -323,7 +323,8 @@ def parse_config(
         extra_arguments: optional ``callable(parser)`` adding non-config arguments; the parsed namespace of
             those is then returned as a second value ``(cfg, namespace)``.
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    # no prefix abbreviations: '--phase1-ep' must not stand for '--phase1-episodes' (a resume re-reads the flags given)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     if presets:
         pre.add_argument("--preset", choices=sorted(presets), default=default_preset)
     known, _ = pre.parse_known_args(argv)
@@ -332,7 +333,9 @@ def parse_config(
     if preset_name:
         defaults = replace_nested(defaults, presets[preset_name])
 
-    parser = argparse.ArgumentParser(description=description or (inspect.getdoc(cls) or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=description or (inspect.getdoc(cls) or "").split("\n\n")[0], allow_abbrev=False
+    )
     if presets:
         parser.add_argument(
             "--preset",
