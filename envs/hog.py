@@ -17,6 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from einops import reduce
 
 from envs.features import SceneFeatures
 
@@ -50,9 +51,9 @@ def hog_grid(image: np.ndarray, patch_size: int) -> np.ndarray:
     bins = np.arange(N_BINS)
     votes = (lower[..., None] == bins) * lower_vote[..., None] + (upper[..., None] == bins) * upper_vote[..., None]
     sub = patch_size // SUBCELLS
-    h, w = height // patch_size, width // patch_size
-    grid = votes.reshape(h, SUBCELLS, sub, w, SUBCELLS, sub, N_BINS).sum(axis=(2, 5))  # (h, 2, w, 2, bins)
-    grid = grid.transpose(0, 2, 1, 3, 4).reshape(h, w, HOG_DIM).astype(np.float32)
+    # sum the votes over each sub-cell; a cell's vector is its 2x2 sub-cells' histograms, row by row
+    grid = reduce(votes, "(h a p) (w b q) k -> h w (a b k)", "sum", a=SUBCELLS, b=SUBCELLS, p=sub, q=sub)
+    grid = grid.astype(np.float32)
     return grid / np.sqrt((grid**2).sum(-1, keepdims=True) + _EPS**2)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -53,6 +54,18 @@ def fmt_ci(summary: Mapping[str, float], digits: int = 3) -> str:
     return f"{m:.{digits}f}" if h is None or math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
 
 
+def _rliable(module: str) -> Any:
+    """``rliable.<module>``, or an ImportError that names the extra to install (rliable is a ``studies`` extra)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"rliable.{module}")
+    except ImportError as e:
+        raise ImportError(
+            "the studies' aggregates over seeds need rliable: pip install -e '.[studies]' (or '.[dev]')"
+        ) from e
+
+
 def _scores(scores: np.ndarray | Sequence) -> np.ndarray:
     x = np.asarray(scores, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
@@ -63,7 +76,7 @@ def _scores(scores: np.ndarray | Sequence) -> np.ndarray:
 
 def _bootstrap(scores: dict, func: Callable, seed: int, reps: int) -> tuple[float, float]:
     """rliable's stratified-bootstrap 95% percentile interval of ``func`` over one entry of ``scores``."""
-    from rliable import library as rly
+    rly = _rliable("library")
 
     with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch 7 deprecates
         warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
@@ -77,7 +90,7 @@ def iqm_ci(scores: np.ndarray | Sequence, seed: int = 0, reps: int = BOOTSTRAP_R
 
     Returns ``{"iqm", "low", "high", "n"}`` (``n`` runs); one run has no interval (``low = high = NaN``).
     """
-    from rliable import metrics
+    metrics = _rliable("metrics")
 
     x = _scores(scores)
     iqm = float(metrics.aggregate_iqm(x))
@@ -94,7 +107,7 @@ def probability_of_improvement(
 
     Returns ``{"p", "low", "high"}``.
     """
-    from rliable import metrics
+    metrics = _rliable("metrics")
 
     x, y = _scores(scores_x), _scores(scores_y)
     if x.shape[1] != y.shape[1]:
