@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from envs.features import SceneFeatures, StorageDType
-from envs.scenes import OBJECT_CLASSES, PLAIN_BACKGROUND, SPLITS, Scene, distinct_colour, render_object
+from envs.scenes import OBJECT_CLASSES, PLAIN_BACKGROUND, Scene, distinct_colour, render_object
+from envs.scenes.splits import scene_stream
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +92,6 @@ def image_goal_candidates(
     if mode not in ("object", "any"):
         raise ValueError(f"image goal mode must be 'object' or 'any', got {mode!r}")
     return np.arange(h * w, dtype=np.int64)
-
-
-def _scene_stream(scene: Scene) -> list[int]:
-    split = SPLITS.index(scene.split) if scene.split in SPLITS else len(SPLITS)
-    return [_GOAL_STREAM, split, int(scene.scene_id)]
 
 
 def object_mask(image: np.ndarray) -> np.ndarray:
@@ -236,7 +232,7 @@ def build_object_goals(
             dist_maps.append(box_distance_map(inst_boxes, grid_shape))
             row_c, row_i, row_w = [], [], []
             for k in range(n_variants):
-                rng = np.random.default_rng([*_scene_stream(scene), class_id, k])
+                rng = np.random.default_rng([*scene_stream(scene, _GOAL_STREAM), class_id, k])
                 colour = distinct_colour(rng, avoid, GOAL_COLOUR_MIN_DISTANCE)
                 image = render_object(OBJECT_CLASSES[class_id], colour, obj_size, size, None, 0.0, rng, outline=outline)
                 row_c.append(colour)

@@ -35,6 +35,7 @@ from envs.goals import cell_box
 from envs.scenes.layout import paste_object
 from envs.scenes.objects import draw_object_layers
 from envs.scenes.palette import hsv_to_rgb, random_colour
+from envs.scenes.splits import scene_stream
 from envs.scenes.types import OBJECT_CLASSES, Scene
 
 TVMode = Literal["none", "spontaneous", "remote", "colour", "class"]
@@ -82,14 +83,6 @@ class TV:
         for s, (r0, c0, r1, c1) in enumerate(self.boxes.tolist()):
             grid[s, max(0, r0 - radius) : r1 + radius + 1, max(0, c0 - radius) : c1 + radius + 1] = True
         return grid
-
-
-def scene_rng(scene: Scene, stream: int) -> np.random.Generator:
-    """A generator seeded by ``stream`` and the scene's split and id (the same scene always gets the same draws)."""
-    from envs.scenes import SPLITS
-
-    split = SPLITS.index(scene.split) if scene.split in SPLITS else len(SPLITS)
-    return np.random.default_rng([stream, split, int(scene.scene_id)])
 
 
 def place_tv(
@@ -203,7 +196,7 @@ def build_tv(
     for scene in scenes:
         if scene.layout is None:
             raise ValueError("a TV needs procedural scenes (envs.scenes.SceneGenerator), not photo folders")
-        rng = scene_rng(scene, _TV_STREAM)
+        rng = np.random.default_rng(scene_stream(scene, _TV_STREAM))
         box = place_tv(scene, patch_size, grid_shape, cells, rng)
         frames, frame_classes = tv_frames(scene, mode, box, patch_size, n_frames, rng)
         images.append(frames)

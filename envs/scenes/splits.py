@@ -7,7 +7,7 @@ The map is injective by construction: ``seed = ((base_seed * len(SPLITS) + split
 
 from __future__ import annotations
 
-from envs.scenes.types import SPLITS
+from envs.scenes.types import SPLITS, Scene
 
 #: Number of scene ids per split and base seed.
 MAX_SCENE_ID = 2**32
@@ -19,6 +19,13 @@ def split_index(split: str) -> int:
         return SPLITS.index(split)
     except ValueError:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}") from None
+
+
+def scene_stream(scene: Scene, stream: int) -> list[int]:
+    """Entropy ``[stream, split, scene_id]`` of a use (``stream``) of one scene: its draws are the same every time and
+    never those of another use or scene (photo scenes without a known split share one split index)."""
+    split = SPLITS.index(scene.split) if scene.split in SPLITS else len(SPLITS)
+    return [int(stream), split, int(scene.scene_id)]
 
 
 def split_seed(split: str, scene_id: int, base_seed: int = 0) -> int:
