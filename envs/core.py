@@ -51,7 +51,7 @@ def prepare_navigation(
     ``kwargs`` holds :class:`NavConfig` fields and, without ``world``, :func:`build_world` arguments.
     """
     if world is not None and "tv" not in kwargs:  # the rules follow the world's TV unless given
-        kwargs["tv"] = world.tv.mode if world.tv is not None else "none"
+        kwargs["tv"] = world.tv_mode
     config = NavConfig(task=task, **{k: kwargs.pop(k) for k in _CONFIG_FIELDS if k in kwargs})
     if world is None:
         world = build_world(task=task, observation=config.observation, tv=config.tv, **kwargs)
@@ -60,10 +60,10 @@ def prepare_navigation(
             f"world was given, so the scene/encoder arguments {sorted(kwargs)} would be ignored; drop them or build "
             "a new world with envs.world.build_world(...)"
         )
-    if (world.tv.mode if world.tv is not None else "none") != config.tv:
+    if world.tv_mode != config.tv:
         raise ValueError(
-            f"tv={config.tv!r} but the world was built with tv={world.tv.mode if world.tv else 'none'!r}; build it "
-            f"with build_world(tv={config.tv!r}, ...)"
+            f"tv={config.tv!r} but the world was built with tv={world.tv_mode!r}; build it with "
+            f"build_world(tv={config.tv!r}, ...)"
         )
     return config, world
 

@@ -96,6 +96,11 @@ class NavWorld:
         self.memoised = False  # set by build_world for shared default worlds
 
     @property
+    def tv_mode(self) -> str:
+        """The TV's mode (:data:`envs.tv.TV_MODES`), or ``"none"``."""
+        return self.tv.mode if self.tv is not None else "none"
+
+    @property
     def n_scenes(self) -> int:
         return int(self.images.shape[0])
 
@@ -125,7 +130,7 @@ class NavWorld:
         h, w = self.grid_shape
         return (
             f"NavWorld(scenes={self.n_scenes}, variants={self.n_variants} ({self.variant_mode}"
-            f"{', ' + self.tv.mode if self.tv is not None else ''}), grid={h}x{w}, "
+            f"{', ' + self.tv_mode if self.tv is not None else ''}), grid={h}x{w}, "
             f"patch={self.patch_size}, features={self.features is not None}, "
             f"object_goals={self.object_goals is not None})"
         )
