@@ -30,6 +30,7 @@ the others. Its ratio ranks the spaces before any agent runs; Spearman's correla
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -460,25 +461,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tv, space, reward in rewarded
         for seed in range(1, cfg.seeds + 1)
     ]
-    probe_runs = []
-    if cfg.probe:
-        probe_runs = [
-            ProbeRun(arm_run(cfg, base, cfg.task, f"probe_{tv}__{space}", arm_fields(cfg, tv, space, "curiosity"), 1),
-                     cfg.out / "probe" / f"{tv}__{space}.json", cfg.probe_steps, cfg.probe_updates)
-            for tv, space in pairs
-        ]  # fmt: skip
-    if cfg.probe and cfg.pool_sizes:
-        probe_runs += [
-            ProbeRun(arm_run(cfg, base, cfg.task, f"pool{n}", {**arm_fields(cfg, "spontaneous", "pixels", "curiosity"),
-                                                              "tv_frames": n}, 1),
-                     cfg.out / "probe" / f"pool{n}__pixels.json", cfg.probe_steps, cfg.probe_updates)
-            for n in cfg.pool_sizes
-        ]  # fmt: skip
-    launch([*probe_runs, *subruns], cfg, cfg.out)
-    import json
 
-    probes = {tuple(p.path.stem.split("__")): json.loads(p.path.read_text()) for p in probe_runs}
-    pools = {int(tv[4:]): probes.pop((tv, space)) for tv, space in list(probes) if tv.startswith("pool")}
+    def probe_run(name: str, fields: dict[str, Any], file: str) -> ProbeRun:
+        return ProbeRun(arm_run(cfg, base, cfg.task, name, fields, 1), cfg.out / "probe" / file, cfg.probe_steps,
+                        cfg.probe_updates)  # fmt: skip
+
+    spontaneous_pixels = arm_fields(cfg, "spontaneous", "pixels", "curiosity")
+    probe_runs = {
+        (tv, space): probe_run(f"probe_{tv}__{space}", arm_fields(cfg, tv, space, "curiosity"), f"{tv}__{space}.json")
+        for tv, space in (pairs if cfg.probe else [])
+    }
+    pool_runs = {
+        n: probe_run(f"pool{n}", {**spontaneous_pixels, "tv_frames": n}, f"pool{n}__pixels.json")
+        for n in (cfg.pool_sizes if cfg.probe else ())
+    }
+    launch([*probe_runs.values(), *pool_runs.values(), *subruns], cfg, cfg.out)
+    probes = {key: json.loads(run.path.read_text()) for key, run in probe_runs.items()}
+    pools = {n: json.loads(run.path.read_text()) for n, run in pool_runs.items()}
     raw: dict[str, dict[str, dict[str, Any]]] = {}
     seconds: dict[str, list[float]] = {}
     for run in subruns:
