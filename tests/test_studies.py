@@ -127,9 +127,9 @@ def test_noisy_tv_smoke(tmp_path):
     summary = results["summary"]
     keys = {f"{tv}/curiosity/{s}" for tv in ("spontaneous", "remote") for s in ("train", "test")}
     assert set(summary) == keys | {"remote/extrinsic/train", "remote/extrinsic/test"}
-    assert list(summary["remote/extrinsic/train"]) == ["oracle", "random walk"]
+    assert list(summary["remote/extrinsic/train"]) == ["oracle", "random walk", "blind persistent walk"]
     rows = summary["remote/curiosity/train"]
-    assert list(rows) == ["pixels", "HOG", "oracle", "random walk"]
+    assert list(rows) == ["pixels", "HOG", "oracle", "random walk", "blind persistent walk"]
     assert rows["oracle"]["tv_fraction"]["n"] == 2 and 0.0 <= rows["random walk"]["tv_fraction"]["mean"] <= 1.0
     assert 0.0 <= rows["oracle"]["less_tv_than_pixels"]["p"] <= 1.0 and "less_tv_than_pixels" not in rows["pixels"]
     assert rows["pixels"]["remote_presses"]["mean"] >= 0.0 and "remote presses" in text

@@ -48,6 +48,7 @@ from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, save_json, write_outputs
 from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds, torch_threads
 from techniques.rl_navigation.evaluation import RANDOM_WALK
+from techniques.rl_navigation.reference_policies import BLIND_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, mean_ci, probability_of_improvement
 
 logger = logging.getLogger("experiments.studies.noisy_tv")
@@ -266,7 +267,8 @@ class ProbeRun:
 
 # ------------------------------------------------------------------------------------------------ summaries
 def seed_values(run_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``{split: {"policy" | "random walk": {metric: mean over the episodes}}}`` of a finished run; the policy's
+    """``{split: {"policy" | reference: {metric: mean over the episodes}}}`` of a finished run (:data:`REFERENCES`:
+    the random walk and the blind persistent walk, on the policy's episodes); the policy's
     entries also hold ``learner_tv_ratio``: the trained learner's mean intrinsic reward (its error) on transitions that
     reach the TV's view over the others', on the run's own rollouts of the last quarter of training
     (``tv/intrinsic_tv_ratio``)."""
@@ -279,9 +281,13 @@ def seed_values(run_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
         summary = eval_summary(run_dir, split)
         out[split] = {
             "policy": {**{m: summary["final"][m]["mean"] for m in METRICS}, "learner_tv_ratio": learner},
-            "random walk": {m: summary[RANDOM_WALK][m]["mean"] for m in METRICS},
+            **{ref: {m: summary[ref][m]["mean"] for m in METRICS} for ref in REFERENCES},
         }
     return out
+
+
+#: The reference policies of the tables, run on the same episodes as each policy (the oracle is a curiosity space).
+REFERENCES: tuple[str, ...] = (RANDOM_WALK, BLIND_WALK)
 
 
 #: The per-rollout ratio of the intrinsic reward at the TV to elsewhere (techniques.rl_navigation.curiosity.tv_split).
@@ -289,14 +295,14 @@ LEARNER_TAG = "tv/intrinsic_tv_ratio"
 
 
 def summarize(raw: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per ``"<tv>/<reward>/<split>"`` and row (space label, then the random walk): every metric's mean and 95%
+    """Per ``"<tv>/<reward>/<split>"`` and row (space label, then the reference policies): every metric's mean and 95%
     t-interval over seeds, the per-seed ratio of time-in-TV to the random walk's, and P(this row spends less time at
     the TV than pixel curiosity) (rliable, over seeds; lower is better)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for key, rows in raw.items():
         table: dict[str, dict[str, Any]] = {}
         reference = rows.get(SPACES_BY_NAME[REFERENCE_SPACE][0])
-        walks: dict[str, dict[str, float]] = {}
+        references: dict[str, dict[str, dict[str, float]]] = {ref: {} for ref in REFERENCES}
         for label, seeds in rows.items():
             ordered = sorted(seeds, key=int)
             s: dict[str, Any] = {m: mean_ci([seeds[k]["policy"][m] for k in ordered]) for m in METRICS}
@@ -309,13 +315,17 @@ def summarize(raw: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
                 ref = np.asarray([[-reference[k]["policy"]["tv_fraction"]] for k in sorted(reference, key=int)])
                 s["less_tv_than_pixels"] = probability_of_improvement(mine, ref)
             table[label] = s
-            for k in ordered:
-                walks[k] = seeds[k]["random walk"]
-        if walks:
-            ordered = sorted(walks, key=int)
-            walk = {m: mean_ci([walks[k][m] for k in ordered]) for m in METRICS}
-            walk["tv_ratio"] = mean_ci([1.0] * len(ordered))
-            table[RANDOM_WALK] = walk
+            for ref in REFERENCES:
+                references[ref].update({k: seeds[k][ref] for k in ordered if ref in seeds[k]})
+        for ref, per_seed in references.items():
+            if per_seed:
+                ordered = sorted(per_seed, key=int)
+                row = {m: mean_ci([per_seed[k][m] for k in ordered]) for m in METRICS}
+                walk = references[RANDOM_WALK]
+                row["tv_ratio"] = mean_ci(
+                    [per_seed[k]["tv_fraction"] / max(walk[k]["tv_fraction"], 1e-9) for k in ordered]
+                )
+                table[ref] = row
         out[key] = table
     return out
 
@@ -417,7 +427,7 @@ def figure(summary: dict[str, dict[str, dict[str, Any]]], path: Path, split: str
         (axes[0], "tv_fraction", f"time in TV ({split} scenes)"),
         (axes[1], "learner_tv_ratio", "learner: error at TV ÷ elsewhere"),
     ):
-        rows = labels if metric == "tv_fraction" else [label for label in labels if label != RANDOM_WALK]
+        rows = labels if metric == "tv_fraction" else [label for label in labels if label not in REFERENCES]
         series = {label: [summary[k].get(label, {}).get(metric, missing) for k in keys] for label in rows}
         bar_chart(ax, groups, series, name)
         if metric == "learner_tv_ratio":  # ratios from below 1 to tens: a log scale, 1 marked
