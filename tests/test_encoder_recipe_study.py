@@ -11,7 +11,7 @@ from experiments.studies import encoder_recipe
 
 def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
     out = tmp_path / "study"
-    argv = ["--budget", "smoke", "--out", str(out), "--settings", "laptop", "paired"]
+    argv = ["--budget", "smoke", "--out", str(out), "--settings", "laptop", "paired", "--curve", "1"]
     assert encoder_recipe.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["baselines"]) == {
@@ -22,12 +22,19 @@ def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
     }
     for name in ("laptop", "paired"):
         scores = results["settings"][name]["0"]["scores"]
-        assert set(scores) == {
+        cls_keys = {
             "textured", "textured_background", "plain", "textured_shift", "textured_shift_background", "plain_shift"
         }  # fmt: skip
+        assert set(scores) == cls_keys | {f"patch_mean/{k}" for k in cls_keys}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
-        assert results["settings"][name]["0"]["pretraining"]["wall_seconds"] > 0
+        entry = results["settings"][name]["0"]
+        # the run stopped at iteration 1 of 2, was evaluated and resumed; the end is the curve's last point
+        assert [p["iteration"] for p in entry["curve"]] == [1, 2]
+        assert entry["curve"][-1]["scores"] == scores
+        assert 0 < entry["curve"][0]["wall_seconds"] < entry["curve"][1]["wall_seconds"]
+        assert entry["pretraining"]["wall_seconds"] == entry["curve"][1]["wall_seconds"]
     assert set(results["supervised"]["0"]["scores"]) == set(scores)
+    assert [p["iteration"] for p in results["supervised"]["0"]["curve"]] == [1, 2]
     table = (out / "table.md").read_text()
     assert "supervised reference (labels" in table
     assert "| `laptop` (1 seed)" in table and "| HOG (14 px cells, 9 bins) |" in table

@@ -93,3 +93,49 @@ def test_hue_range_changes_only_the_colour_and_keeps_hues_inside():
         assert h <= 0.5 + 1e-2 or h >= 1 - 1e-2  # rounding to 8-bit RGB may wrap a hue of 0 to just below 1
     with pytest.raises(ValueError, match="hue_range"):
         sample_object("boat", 0, hue_range=(0.6, 0.2))
+
+
+def test_view_pairs_share_the_object_and_nothing_else():
+    from envs.scenes.object_set import ObjectViewPairs
+
+    pairs = ObjectViewPairs(6, "train", seed=3)
+    differ = {"background": 0, "colour": 0, "size": 0, "offset": 0}
+    for i in range(0, len(pairs), 5):
+        first, second = pairs.views(i)
+        (image_a, image_b), label = pairs[i]
+        assert label == first.class_id == second.class_id == i // 6
+        assert first.style_seed == second.style_seed  # one instance: the same style details
+        np.testing.assert_array_equal(image_a, first.image)
+        np.testing.assert_array_equal(image_b, second.image)
+        assert not np.array_equal(image_a, image_b)
+        differ["background"] += first.background != second.background
+        differ["colour"] += first.colour != second.colour
+        differ["size"] += first.size != second.size
+        differ["offset"] += first.offset != second.offset
+    n = len(range(0, len(pairs), 5))
+    assert differ["colour"] == n and differ["size"] >= n - 1 and differ["offset"] >= n - 1
+    assert differ["background"] >= n // 2  # 7 backgrounds: a few pairs draw the same one, with another texture
+    # view 0 is the object set's image, whatever the pairing
+    np.testing.assert_array_equal(pairs[7][0][0], sample_object(OBJECT_CLASSES[1], 1, "train", seed=3).image)
+
+
+def test_aligned_view_pairs_keep_the_geometry_and_single_gives_view_0():
+    from envs.scenes.object_set import ObjectViewPairs
+
+    aligned = ObjectViewPairs(2, "val", view_geometry="same", seed=1)
+    first, second = aligned.views(3)
+    assert (first.size, first.angle, first.offset) == (second.size, second.angle, second.offset)
+    assert first.colour != second.colour
+    image, label = ObjectViewPairs(2, "val", paired=False, seed=1)[3]
+    np.testing.assert_array_equal(image, first.image)
+    assert label == 1
+    with pytest.raises(ValueError, match="view_geometry"):
+        ObjectViewPairs(2, view_geometry="moved")
+
+
+def test_style_seed_paints_the_same_instance():
+    a = sample_object("tree", 4, "train", seed=0, backgrounds=("plain",))
+    b = sample_object("tree", 4, "train", seed=0, backgrounds=("plain",), style_seed=a.style_seed)
+    np.testing.assert_array_equal(a.image, b.image)
+    c = sample_object("tree", 4, "train", seed=0, backgrounds=("plain",), style_seed=a.style_seed + 1)
+    assert c.size == a.size and c.angle == a.angle

@@ -242,8 +242,10 @@ def render_object(
     rng: np.random.Generator | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
     outline: bool = True,
+    style_seed: int | None = None,
 ) -> np.ndarray:
-    """Module-level :meth:`SceneGenerator.render_object` (no generator needed)."""
+    """Module-level :meth:`SceneGenerator.render_object` (no generator needed); ``style_seed`` paints the instance
+    of that seed (see :func:`paint_object`) instead of one drawn from ``rng``."""
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
     if size is None:
@@ -252,17 +254,41 @@ def render_object(
         raise ValueError(f"size must be >= 4 pixels, got {size}")
     if len(colour) != 3 or not all(0 <= int(c) <= 255 for c in colour):
         raise ValueError(f"colour must be an (r, g, b) triple of ints in [0, 255], got {colour}")
-    cls = get_object_class(class_name)
+    get_object_class(class_name)
     rng = np.random.default_rng(0) if rng is None else rng
+    canvas = object_canvas(background, image_size, rng)
+    drawn_seed = int(rng.integers(2**63))  # drawn even when style_seed is given: the stream stays the same
+    return paint_object(canvas, class_name, colour, size, angle, offset, drawn_seed if style_seed is None else style_seed,
+                        outline)  # fmt: skip
+
+
+def object_canvas(background: str | None, image_size: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``(S, S, 3) uint8`` background of a single-object image: ``background`` drawn with ``rng``, or plain grey
+    (:data:`PLAIN_BACKGROUND`) for ``None``."""
     if background is None:
         canvas = np.empty((image_size, image_size, 3), dtype=np.uint8)
         canvas[:] = PLAIN_BACKGROUND
-    else:
-        canvas = render_background(background, image_size, image_size, rng)
+        return canvas
+    return render_background(background, image_size, image_size, rng)
+
+
+def paint_object(
+    canvas: np.ndarray,
+    class_name: str,
+    colour: Colour,
+    size: int,
+    angle: float,
+    offset: tuple[float, float],
+    style_seed: int,
+    outline: bool = True,
+) -> np.ndarray:
+    """A copy of ``canvas`` ``(S, S, 3) uint8`` with one object painted at ``offset`` from its centre; ``style_seed``
+    fixes the class's style details (a tree's kind, a roof's tone), so one seed paints one object instance."""
+    cls = get_object_class(class_name)
+    image_size = canvas.shape[0]
     centre = ((image_size - 1) / 2 + offset[0], (image_size - 1) / 2 + offset[1])
     region = region_for(centre, size, cls.extent, angle)
-    style_seed = int(rng.integers(2**63))
-    _, layers = draw_object_layers(class_name, centre, size, angle, style_seed, region, outline)
+    _, layers = draw_object_layers(class_name, centre, size, angle, int(style_seed), region, outline)
     image = canvas.copy()
     paste_object(image, canvas, region, layers, (int(colour[0]), int(colour[1]), int(colour[2])))
     return image

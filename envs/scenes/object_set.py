@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from envs.scenes.backgrounds import check_background
-from envs.scenes.generator import render_object
+from envs.scenes.generator import object_canvas, paint_object
 from envs.scenes.objects import get_object_class
 from envs.scenes.painter import rotated_extent
 from envs.scenes.palette import class_colours, random_colour
@@ -42,6 +42,7 @@ _STREAM = 0x0B1EC7  # separates object-set streams from the scene streams
 PLAIN = "plain"  # background name for the plain grey canvas
 
 ColourMode = Literal["random", "fixed"]
+ViewGeometry = Literal["same", "redrawn"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ObjectSample:
     background: str
     split: str
     index: int
+    style_seed: int
+    """the seed of the instance's style details (pass it to another view to paint the same instance)"""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly metadata (everything except the pixels)."""
@@ -95,6 +98,8 @@ def sample_object(
     colour: Colour | None = None,
     hue_range: tuple[float, float] = (0.0, 1.0),
     view: int = 0,
+    view_geometry: ViewGeometry = "same",
+    style_seed: int | None = None,
 ) -> ObjectSample:
     """Object ``index`` of ``class_name`` in ``split``.
 
@@ -108,9 +113,14 @@ def sample_object(
         colour: overrides the colour; everything else stays the same as without it.
         hue_range: hues (turns) of ``colour_mode="random"``; disjoint ranges for train and validation make the
             colour-shift protocol, where a colour shortcut fails. Only the colour depends on it.
-        view: 0 draws the sample as always; ``view > 0`` keeps its class and geometry (size, pose, position) but
-            draws its background and random colour from streams of their own, so views 0 and 1 are two renders
-            of one object that differ in the nuisances (for self-supervised pretraining).
+        view: 0 draws the sample as always; ``view > 0`` keeps its class but draws its background and random
+            colour from streams of their own, so views 0 and 1 are two renders of one object that differ in the
+            nuisances (for self-supervised pretraining).
+        view_geometry: for ``view > 0``: ``"same"`` keeps view 0's size, pose and position; ``"redrawn"`` draws
+            them anew from the view's own stream (within the same ranges), so the views share the object only.
+        style_seed: paint the instance of this seed (:func:`envs.scenes.generator.paint_object`), e.g. view 0's
+            ``style_seed``, so that views share the style details too (a tree's kind, a roof's tone); ``None``
+            draws it from the background's stream, as view 0 does.
     """
     cls = get_object_class(class_name)
     if index < 0:
@@ -131,10 +141,14 @@ def sample_object(
         raise ValueError(f"view must be >= 0, got {view}")
     root = np.random.SeedSequence([_STREAM, int(seed), split_index(split), class_id, int(index)])
     geo_seq, colour_seq, bg_seq = root.spawn(3)
-    if view > 0:  # the same geometry; colour, background choice and texture from the view's own streams
-        colour_seq, bg_seq, choice_seq = np.random.SeedSequence(
+    if view_geometry not in ("same", "redrawn"):
+        raise ValueError(f"view_geometry must be 'same' or 'redrawn', got {view_geometry!r}")
+    if view > 0:  # colour, background choice and texture (and, redrawn, the geometry) from the view's own streams
+        colour_seq, bg_seq, choice_seq, view_geo_seq = np.random.SeedSequence(
             [_STREAM, int(seed), split_index(split), class_id, int(index), int(view)]
-        ).spawn(3)
+        ).spawn(4)
+        if view_geometry == "redrawn":
+            geo_seq = view_geo_seq
     geo = np.random.default_rng(geo_seq)
     size = max(4, round(image_size * geo.uniform(size_range[0], size_range[1])))
     angle = float(geo.uniform(-max_rotation, max_rotation))
@@ -153,17 +167,12 @@ def sample_object(
         else:
             colour = fixed_class_colour(class_name)
     colour = (int(colour[0]), int(colour[1]), int(colour[2]))
-    image = render_object(
-        class_name,
-        colour,
-        size,
-        image_size,
-        None if background == PLAIN else background,
-        angle,
-        np.random.default_rng(bg_seq),
-        offset,
-    )
-    return ObjectSample(image, class_name, class_id, colour, size, angle, offset, background, split, int(index))
+    bg_rng = np.random.default_rng(bg_seq)
+    canvas = object_canvas(None if background == PLAIN else background, image_size, bg_rng)
+    drawn_style = int(bg_rng.integers(2**63))  # as render_object draws it
+    style = drawn_style if style_seed is None else int(style_seed)
+    image = paint_object(canvas, class_name, colour, size, angle, offset, style)
+    return ObjectSample(image, class_name, class_id, colour, size, angle, offset, background, split, int(index), style)
 
 
 def make_object_set(
@@ -182,16 +191,19 @@ def make_object_set(
 
 class ObjectViewPairs:
     """A pretraining source of procedural objects: item ``i`` is ``((view 0, view 1), class_id)``, two renders of one
-    object (same class, size, pose and position) with independently drawn backgrounds and colours (style details
-    that the renderer draws with the background's stream, such as a tree's kind or a roof's tone, may differ too).
+    object instance (same class and style details) with independently drawn backgrounds and colours, and with
+    ``view_geometry="redrawn"`` (the default) an independent size, pose and position too: the two views share the
+    object and nothing else.
 
     With :class:`encoders.data.augmentations.DataAugmentationDINO` the two global crops then come from different
-    views, so agreeing on background or colour stops being a way to match them. ``paired=False`` returns view 0
-    alone (``(image, class_id)``), the images a folder written by :func:`write_object_set` would hold.
+    views, so agreeing on background, colour or position stops being a way to match them. ``view_geometry="same"``
+    keeps view 0's geometry in view 1 (the earlier pairs). ``paired=False`` returns view 0 alone
+    (``(image, class_id)``), the images a folder written by :func:`write_object_set` would hold.
 
     Args:
         per_class: objects per class (``len = per_class * len(classes)``, ordered class by class).
         paired: render the second view.
+        view_geometry: ``"redrawn"`` or ``"same"`` (see :func:`sample_object`).
         classes, split, kwargs: as :func:`sample_object` (``seed``, ``image_size``, ``backgrounds``, ...).
     """
 
@@ -201,10 +213,13 @@ class ObjectViewPairs:
         split: str = "train",
         classes: Sequence[str] = OBJECT_CLASSES,
         paired: bool = True,
+        view_geometry: ViewGeometry = "redrawn",
         **kwargs: Any,
     ):
         if per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {per_class}")
+        if view_geometry not in ("same", "redrawn"):
+            raise ValueError(f"view_geometry must be 'same' or 'redrawn', got {view_geometry!r}")
         for c in classes:
             get_object_class(c)
         split_index(split)
@@ -212,20 +227,33 @@ class ObjectViewPairs:
         self.split = split
         self.classes = tuple(classes)
         self.paired = paired
+        self.view_geometry = view_geometry
         self.kwargs = kwargs
 
     def __len__(self) -> int:
         return self.per_class * len(self.classes)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], int]:
+    def views(self, i: int) -> tuple[ObjectSample, ObjectSample]:
+        """The two samples (images and how they were drawn) of item ``i``."""
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} objects")
         c, index = divmod(int(i), self.per_class)
         name = self.classes[c]
-        first = sample_object(name, index, self.split, **self.kwargs).image
+        first = sample_object(name, index, self.split, **self.kwargs)
+        second = sample_object(
+            name, index, self.split, view=1, view_geometry=self.view_geometry, style_seed=first.style_seed,
+            **self.kwargs,
+        )  # fmt: skip
+        return first, second
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], int]:
         if not self.paired:
-            return first, c
-        return (first, sample_object(name, index, self.split, view=1, **self.kwargs).image), c
+            if not 0 <= i < len(self):
+                raise IndexError(f"index {i} out of range for {len(self)} objects")
+            c, index = divmod(int(i), self.per_class)
+            return sample_object(self.classes[c], index, self.split, **self.kwargs).image, c
+        first, second = self.views(i)
+        return (first.image, second.image), int(i) // self.per_class
 
 
 def write_object_set(

@@ -57,8 +57,9 @@ class Setting:
     preset: str = "laptop"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     data: str = "objects"
-    """``objects`` (the folder of 1,200 object images), ``paired`` (the same objects as view pairs with different
-    backgrounds and colours, ``--data objects:100``) or ``scenes`` (512 procedural navigation scenes, the demo's)"""
+    """``objects`` (the folder of 1,200 object images), ``paired`` (the same objects as view pairs that share the
+    object only, ``--data objects:100``), ``aligned`` (pairs that keep the geometry, ``--data objects:100:aligned``)
+    or ``scenes`` (512 procedural navigation scenes, the demo's)"""
     max_iterations: int = 0
     """stop after this many iterations of the schedule (0: all of it; the exploration rows use short cuts)"""
     distill_from: str = ""
@@ -70,7 +71,7 @@ _DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "
 
 SETTINGS: dict[str, Setting] = {
     "laptop": Setting("the laptop preset: SimDINO, fast teacher, colour augmentation, blur relative to the crop"),
-    "paired": Setting("laptop on view pairs (two renders per object: other background and colour)", data="paired"),
+    "paired": Setting("laptop on view pairs (two renders per object: other background and colour)", data="aligned"),
     "scenes": Setting("laptop on 512 procedural navigation scenes (the RL demo's images)", data="scenes"),
     "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering, KoLeo) instead of SimDINO",
                            overrides={"objective": "dinov2", **_DINO_HEADS}),
@@ -95,7 +96,7 @@ EXPLORATION: dict[str, Setting] = {
     "draft_rate_weight_0.3": Setting("draft, coding-rate weight 0.3",
                                      overrides={**_DRAFT, "simdino.coding_rate_weight": 0.3}),
     "draft_eps_0.5": Setting("draft, coding-rate eps 0.5", overrides={**_DRAFT, "simdino.coding_rate_eps": 0.5}),
-    "draft_paired": Setting("draft on view pairs", overrides=_DRAFT, data="paired"),
+    "draft_paired": Setting("draft on view pairs", overrides=_DRAFT, data="aligned"),
     "draft_200_momentum_0.9": Setting("draft, momentum 0.9, first 200 iterations",
                                       overrides={**_DRAFT, "teacher.momentum_teacher": 0.9}, max_iterations=200),
     "draft_200_base_lr_0.004": Setting("draft, base lr 0.004, first 200 iterations",
@@ -113,8 +114,25 @@ EXPLORATION: dict[str, Setting] = {
     "m0.9_300_pairs_half": Setting("... on view pairs, the other view in half the samples",
                                    overrides={**_DRAFT, "teacher.momentum_teacher": 0.9,
                                               "aug.paired_view_probability": 0.5},
-                                   data="paired", max_iterations=300),
+                                   data="aligned", max_iterations=300),
 }  # fmt: skip
+
+# Issue 24: views that share the object only. Every row is cut at 600 iterations of a 2,700-iteration schedule (27
+# epochs of 100), the length of the released recipe's search.
+_LONG = {"optim.epochs": 27}
+OBJECT_VIEWS: dict[str, Setting] = {
+    "long_600": Setting("laptop, 2,700-iteration schedule, first 600 iterations", overrides=_LONG, max_iterations=600),
+    "objects_600": Setting("... on object-sharing view pairs (background, colour, size, pose and position redrawn)",
+                           overrides=_LONG, data="paired", max_iterations=600),
+    "aligned_600": Setting("... on aligned view pairs (background and colour redrawn)", overrides=_LONG,
+                           data="aligned", max_iterations=600),
+    "objects_global_0.6_600": Setting("... object-sharing pairs, global crops of 0.6-1 of the image",
+                                      overrides={**_LONG, "crops.global_crops_scale": (0.6, 1.0)},
+                                      data="paired", max_iterations=600),
+    "objects_ramp_600": Setting("... object-sharing pairs, photometric augmentation ramped in over 600 iterations",
+                                overrides={**_LONG, "aug.ramp_iterations": 600}, data="paired", max_iterations=600),
+}  # fmt: skip
+EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
 MAIN_SETTINGS: tuple[str, ...] = (
     "laptop", "paired", "scenes", "dinov2_loss", "laptop_pico", "laptop_distilled_pico", "tiny_dinov2",
@@ -170,6 +188,11 @@ class EncoderRecipeConfig(LaunchOptions):
     """evaluation sets: validation images per class"""
     device: str = "auto"
     """auto, cpu or cuda"""
+    curve: tuple[int, ...] = ()
+    """also evaluate every run at these iterations (the run stops there, is evaluated and resumes: the same run),
+    for k-NN against iterations and wall time"""
+    supervised_setting: str = "laptop"
+    """the setting whose network, augmentation and schedule the supervised reference trains with labels"""
 
 
 # -------------------------------------------------------------------------------------------------- data
@@ -177,6 +200,8 @@ def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
     """The ``--data`` value of a setting's data kind (writing the folder on first use)."""
     if kind == "paired":
         return f"objects:{cfg.per_class}"
+    if kind == "aligned":
+        return f"objects:{cfg.per_class}:aligned"
     if kind == "objects":
         from envs.scenes.object_set import write_object_set
 
@@ -199,7 +224,7 @@ def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
                 image = generator.generate(scene_id, "train").image
                 cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         return str(folder)
-    raise ValueError(f"unknown pretraining data {kind!r}; choose objects, paired or scenes")
+    raise ValueError(f"unknown pretraining data {kind!r}; choose objects, paired, aligned or scenes")
 
 
 def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_dir: Path) -> PretrainConfig:
@@ -230,9 +255,19 @@ def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_d
     return replace_nested(PretrainConfig(), values)
 
 
+def supervised_run_name(cfg: EncoderRecipeConfig, seed: int) -> str:
+    """The supervised reference's run folder name (``supervised__s0``; ``supervised_<setting>__s0`` for another
+    setting than laptop)."""
+    suffix = "" if cfg.supervised_setting == "laptop" else f"_{cfg.supervised_setting}"
+    return f"supervised{suffix}__s{seed}"
+
+
 # ---------------------------------------------------------------------------------------------- pretraining
-def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int) -> tuple[Path, dict[str, float]]:
-    """Run (or reuse, or resume) one pretraining; ``(backbone path, {"wall_seconds", last logged monitors})``."""
+def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int, stop: int = 0) -> tuple[Path, dict[str, float]]:
+    """Run (or reuse, or resume) one pretraining; ``(backbone path, {"wall_seconds", last logged monitors})``.
+
+    ``stop > 0`` stops the run at that iteration (a point of the curve; the next call resumes it) and returns
+    ``{"wall_seconds"}`` of that part."""
     from encoders.train import distributed as dist_utils
     from encoders.train.trainer import BACKBONE_NAME, CHECKPOINT_NAME
     from experiments import distill as distill_cli
@@ -247,6 +282,8 @@ def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int) -> tuple[Path, dict
     if backbone.exists() and summary_path.exists():
         return backbone, json.loads(summary_path.read_text())
     pcfg = pretrain_config(cfg, setting, seed, run_dir)
+    if stop > 0:
+        pcfg = replace_nested(pcfg, {"train.max_iterations": stop})
     if (run_dir / CHECKPOINT_NAME).exists():
         pcfg = replace_nested(pcfg, {"resume": True})
     logger.info("%s %s (seed %d) into %s", "distilling" if setting.distill_from else "pretraining", name, seed, run_dir)
@@ -256,6 +293,8 @@ def pretrain(cfg: EncoderRecipeConfig, name: str, seed: int) -> tuple[Path, dict
     wall = time.perf_counter() - t0
     if rc != 0:
         raise RuntimeError(f"pretraining {name} (seed {seed}) stopped with exit code {rc}; rerun to resume it")
+    if stop > 0:
+        return backbone, {"wall_seconds": round(wall, 1)}
     summary = {"wall_seconds": round(wall, 1), "arch": pcfg.student.arch, **final_monitors(run_dir)}
     if pcfg.resume:
         summary["resumed"] = 1.0  # the wall time covers the resumed part only
@@ -277,10 +316,13 @@ def final_monitors(run_dir: Path) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------- supervised reference
-def supervised_reference(cfg: EncoderRecipeConfig, seed: int) -> tuple[Path, dict[str, float]]:
-    """Train the laptop preset's network with labels (cross-entropy on a linear head over the cls token) on the
-    object-set folder, with the preset's augmentation (global crop 1 of its multi-crop), batch, iterations, peak lr
-    and warmup; returns ``(backbone path, {"wall_seconds"})``. Reused when finished."""
+def supervised_reference(
+    cfg: EncoderRecipeConfig, seed: int, roots: Mapping[str, Path] | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Train ``cfg.supervised_setting``'s network with labels (cross-entropy on a linear head over the cls token) on
+    the object-set folder, with the setting's augmentation (global crop 1 of its multi-crop), batch, iterations, peak
+    lr and warmup; returns ``(backbone path, {"wall_seconds", "curve"})``, ``curve`` holding the k-NN scores on
+    ``roots`` at ``cfg.curve``'s iterations (evaluation time not counted). Reused when finished."""
     import numpy as np
     import torch.nn.functional as F
 
@@ -292,11 +334,12 @@ def supervised_reference(cfg: EncoderRecipeConfig, seed: int) -> tuple[Path, dic
     from encoders.train.schedules import cosine_schedule
     from encoders.utils.precision import autocast, autocast_dtype
 
-    run_dir = cfg.out / "runs" / f"supervised__s{seed}"
+    run_dir = cfg.out / "runs" / supervised_run_name(cfg, seed)
     backbone, summary_path = run_dir / "backbone.pth", run_dir / "study_summary.json"
     if backbone.exists() and summary_path.exists():
         return backbone, json.loads(summary_path.read_text())
-    pcfg = pretrain_config(cfg, Setting("supervised"), seed, run_dir)
+    setting = dataclasses.replace(SETTINGS[cfg.supervised_setting], data="objects")
+    pcfg = pretrain_config(cfg, setting, seed, run_dir)
     resolved = resolve_run(pcfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
@@ -316,8 +359,18 @@ def supervised_reference(cfg: EncoderRecipeConfig, seed: int) -> tuple[Path, dic
     batch = pcfg.train.batch_size_per_gpu
     warmup = resolved.schedules.lr_warmup if resolved.schedules else 0
     t0 = time.perf_counter()
+    points = sorted(p for p in set(cfg.curve) if 0 < p < resolved.stop_iteration) if roots else []
+    curve: list[dict[str, Any]] = []
+    evaluating = 0.0
     model.train()
     for it in range(resolved.stop_iteration):
+        if points and it == points[0]:
+            t_eval = time.perf_counter()
+            scores = evaluate_backbone(model, roots or {}, device)
+            model.train()
+            evaluating += time.perf_counter() - t_eval
+            curve.append({"iteration": points.pop(0), "wall_seconds": round(t_eval - t0 - evaluating, 1),
+                          "scores": scores})  # fmt: skip
         picks = rng.integers(0, len(data), batch)
         samples = [data[int(i)] for i in picks]
         x = torch.stack([aug(image, rng=rng)["global_crops"][0] for image, _ in samples]).to(device)
@@ -331,10 +384,11 @@ def supervised_reference(cfg: EncoderRecipeConfig, seed: int) -> tuple[Path, dic
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0 - evaluating
     run_dir.mkdir(parents=True, exist_ok=True)
     encoders.save_backbone(model.eval(), backbone, name=pcfg.student.arch, overrides={})
-    summary = {"wall_seconds": round(wall, 1), "final_train_loss": float(loss.detach())}
+    summary = {"wall_seconds": round(wall, 1), "final_train_loss": float(loss.detach()), "curve": curve,
+               "iterations": resolved.stop_iteration}  # fmt: skip
     save_json(summary, summary_path)
     return backbone, summary
 
@@ -357,8 +411,13 @@ def eval_roots(cfg: EncoderRecipeConfig) -> dict[str, Path]:
     return roots
 
 
-def evaluate(feature_fn: Any, feature: str, roots: Mapping[str, Path], patch: int, device: Any) -> dict[str, float]:
-    """k-NN top-1 of ``feature_fn``'s ``feature`` on every set (and the background k-NN on the textured ones)."""
+def evaluate(
+    feature_fn: Any, feature: str | Sequence[str], roots: Mapping[str, Path], patch: int, device: Any
+) -> dict[str, float]:
+    """k-NN top-1 of ``feature_fn``'s ``feature`` on every set (and the background k-NN on the textured ones).
+
+    Several features (e.g. ``("cls", "patch_mean")``): the first under the set's name, the others under
+    ``"<feature>/<set>"``."""
     from encoders.eval.features import extract_features
     from encoders.eval.knn import knn_evaluate
     from experiments.eval_encoder import background_labels, load_splits
@@ -368,14 +427,25 @@ def evaluate(feature_fn: Any, feature: str, roots: Mapping[str, Path], patch: in
         train, val = load_splits(root, 112, patch)
         f_train = extract_features(feature_fn, train, 64, 0, device, progress=False)
         f_val = extract_features(feature_fn, val, 64, 0, device, progress=False)
-        x_train, x_val = f_train.features[feature], f_val.features[feature]
-        n_classes = len(train.classes)
-        scores[name] = knn_evaluate(x_train, f_train.labels, x_val, f_val.labels, 20, 0.07, n_classes).top1
         backgrounds = background_labels(train, val)
-        if backgrounds is not None:
-            bg_train, bg_val, names = backgrounds
-            scores[f"{name}_background"] = knn_evaluate(x_train, bg_train, x_val, bg_val, 20, 0.07, len(names)).top1
+        for i, key in enumerate([feature] if isinstance(feature, str) else feature):
+            prefix = "" if i == 0 else f"{key}/"
+            x_train, x_val = f_train.features[key], f_val.features[key]
+            n_classes = len(train.classes)
+            scores[prefix + name] = knn_evaluate(x_train, f_train.labels, x_val, f_val.labels, 20, 0.07, n_classes).top1
+            if backgrounds is not None:
+                bg_train, bg_val, names = backgrounds
+                scores[f"{prefix}{name}_background"] = knn_evaluate(
+                    x_train, bg_train, x_val, bg_val, 20, 0.07, len(names)
+                ).top1
     return scores
+
+
+def evaluate_backbone(model: torch.nn.Module, roots: Mapping[str, Path], device: Any) -> dict[str, float]:
+    """:func:`evaluate` of a backbone's cls token (the sets' names) and patch mean (``patch_mean/<set>``)."""
+    from encoders.eval.features import backbone_feature_fn
+
+    return evaluate(backbone_feature_fn(model), ("cls", "patch_mean"), roots, model.patch_size, device)
 
 
 def baselines(roots: Mapping[str, Path], device: Any) -> dict[str, dict[str, float]]:
@@ -445,11 +515,17 @@ class RecipeRun:
 
     @property
     def run_dir(self) -> Path:
+        if self.setting == "supervised":
+            return self.study.out / "runs" / supervised_run_name(self.study, self.seed)
         return self.study.out / "runs" / f"{self.setting}__s{self.seed}"
 
     def check(self) -> None:
-        if self.setting != "supervised" and self.setting not in SETTINGS:
-            raise ValueError(f"unknown settings ['{self.setting}']; choose from {', '.join(SETTINGS)}")
+        name = self.study.supervised_setting if self.setting == "supervised" else self.setting
+        if name not in SETTINGS:
+            flag = "--supervised-setting" if self.setting == "supervised" else "--settings"
+            raise ValueError(f"{flag}: unknown setting {name!r}; choose from {', '.join(SETTINGS)}")
+        if self.setting == "supervised" and SETTINGS[name].distill_from:
+            raise ValueError(f"--supervised-setting {name!r} distils a teacher; choose a pretraining setting")
 
     def _scores(self) -> dict[str, Any] | None:
         path = self.run_dir / SCORES_FILE
@@ -461,28 +537,58 @@ class RecipeRun:
         return self._scores() is not None
 
     def result(self) -> dict[str, Any]:
-        """``{"scores", "pretraining"}`` of the finished sub-run."""
+        """``{"scores", "pretraining", "curve"}`` of the finished sub-run (``curve``: the points of ``--curve`` and
+        the end, each ``{"iteration", "wall_seconds", "scores"}``, wall time summed over the parts)."""
         data = self._scores()
         if data is None:
             raise FileNotFoundError(f"{self.run_dir} holds no finished sub-run; rerun the study")
-        return {"scores": data["scores"], "pretraining": json.loads((self.run_dir / "study_summary.json").read_text())}
+        pretraining = json.loads((self.run_dir / "study_summary.json").read_text())
+        if data.get("curve"):
+            pretraining["wall_seconds"] = data["curve"][-1]["wall_seconds"]  # all parts of the run
+        return {"scores": data["scores"], "pretraining": pretraining, "curve": data.get("curve", [])}
+
+    def _config(self) -> Any:
+        """The run's pretraining (or distillation) config; the supervised reference's is its setting's."""
+        name = self.study.supervised_setting if self.setting == "supervised" else self.setting
+        return pretrain_config(self.study, SETTINGS[name], self.seed, self.run_dir)
+
+    def _stop_iteration(self) -> int:
+        from encoders.train.config import resolve_run
+
+        return resolve_run(self._config()).stop_iteration
 
     def __call__(self) -> None:
-        from encoders.eval.features import backbone_feature_fn, load_frozen_encoder
+        from encoders.eval.features import load_frozen_encoder
         from encoders.train.distributed import resolve_device
 
         if self.done():
             return
-        if self.setting == "supervised":
-            backbone, _ = supervised_reference(self.study, self.seed)
-        else:
-            backbone, _ = pretrain(self.study, self.setting, self.seed)
         device = resolve_device(self.study.device)
-        arch = json.loads((self.run_dir / "study_summary.json").read_text()).get("arch", "vit_mini_patch14")
+        arch, stop = self._config().student.arch, self._stop_iteration()
+        curve_path = self.run_dir / "study_curve.json"
+        curve: list[dict[str, Any]] = json.loads(curve_path.read_text()) if curve_path.exists() else []
+        if self.setting == "supervised":
+            backbone, summary = supervised_reference(self.study, self.seed, self.roots)
+            curve = summary.get("curve", [])
+        else:  # stop at every curve point, evaluate, resume: the same run as without stops
+            for point in sorted(p for p in set(self.study.curve) if 0 < p < stop):
+                if any(p["iteration"] == point for p in curve):
+                    continue
+                backbone, part = pretrain(self.study, self.setting, self.seed, stop=point)
+                model = load_frozen_encoder(arch, str(backbone), device)
+                wall = part["wall_seconds"] + (curve[-1]["wall_seconds"] if curve else 0.0)
+                curve.append({"iteration": point, "wall_seconds": round(wall, 1),
+                              "scores": evaluate_backbone(model, self.roots, device)})  # fmt: skip
+                save_json(curve, curve_path)
+            backbone, summary = pretrain(self.study, self.setting, self.seed)
         model = load_frozen_encoder(arch, str(backbone), device)
-        scores = evaluate(backbone_feature_fn(model), "cls", self.roots, model.patch_size, device)
+        scores = evaluate_backbone(model, self.roots, device)
         logger.info("%s seed %d: %s", self.setting, self.seed, {k: round(v, 3) for k, v in scores.items()})
-        save_json({"roots": {k: str(v) for k, v in self.roots.items()}, "scores": scores}, self.run_dir / SCORES_FILE)
+        if curve:  # the end as the last point; an SSL run's parts add up
+            wall = summary["wall_seconds"] + (curve[-1]["wall_seconds"] if self.setting != "supervised" else 0.0)
+            curve = [*curve, {"iteration": stop, "wall_seconds": round(wall, 1), "scores": scores}]
+        data = {"roots": {k: str(v) for k, v in self.roots.items()}, "scores": scores, "curve": curve}
+        save_json(data, self.run_dir / SCORES_FILE)
 
 
 def _distils(subrun: RecipeRun) -> bool:
