@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from encoders.checkpoint import extract_backbone_state_dict, infer_backbone_config, load_backbone_weights, sidecar_path
+from encoders.released import is_release, released_path
 from encoders.utils.io import CheckpointError, load_file
 from encoders.vision_transformer import DinoVisionTransformer
 
@@ -82,8 +83,9 @@ def create_model(name: str, pretrained: bool | str | os.PathLike = False, **over
         name: a registered name or alias (see :func:`list_models`), e.g. ``"dinov2_vits14"``, ``"vits14"``,
             ``"vit_tiny_patch14"``.
         pretrained: ``False`` (random init), ``True`` (official weights from
-            ``https://dl.fbaipublicfiles.com/dinov2/...``, cached by torch hub), or a local file path
-            (official ``*_pretrain.pth`` or a checkpoint exported by this project).
+            ``https://dl.fbaipublicfiles.com/dinov2/...``, cached by torch hub), the name of a release of this
+            project (:mod:`encoders.released`, e.g. ``"semnav-objects"``), or a local file path (official
+            ``*_pretrain.pth`` or a checkpoint exported by this project).
         **overrides: any constructor argument of ``DinoVisionTransformer`` (``depth``, ``embed_dim``,
             ``num_heads``, ``img_size``, ``patch_size``, ``num_register_tokens``, ``ffn_layer``, ...).
 
@@ -103,6 +105,9 @@ def create_model(name: str, pretrained: bool | str | os.PathLike = False, **over
     if pretrained is True:
         state_dict = load_official_state_dict(spec.name)
         source = official_weights_url(spec.name)
+    elif is_release(pretrained):
+        source = str(released_path(str(pretrained), spec.name))
+        state_dict = extract_backbone_state_dict(load_file(source))
     else:
         source = str(pretrained)
         state_dict = extract_backbone_state_dict(load_file(pretrained))
@@ -209,12 +214,16 @@ for _reg in (False, True):
     _official("vitg", "g", 1536, 40, 24, "swiglufused", _reg)
 
 # Small presets for CPU work. LayerScale on (init 1e-5, as in DINOv2 training configs); the positional
-# grid is learned for 224x224 and interpolated to other sizes.
-for _patch in (14, 16):
-    for _name, _dim, _depth, _heads, _desc in (
-        ("tiny", 192, 12, 3, "ViT-Ti (5.5M params)"),
-        ("mini", 128, 6, 4, "a 6-block, 128-wide ViT (1.2M params) for few-minute CPU pretraining"),
-        ("pico", 64, 2, 2, "a 2-block, 64-wide ViT (0.1M params) for unit tests"),
+# grid is learned for 224x224 and interpolated to other sizes. The mini variants trade width against depth at about
+# the same cost, or add 4 register tokens (Darcet et al., 2024), for the architecture comparison at 112 px.
+for _patch in (8, 14, 16):
+    for _name, _dim, _depth, _heads, _registers, _desc in (
+        ("tiny", 192, 12, 3, 0, "ViT-Ti (5.5M params)"),
+        ("mini", 128, 6, 4, 0, "a 6-block, 128-wide ViT (1.2M params) for few-minute CPU pretraining"),
+        ("mini_reg", 128, 6, 4, 4, "vit_mini with 4 register tokens"),
+        ("mini_wide", 192, 3, 3, 0, "a 3-block, 192-wide ViT (1.5M params): vit_mini's width against depth"),
+        ("mini_deep", 96, 12, 3, 0, "a 12-block, 96-wide ViT (1.4M params): vit_mini's depth against width"),
+        ("pico", 64, 2, 2, 0, "a 2-block, 64-wide ViT (0.1M params) for unit tests"),
     ):
         register_model(
             ModelSpec(
@@ -228,6 +237,7 @@ for _patch in (14, 16):
                     mlp_ratio=4.0,
                     init_values=1e-5,
                     ffn_layer="mlp",
+                    num_register_tokens=_registers,
                 ),
                 description=f"{_desc}, patch {_patch}",
                 aliases=(f"{_name}{_patch}",),

@@ -5,7 +5,8 @@ environment's scene generator (``--data objects:N``), resolved here so that ``en
 instance (class and style details) and nothing else: background, colour, size, pose and position are drawn
 independently (:class:`envs.scenes.object_set.ObjectViewPairs`). The two global crops of a sample then differ in
 exactly the nuisances the encoder should ignore. ``objects:N:aligned`` keeps view 0's size, pose and position in
-view 1 (only background and colour differ); ``objects:N:single`` renders one view per object (the images
+view 1 (only background and colour differ); ``objects:N:plain`` draws view 1 on a plain grey background (the
+object is then all that view 1 shows); ``objects:N:single`` renders one view per object (the images
 ``python -m envs.scenes.object_set --per-class N`` writes to a folder).
 """
 
@@ -19,12 +20,12 @@ PROCEDURAL_PREFIX = "objects:"
 
 
 def procedural_images(cfg: TrainLoopConfig) -> Any | None:
-    """The dataset that ``cfg.data`` names when it is a procedural spec (``objects:N[:aligned|:single]``); ``None`` for a
+    """The dataset that ``cfg.data`` names when it is a procedural spec (``objects:N[:aligned|:plain|:single]``); ``None`` for a
     folder. Objects are rendered at the global crop size's 112-px native resolution of the object set."""
     spec = cfg.data
     if not spec.startswith(PROCEDURAL_PREFIX):
         return None
-    from envs.scenes.object_set import ObjectViewPairs
+    from envs.scenes.object_set import PLAIN, ObjectViewPairs
 
     parts = spec[len(PROCEDURAL_PREFIX) :].split(":")
     try:
@@ -32,13 +33,15 @@ def procedural_images(cfg: TrainLoopConfig) -> Any | None:
     except ValueError:
         per_class = 0
     mode = parts[1] if len(parts) > 1 else "paired"
-    if per_class < 1 or mode not in ("paired", "aligned", "single") or len(parts) > 2:
+    if per_class < 1 or mode not in ("paired", "aligned", "plain", "single") or len(parts) > 2:
         raise ValueError(
-            f"--data {spec!r}: expected objects:N, objects:N:aligned or objects:N:single with N >= 1 objects per "
-            "class (e.g. objects:100), or a folder of images"
+            f"--data {spec!r}: expected objects:N, objects:N:aligned, objects:N:plain or objects:N:single with "
+            "N >= 1 objects per class (e.g. objects:100), or a folder of images"
         )
-    geometry = "same" if mode == "aligned" else "redrawn"
-    return ObjectViewPairs(per_class, "train", paired=mode != "single", view_geometry=geometry, seed=cfg.train.seed)
+    return ObjectViewPairs(
+        per_class, "train", paired=mode != "single", view_geometry="same" if mode == "aligned" else "redrawn",
+        second_backgrounds=(PLAIN,) if mode == "plain" else None, seed=cfg.train.seed,
+    )  # fmt: skip
 
 
 __all__ = ["PROCEDURAL_PREFIX", "procedural_images"]

@@ -33,11 +33,12 @@ def test_encoder_recipe_smoke_and_rerun_reuses_finished_runs(tmp_path, capsys):
         assert entry["curve"][-1]["scores"] == scores
         assert 0 < entry["curve"][0]["wall_seconds"] < entry["curve"][1]["wall_seconds"]
         assert entry["pretraining"]["wall_seconds"] == entry["curve"][1]["wall_seconds"]
-    assert set(results["supervised"]["0"]["scores"]) == set(scores)
-    assert [p["iteration"] for p in results["supervised"]["0"]["curve"]] == [1, 2]
+    assert set(results["supervised"]["laptop"]["0"]["scores"]) == set(scores)
+    assert [p["iteration"] for p in results["supervised"]["laptop"]["0"]["curve"]] == [1, 2]
     table = (out / "table.md").read_text()
     assert "supervised reference (labels" in table
     assert "| `laptop` (1 seed)" in table and "| HOG (14 px cells, 9 bins) |" in table
+    assert "| labels (laptop) | 1 |" in table and (out / "curves.png").exists()  # the curve table and figure
     summary = out / "runs" / "laptop__s0" / "study_summary.json"
     stamp = summary.stat().st_mtime_ns
     capsys.readouterr()

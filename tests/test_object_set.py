@@ -139,3 +139,24 @@ def test_style_seed_paints_the_same_instance():
     np.testing.assert_array_equal(a.image, b.image)
     c = sample_object("tree", 4, "train", seed=0, backgrounds=("plain",), style_seed=a.style_seed + 1)
     assert c.size == a.size and c.angle == a.angle
+
+
+def test_procedural_pretraining_specs():
+    from encoders.train.config import PretrainConfig
+    from envs.scenes.object_set import PLAIN, ObjectViewPairs
+    from experiments.pretraining_data import procedural_images
+
+    def images(spec: str) -> ObjectViewPairs:
+        cfg = PretrainConfig(data=spec)
+        return procedural_images(cfg)
+
+    assert procedural_images(PretrainConfig(data="some/folder")) is None
+    assert images("objects:3").view_geometry == "redrawn" and images("objects:3").paired
+    assert images("objects:3:aligned").view_geometry == "same"
+    assert not images("objects:3:single").paired
+    plain = images("objects:3:plain")
+    assert all(plain.views(i)[1].background == PLAIN for i in range(0, 36, 7))
+    assert len({plain.views(i)[0].background for i in range(36)}) > 1  # view 0 keeps every background
+    for bad in ("objects:0", "objects:x", "objects:3:moved", "objects:3:plain:extra"):
+        with pytest.raises(ValueError, match="objects:N"):
+            images(bad)

@@ -204,6 +204,8 @@ class ObjectViewPairs:
         per_class: objects per class (``len = per_class * len(classes)``, ordered class by class).
         paired: render the second view.
         view_geometry: ``"redrawn"`` or ``"same"`` (see :func:`sample_object`).
+        second_backgrounds: the backgrounds view 1 draws from (``("plain",)``: the object alone on grey, so
+            that the only thing the views share is also the only thing view 1 shows); ``None``: view 0's.
         classes, split, kwargs: as :func:`sample_object` (``seed``, ``image_size``, ``backgrounds``, ...).
     """
 
@@ -214,6 +216,7 @@ class ObjectViewPairs:
         classes: Sequence[str] = OBJECT_CLASSES,
         paired: bool = True,
         view_geometry: ViewGeometry = "redrawn",
+        second_backgrounds: Sequence[str] | None = None,
         **kwargs: Any,
     ):
         if per_class < 1:
@@ -229,6 +232,7 @@ class ObjectViewPairs:
         self.paired = paired
         self.view_geometry = view_geometry
         self.kwargs = kwargs
+        self.second_kwargs = dict(kwargs) if second_backgrounds is None else {**kwargs, "backgrounds": tuple(second_backgrounds)}
 
     def __len__(self) -> int:
         return self.per_class * len(self.classes)
@@ -242,7 +246,7 @@ class ObjectViewPairs:
         first = sample_object(name, index, self.split, **self.kwargs)
         second = sample_object(
             name, index, self.split, view=1, view_geometry=self.view_geometry, style_seed=first.style_seed,
-            **self.kwargs,
+            **self.second_kwargs,
         )  # fmt: skip
         return first, second
 

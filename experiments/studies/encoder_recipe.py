@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from encoders.train.config import PRESETS, PretrainConfig
@@ -59,7 +60,8 @@ class Setting:
     data: str = "objects"
     """``objects`` (the folder of 1,200 object images), ``paired`` (the same objects as view pairs that share the
     object only, ``--data objects:100``), ``aligned`` (pairs that keep the geometry, ``--data objects:100:aligned``)
-    or ``scenes`` (512 procedural navigation scenes, the demo's)"""
+    ``plain`` (pairs whose second view is on plain grey, ``--data objects:100:plain``) or ``scenes`` (512 procedural
+    navigation scenes, the demo's)"""
     max_iterations: int = 0
     """stop after this many iterations of the schedule (0: all of it; the exploration rows use short cuts)"""
     distill_from: str = ""
@@ -131,6 +133,11 @@ OBJECT_VIEWS: dict[str, Setting] = {
                                       data="paired", max_iterations=600),
     "objects_ramp_600": Setting("... object-sharing pairs, photometric augmentation ramped in over 600 iterations",
                                 overrides={**_LONG, "aug.ramp_iterations": 600}, data="paired", max_iterations=600),
+    "objects_half_600": Setting("... object-sharing pairs in half the samples (both crops of one image in the rest)",
+                                overrides={**_LONG, "aug.paired_view_probability": 0.5}, data="paired",
+                                max_iterations=600),
+    "plain_600": Setting("... object-sharing pairs whose second view is on plain grey", overrides=_LONG,
+                         data="plain", max_iterations=600),
 }  # fmt: skip
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
@@ -200,8 +207,8 @@ def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
     """The ``--data`` value of a setting's data kind (writing the folder on first use)."""
     if kind == "paired":
         return f"objects:{cfg.per_class}"
-    if kind == "aligned":
-        return f"objects:{cfg.per_class}:aligned"
+    if kind in ("aligned", "plain"):
+        return f"objects:{cfg.per_class}:{kind}"
     if kind == "objects":
         from envs.scenes.object_set import write_object_set
 
@@ -224,7 +231,7 @@ def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
                 image = generator.generate(scene_id, "train").image
                 cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         return str(folder)
-    raise ValueError(f"unknown pretraining data {kind!r}; choose objects, paired, aligned or scenes")
+    raise ValueError(f"unknown pretraining data {kind!r}; choose objects, paired, aligned, plain or scenes")
 
 
 def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_dir: Path) -> PretrainConfig:
@@ -476,30 +483,91 @@ COLUMNS = (
     ("plain", "plain k-NN"),
     ("textured_shift", "textured, colour shift"),
     ("plain_shift", "plain, colour shift"),
+    ("patch_mean/textured", "patch mean: textured"),
+    ("patch_mean/plain", "patch mean: plain"),
 )
+MONITORS = ("head_spread", "teacher_crossview_same", "teacher_crossview_other")
+
+
+def _percent(values: Sequence[float | None]) -> str:
+    """Mean ± 95% t-interval in % of the values present ("-" without any: an older run without that score)."""
+    present = [100 * v for v in values if v is not None]
+    return fmt_ci(mean_ci(present), digits=1) if present else "-"
 
 
 def table(results: Mapping[str, Any]) -> str:
-    """Markdown: one row per baseline and setting, k-NN top-1 in % (mean ± 95% t-interval over seeds)."""
-    header = ["encoder", *(label for _, label in COLUMNS), "head spread", "teacher entropy", "pretraining min"]
+    """Markdown: one row per baseline and setting, k-NN top-1 in % (mean ± 95% t-interval over seeds), the collapse
+    and cross-view monitors at the end, and the pretraining minutes."""
+    header = ["encoder", *(label for _, label in COLUMNS), *MONITORS, "pretraining min"]
     rows = []
     for label, scores in results["baselines"].items():
-        rows.append([label, *(f"{100 * scores[k]:.1f}" for k, _ in COLUMNS), "", "", ""])
-    for seed, entry in sorted(results.get("supervised", {}).items()):
-        label = f"supervised reference (labels; laptop network, augmentation and iterations; seed {seed})"
-        minutes = f"{entry['pretraining']['wall_seconds'] / 60:.1f}"
-        rows.append([label, *(f"{100 * entry['scores'][k]:.1f}" for k, _ in COLUMNS), "", "", minutes])
+        rows.append([label, *(_percent([scores.get(k)]) for k, _ in COLUMNS), *([""] * len(MONITORS)), ""])
+    for setting, per_seed in sorted(results.get("supervised", {}).items()):
+        entries = list(per_seed.values())
+        label = f"supervised reference (labels; `{setting}`'s network, augmentation and iterations; {len(entries)} seed)"
+        cells = [label, *(_percent([e["scores"].get(k) for e in entries]) for k, _ in COLUMNS)]
+        minutes = fmt_ci(mean_ci([e["pretraining"]["wall_seconds"] / 60 for e in entries]), digits=1)
+        rows.append([*cells, *([""] * len(MONITORS)), minutes])
     for name, per_seed in results["settings"].items():
         seeds = list(per_seed.values())
         cells = [f"`{name}` ({len(seeds)} seed{'s' * (len(seeds) > 1)}): {SETTINGS[name].description}"]
-        for key, _ in COLUMNS:
-            cells.append(fmt_ci(mean_ci([100 * s["scores"][key] for s in seeds]), digits=1))
-        for key in ("head_spread", "teacher_entropy"):
+        cells += [_percent([s["scores"].get(key) for s in seeds]) for key, _ in COLUMNS]
+        for key in MONITORS:
             values = [s["pretraining"].get(key) for s in seeds if s["pretraining"].get(key) is not None]
             cells.append(fmt_ci(mean_ci(values), digits=2) if values else "-")
         cells.append(fmt_ci(mean_ci([s["pretraining"]["wall_seconds"] / 60 for s in seeds]), digits=1))
         rows.append(cells)
     return markdown_table(header, rows)
+
+
+def _curves(results: Mapping[str, Any]) -> dict[str, list[list[dict[str, Any]]]]:
+    """``{row label: [curve of each seed]}`` of every setting and supervised reference that has a curve."""
+    out: dict[str, list[list[dict[str, Any]]]] = {}
+    for setting, per_seed in results.get("supervised", {}).items():
+        out[f"labels ({setting})"] = [e["curve"] for e in per_seed.values() if e.get("curve")]
+    for name, per_seed in results["settings"].items():
+        out[name] = [e["curve"] for e in per_seed.values() if e.get("curve")]
+    return {k: v for k, v in out.items() if v}
+
+
+def curve_table(results: Mapping[str, Any]) -> str:
+    """Markdown: k-NN (textured, plain, patch-mean textured, background) against iterations and wall minutes, mean ±
+    95% t-interval over the seeds that reached each point."""
+    keys = ("textured", "plain", "patch_mean/textured", "textured_background")
+    rows = []
+    for label, curves in _curves(results).items():
+        for iteration in sorted({p["iteration"] for c in curves for p in c}):
+            points = [p for c in curves for p in c if p["iteration"] == iteration]
+            minutes = fmt_ci(mean_ci([p["wall_seconds"] / 60 for p in points]), digits=1)
+            scores = [_percent([p["scores"].get(k) for p in points]) for k in keys]
+            rows.append([label, str(iteration), minutes, str(len(points)), *scores])
+    header = ["run", "iteration", "wall min", "seeds", "textured", "plain", "patch mean: textured", "background"]
+    return markdown_table(header, rows)
+
+
+def curve_figure(results: Mapping[str, Any], path: Path) -> Path | None:
+    """Textured k-NN against iterations and against wall minutes (seed means; HOG and gray pixels as lines)."""
+    from experiments.studies.figures import new_figure, save_figure
+
+    curves = _curves(results)
+    if not curves:
+        return None
+    fig, axes = new_figure(ncols=2, width=4.6)
+    for label, runs in curves.items():
+        iterations = sorted({p["iteration"] for c in runs for p in c})
+        means = [[p for c in runs for p in c if p["iteration"] == it] for it in iterations]
+        minutes = [float(np.mean([p["wall_seconds"] for p in ps])) / 60 for ps in means]
+        scores = [100 * float(np.mean([p["scores"]["textured"] for p in ps])) for ps in means]
+        axes[0].plot(iterations, scores, marker="o", label=label)
+        axes[1].plot(minutes, scores, marker="o", label=label)
+    for baseline, style in (("HOG (14 px cells, 9 bins)", "--"), ("gray pixels 16x16", ":")):
+        if baseline in results["baselines"]:
+            for ax in axes:
+                ax.axhline(100 * results["baselines"][baseline]["textured"], color="grey", ls=style, label=baseline)
+    axes[0].set(xlabel="iteration", ylabel="textured k-NN top-1 (%)")
+    axes[1].set(xlabel="wall minutes (2-core CPU)")
+    axes[1].legend(fontsize=6)
+    return save_figure(fig, path)
 
 
 @dataclass
@@ -624,13 +692,19 @@ def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
     launch(first, cfg, cfg.out)
     launch([s for s in subruns if _distils(s)], cfg, cfg.out)
     results.setdefault("settings", {})
+    supervised = results.get("supervised", {})
+    if any("scores" in entry for entry in supervised.values()):  # results.json before --supervised-setting
+        results["supervised"] = {"laptop": supervised}
     for s in subruns:
         if s.setting == "supervised":
-            results.setdefault("supervised", {})[str(s.seed)] = s.result()
+            results.setdefault("supervised", {}).setdefault(cfg.supervised_setting, {})[str(s.seed)] = s.result()
         else:
             results["settings"].setdefault(s.setting, {})[str(s.seed)] = s.result()
     save_json(results, path)
     text = table(results)
+    if _curves(results):
+        text += "\n\n" + curve_table(results)
+        curve_figure(results, cfg.out / "curves.png")
     (cfg.out / "table.md").write_text(text + "\n")
     return results
 

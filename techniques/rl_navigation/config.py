@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import torch
 
+from encoders.registry import get_model_spec
+from encoders.released import RELEASED, is_release
 from encoders.utils.config import FlatSections, field_flag, flat_section, is_flat_section
 from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
@@ -457,6 +459,22 @@ def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
                     raise ValueError(f"{field_flag(name)} must be {allowed}, got {value!r}")
 
 
+def _check_weights(flag: str, arch_flag: str, arch: str, weights: str | None) -> None:
+    """``ValueError`` naming ``flag`` unless ``weights`` is ``None``, ``"official"``, a release made for ``arch``
+    (:mod:`encoders.released`) or an existing file."""
+    if weights is None or weights == "official":
+        return
+    if is_release(weights):
+        release = RELEASED[weights]
+        if get_model_spec(arch).name != release.arch:
+            raise ValueError(f"{flag} {weights} are {release.arch} weights; pass {arch_flag} {release.arch} with them")
+    elif not Path(weights).expanduser().is_file():
+        raise ValueError(
+            f"{flag}: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', a released "
+            f"name ({', '.join(RELEASED) or 'none'}), or omit it"
+        )
+
+
 def check_config(cfg: TwoPhaseConfig) -> None:
     """Reject bad or inconsistent settings before any work, naming the flag to change: every field's type, choices
     and range, then the encoder, its weights and patch size, the scene size, the task rules and the phase settings."""
@@ -469,12 +487,7 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     if not cfg.exp_name or os.sep in cfg.exp_name:
         raise ValueError(f"--exp-name must be a non-empty name without {os.sep!r}, got {cfg.exp_name!r}")
     spec = encoders.get_model_spec(cfg.encoder)  # ValueError listing the known encoders
-    weights = cfg.encoder_weights
-    if weights is not None and weights != "official" and not Path(weights).expanduser().is_file():
-        raise ValueError(
-            f"--encoder-weights: encoder weights not found: {weights}; pass an existing checkpoint file, 'official', "
-            "or omit it"
-        )
+    _check_weights("--encoder-weights", "--encoder", spec.name, cfg.encoder_weights)
     patch, depth = int(spec.kwargs["patch_size"]), int(spec.kwargs["depth"])
     if cfg.image_size % patch:
         raise ValueError(
@@ -518,8 +531,7 @@ def check_config(cfg: TwoPhaseConfig) -> None:
                 f"--curiosity.encoder is only read by the {', '.join(ENCODER_SPACES)} spaces, not --curiosity.space "
                 f"{cur.space}; drop it"
             )
-        if cur.encoder_weights is not None and not Path(cur.encoder_weights).expanduser().is_file():
-            raise ValueError(f"--curiosity.encoder-weights: file not found: {cur.encoder_weights}")
+        _check_weights("--curiosity.encoder-weights", "--curiosity.encoder", cur.encoder, cur.encoder_weights)
         if budget.phase2 > 0:
             raise ValueError(
                 f"--curiosity.encoder is a fixed curiosity space; phase 2 fine-tunes --encoder: pass --phase2-"

@@ -23,6 +23,7 @@ from torch import nn
 import encoders
 from encoders.checkpoint import extract_backbone_state_dict, load_backbone_weights, save_backbone
 from encoders.preprocessing import images_to_tensor
+from encoders.released import RELEASED, is_release
 from encoders.utils.io import CheckpointError, load_file
 from encoders.utils.precision import Precision, autocast, autocast_dtype
 from encoders.vision_transformer import DinoVisionTransformer
@@ -69,7 +70,8 @@ class SemanticEncoder(nn.Module):
         precision: Precision = "fp32",
         **overrides: Any,
     ) -> SemanticEncoder:
-        """Build a registry model: ``weights`` ``None`` (random init), ``"official"`` (hub download) or a file path.
+        """Build a registry model: ``weights`` ``None`` (random init), ``"official"`` (hub download), a release name
+        (:mod:`encoders.released`) or a file path.
 
         ``precision``: ``auto``, ``fp32`` or ``bf16`` (the rule of ``encoders.utils.precision``) for its passes.
         """
@@ -78,10 +80,13 @@ class SemanticEncoder(nn.Module):
             backbone = encoders.create_model(name, **overrides)
         elif str(weights) == "official":
             backbone = encoders.create_model(name, pretrained=True, **overrides)
+        elif is_release(weights):
+            backbone = encoders.create_model(name, pretrained=weights, **overrides)
         else:
             if not Path(weights).is_file():
                 raise FileNotFoundError(
-                    f"encoder weights not found: {weights}; pass an existing checkpoint file, 'official', or omit it"
+                    f"encoder weights not found: {weights}; pass an existing checkpoint file, 'official', a released "
+                    f"name ({', '.join(RELEASED) or 'none'}), or omit it"
                 )
             backbone = encoders.create_model(name, **overrides)
             try:  # direct strict load; the registry's slower path only runs to explain a mismatch
