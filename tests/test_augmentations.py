@@ -544,6 +544,25 @@ def test_paired_views_feed_one_view_to_each_global_crop():
     assert all(c.mean() < 0 for c in [*out["global_crops"], *out["local_crops"]])
 
 
+def test_paired_colour_off_keeps_the_colours_of_view_pairs_only():
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 200
+    blue = np.zeros((32, 32, 3), np.uint8)
+    blue[..., 2] = 200
+    strong = _photometric(color_jitter_probability=1.0, grayscale_probability=0.5, blur_probabilities=(0, 0, 0),
+                          channel_permutation_probability=0.5, paired_colour=False)  # fmt: skip
+    aug = DataAugmentationDINO(global_crops_size=28, local_crops_size=14, local_crops_number=2, photometric=strong)
+    exact = {name: aug.apply_crop(image, aug.sample_params("global1", 32, 32, np.random.default_rng(0), 0.0), 28)
+             for name, image in (("red", red), ("blue", blue))}  # fmt: skip
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # pairs: the crops keep their view's colour exactly
+        out = aug((red, blue), rng=rng)
+        torch.testing.assert_close(out["global_crops"][0], exact["red"])
+        torch.testing.assert_close(out["global_crops"][1], exact["blue"])
+    singles = [aug(red, rng=rng)["global_crops"][0] for _ in range(5)]  # single images are still jittered
+    assert not all(torch.allclose(c, exact["red"]) for c in singles)
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [

@@ -95,6 +95,10 @@ class AugmentationConfig:
     paired_view_probability: float = 1.0
     """for sources that give two views of a sample (view pairs): probability that global crop 2 and every other
     local crop come from the second view (else all crops come from the first); ramped like the rest"""
+    paired_colour: bool = True
+    """colour jitter, grayscale, channel permutation and solarize on the crops of view pairs too (False: only on
+    single images; view pairs already differ in colour and background, and keep their colours so that the views'
+    agreement can form; blur and geometry apply as always; see docs/results.md, issue 24)"""
     ramp_iterations: int = 0
     """raise every photometric probability and jitter strength (and paired_view_probability) linearly from 0 to the
     values above over this many iterations (0: full strength from the start); lets an untrained network find
@@ -489,14 +493,23 @@ class DataAugmentationDINO:
         return self._rng
 
     def sample_params(
-        self, kind: CropKind, height: int, width: int, rng: np.random.Generator, strength: float = 1.0
+        self,
+        kind: CropKind,
+        height: int,
+        width: int,
+        rng: np.random.Generator,
+        strength: float = 1.0,
+        colour: bool = True,
     ) -> CropParams:
         """Draw the random parameters of one crop of an ``height x width`` image.
 
         ``strength`` in ``[0, 1]`` scales every photometric probability and jitter magnitude (the ramp of
-        :attr:`AugmentationConfig.ramp_iterations`); geometry is never weakened.
+        :attr:`AugmentationConfig.ramp_iterations`); geometry is never weakened. ``colour=False`` draws no colour
+        change (jitter, grayscale, channel permutation, solarize) and keeps the blur.
         """
         ph = self.photometric
+        blur_strength = strength
+        strength = strength if colour else 0.0
         scale = self.local_crops_scale if kind == "local" else self.global_crops_scale
         box = sample_resized_crop_box(rng, height, width, scale)
         flip = bool(rng.random() < self.flip_p)
@@ -506,7 +519,7 @@ class DataAugmentationDINO:
                 rng, ph.brightness * strength, ph.contrast * strength, ph.saturation * strength, ph.hue * strength
             )
         grayscale = bool(rng.random() < self.grayscale_p * strength)
-        blur_sigma = float(rng.uniform(*self.blur_sigma)) if rng.random() < self.blur_p[kind] * strength else None
+        blur_sigma = float(rng.uniform(*self.blur_sigma)) if rng.random() < self.blur_p[kind] * blur_strength else None
         if blur_sigma is not None and ph.blur_sigma_reference > 0:
             size = self.local_crops_size if kind == "local" else self.global_crops_size
             blur_sigma *= size / ph.blur_sigma_reference
@@ -571,9 +584,10 @@ class DataAugmentationDINO:
             rng = self._get_rng()
         if len(views) == 2 and rng.random() >= self.photometric.paired_view_probability * strength:
             views = views[:1]  # this sample's crops all come from its first view
+        colour = len(views) == 1 or self.photometric.paired_colour
 
         def crop(view: np.ndarray, kind: CropKind, size: int) -> torch.Tensor:
-            return self.apply_crop(view, self.sample_params(kind, *view.shape[:2], rng, strength), size)
+            return self.apply_crop(view, self.sample_params(kind, *view.shape[:2], rng, strength, colour), size)
 
         g1 = crop(views[0], "global1", self.global_crops_size)
         g2 = crop(views[-1], "global2", self.global_crops_size)

@@ -138,7 +138,35 @@ OBJECT_VIEWS: dict[str, Setting] = {
                                 max_iterations=600),
     "plain_600": Setting("... object-sharing pairs whose second view is on plain grey", overrides=_LONG,
                          data="plain", max_iterations=600),
+    "objects_nophoto_600": Setting("... object-sharing pairs without photometric augmentation (the views already "
+                                   "differ in colour)", overrides={**_LONG, **_NO_PHOTOMETRIC}, data="paired",
+                                   max_iterations=600),
+    "plain_nophoto_600": Setting("... second view on plain grey, without photometric augmentation",
+                                 overrides={**_LONG, **_NO_PHOTOMETRIC}, data="plain", max_iterations=600),
+    "aligned_nophoto_600": Setting("... aligned pairs without photometric augmentation",
+                                   overrides={**_LONG, **_NO_PHOTOMETRIC}, data="aligned", max_iterations=600),
+    "objects_nophoto_global_0.6_600": Setting("... object-sharing pairs without photometric augmentation, global "
+                                              "crops of 0.6-1 of the image",
+                                              overrides={**_LONG, **_NO_PHOTOMETRIC,
+                                                         "crops.global_crops_scale": (0.6, 1.0)},
+                                              data="paired", max_iterations=600),
+    "objects_nophoto_400pc_600": Setting("... object-sharing pairs without photometric augmentation, 400 objects "
+                                         "per class", overrides={**_LONG, **_NO_PHOTOMETRIC}, data="paired:400",
+                                         max_iterations=600),
 }  # fmt: skip
+# Architecture at 112 px on the object-sharing recipe: patch 8 (196 tokens) against 14 (64), register tokens, width
+# against depth; each row's wall time is in the table (compare at equal wall time with the curves).
+_OBJECTS = {**_LONG, **_NO_PHOTOMETRIC}
+for _arch, _what in (
+    ("vit_mini_patch8", "patch 8 (196 tokens at 112 px)"),
+    ("vit_mini_reg_patch14", "4 register tokens"),
+    ("vit_mini_wide_patch14", "3 blocks of width 192"),
+    ("vit_mini_deep_patch14", "12 blocks of width 96"),
+):
+    OBJECT_VIEWS[f"arch_{_arch.removeprefix('vit_')}_600"] = Setting(
+        f"objects_nophoto_600 with {_arch}: {_what}", overrides={**_OBJECTS, "student.arch": _arch}, data="paired",
+        max_iterations=600,
+    )
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
 MAIN_SETTINGS: tuple[str, ...] = (
@@ -204,11 +232,12 @@ class EncoderRecipeConfig(LaunchOptions):
 
 # -------------------------------------------------------------------------------------------------- data
 def pretraining_data(cfg: EncoderRecipeConfig, kind: str) -> str:
-    """The ``--data`` value of a setting's data kind (writing the folder on first use)."""
-    if kind == "paired":
-        return f"objects:{cfg.per_class}"
-    if kind in ("aligned", "plain"):
-        return f"objects:{cfg.per_class}:{kind}"
+    """The ``--data`` value of a setting's data kind (writing the folder on first use); the procedural kinds take
+    a count of objects per class after a colon (``paired:400``; default ``--per-class``)."""
+    base, _, count = kind.partition(":")
+    if base in ("paired", "aligned", "plain"):
+        per_class = int(count) if count else cfg.per_class
+        return f"objects:{per_class}" + ("" if base == "paired" else f":{base}")
     if kind == "objects":
         from envs.scenes.object_set import write_object_set
 
