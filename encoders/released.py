@@ -9,6 +9,7 @@ command that made it and the CPU it was made on (docs/results.md has its scores)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,10 @@ class ReleasedWeights:
         return WEIGHTS_DIR / self.file
 
 
+MANIFEST = "releases.json"
+"""``encoders/weights/releases.json``: one entry per release (the fields of :class:`ReleasedWeights`), written by
+``python -m experiments.release_encoder``"""
+
 RELEASED: dict[str, ReleasedWeights] = {}
 
 
@@ -47,6 +52,18 @@ def register_release(release: ReleasedWeights) -> ReleasedWeights:
         raise ValueError(f"release name {release.name!r} is taken or not a plain name")
     RELEASED[release.name] = release
     return release
+
+
+def read_manifest(folder: Path = WEIGHTS_DIR) -> list[ReleasedWeights]:
+    """The releases listed in ``folder/releases.json`` (none without the file)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return []
+    return [ReleasedWeights(**entry) for entry in json.loads(path.read_text())]
+
+
+for _release in read_manifest():
+    register_release(_release)
 
 
 def is_release(weights: object) -> bool:
@@ -84,4 +101,14 @@ def released_path(name: str, arch: str | None = None) -> Path:
     return release.path
 
 
-__all__ = ["RELEASED", "WEIGHTS_DIR", "ReleasedWeights", "is_release", "register_release", "released_path", "sha256_of"]
+__all__ = [
+    "MANIFEST",
+    "RELEASED",
+    "WEIGHTS_DIR",
+    "ReleasedWeights",
+    "is_release",
+    "read_manifest",
+    "register_release",
+    "released_path",
+    "sha256_of",
+]

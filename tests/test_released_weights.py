@@ -11,6 +11,7 @@ import torch
 
 import encoders
 from encoders import released
+from encoders.checkpoint import sidecar_path
 from encoders.released import RELEASED, ReleasedWeights, released_path, sha256_of
 from encoders.utils.io import CheckpointError
 
@@ -77,10 +78,34 @@ def test_every_release_matches_its_hash_and_its_source_features(name):
         out = model.forward_features(reference["images"])
     torch.testing.assert_close(out["x_norm_clstoken"], reference["cls"], atol=2e-2, rtol=2e-2)
     torch.testing.assert_close(out["x_norm_patchtokens"], reference["patch"], atol=2e-2, rtol=2e-2)
-    sidecar = json.loads(release.path.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(release.path).read_text())
     assert sidecar["name"] == release.arch
 
 
 def test_release_registry_rejects_reused_names():
     with pytest.raises(ValueError, match="taken"):
         released.register_release(ReleasedWeights("official", "vit_mini_patch14", "x.pth", "0", "", "", ""))
+
+
+def test_release_cli_writes_weights_manifest_and_reference(tmp_path, monkeypatch):
+    from experiments import release_encoder
+
+    monkeypatch.setattr(released, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(release_encoder, "REFERENCE_DIR", tmp_path / "reference")
+    torch.manual_seed(1)
+    encoders.save_backbone(encoders.create_model("vit_pico_patch14"), tmp_path / "run.pth", name="vit_pico_patch14",
+                           overrides={})  # fmt: skip
+    argv = ["--weights", str(tmp_path / "run.pth"), "--name", "pico-test", "--command", "made by a test"]
+    assert release_encoder.main(argv) == 0
+    [entry] = released.read_manifest(tmp_path / "weights")
+    assert entry.arch == "vit_pico_patch14" and entry.command == "made by a test"
+    assert sha256_of(entry.path) == entry.sha256 and entry.path.stat().st_size < (tmp_path / "run.pth").stat().st_size
+    monkeypatch.setitem(RELEASED, entry.name, entry)
+    reference = torch.load(tmp_path / "reference" / "pico-test.pt")
+    model = encoders.create_model("vit_pico_patch14", pretrained="pico-test").eval()
+    with torch.no_grad():
+        cls = model.forward_features(reference["images"])["x_norm_clstoken"]
+    torch.testing.assert_close(cls, reference["cls"], atol=2e-2, rtol=2e-2)
+    assert release_encoder.main(argv) == 0  # a re-release replaces its entry
+    assert len(released.read_manifest(tmp_path / "weights")) == 1
+    assert release_encoder.main(["--name", "x"]) == 2
