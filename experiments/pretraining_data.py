@@ -20,8 +20,8 @@ PROCEDURAL_PREFIX = "objects:"
 
 
 def procedural_images(cfg: TrainLoopConfig) -> Any | None:
-    """The dataset that ``cfg.data`` names when it is a procedural spec (``objects:N[:aligned|:plain|:single]``); ``None`` for a
-    folder. Objects are rendered at the global crop size's 112-px native resolution of the object set."""
+    """The dataset that ``cfg.data`` names when it is a procedural spec (``objects:N[:aligned|:plain|:single]``);
+    ``None`` for a folder. Objects are rendered at the global crop size's 112-px native resolution of the object set."""
     spec = cfg.data
     if not spec.startswith(PROCEDURAL_PREFIX):
         return None

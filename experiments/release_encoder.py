@@ -48,7 +48,9 @@ def reference_images(n: int, size: int) -> torch.Tensor:
     from envs.scenes.object_set import sample_object
     from envs.scenes.types import OBJECT_CLASSES
 
-    images = [sample_object(OBJECT_CLASSES[i % len(OBJECT_CLASSES)], i, "test", image_size=size).image for i in range(n)]
+    images = [
+        sample_object(OBJECT_CLASSES[i % len(OBJECT_CLASSES)], i, "test", image_size=size).image for i in range(n)
+    ]
     return images_to_tensor(np.stack(images))
 
 
@@ -63,10 +65,12 @@ def release(cfg: ReleaseConfig) -> dict[str, str]:
         raise ValueError("pass --weights FILE (a trained backbone) and --name NAME (e.g. semnav-objects)")
     if not Path(cfg.weights).is_file():
         raise ValueError(f"--weights {cfg.weights}: no such file")
-    source = encoders.create_model_from_checkpoint(cfg.weights).eval()
     if not sidecar_path(cfg.weights).is_file():
-        raise ValueError(f"--weights {cfg.weights} has no {sidecar_path(cfg.weights).name}; pass a backbone file as the "
-                         "trainers write it (teacher_backbone.pth, backbone.pth)")  # fmt: skip
+        raise ValueError(
+            f"--weights {cfg.weights} has no {sidecar_path(cfg.weights).name}; pass a backbone file as the trainers "
+            "write it (teacher_backbone.pth, backbone.pth)"
+        )
+    source = encoders.create_model_from_checkpoint(cfg.weights).eval()
     meta = json.loads(sidecar_path(cfg.weights).read_text())
     arch = meta["name"]
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)

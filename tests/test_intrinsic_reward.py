@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer, compute_gae
-from techniques.rl_navigation.running_stats import RewardForwardFilter, RunningMeanStd
+from techniques.rl_navigation.running_stats import RewardForwardFilter
 
 
-def test_running_mean_std_matches_numpy():
+def test_normaliser_state_round_trips_exactly():
     rng = np.random.default_rng(0)
-    chunks = [rng.normal(3.0, 2.0, size=(n, 3)) for n in (5, 17, 1, 40)]
-    rms = RunningMeanStd((3,), epsilon=0.0)
-    rms.count = 0.0
-    for c in chunks:
-        rms.update(c)
-    allx = np.concatenate(chunks)
-    np.testing.assert_allclose(rms.mean, allx.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(rms.var, allx.var(0), rtol=1e-12)
-    assert rms.count == len(allx)
-    state = rms.state_dict()
-    other = RunningMeanStd((3,))
-    other.load_state_dict(state)
-    np.testing.assert_array_equal(other.var, rms.var)
+    norm = IntrinsicRewardNormalizer(n_envs=3, gamma=0.9, warmup_rollouts=0)
+    for n in (5, 17, 1):
+        norm(rng.normal(3.0, 2.0, size=(n, 3)))
+    other = IntrinsicRewardNormalizer(n_envs=3, gamma=0.9, warmup_rollouts=0)
+    other.load_state_dict(norm.state_dict())
+    raw = rng.normal(size=(4, 3))
+    np.testing.assert_array_equal(other(raw.copy()), norm(raw.copy()))
+    assert other.return_std == norm.return_std
 
 
 def test_reward_forward_filter_closed_form():
@@ -43,9 +39,9 @@ def test_normaliser_divides_by_return_std():
     raw = np.ones((4, 1))
     out = norm(raw)
     returns = np.array([1.0, 1.5, 1.75, 1.875])  # filtered returns of constant rewards
-    rms = RunningMeanStd(())
+    rms = RunningMeanStd(shape=())
     rms.update(returns)
-    np.testing.assert_allclose(out, raw / rms.std, rtol=1e-6)
+    np.testing.assert_allclose(out, raw / np.sqrt(rms.var), rtol=1e-6)
 
 
 def test_episodic_and_non_episodic_differ_only_after_dones():

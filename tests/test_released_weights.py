@@ -35,7 +35,7 @@ def test_release_loads_by_name_everywhere(fake_release):
     from encoders.eval.features import load_frozen_encoder
     from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 
-    model, release = fake_release
+    model, _ = fake_release
     x = torch.randn(2, 3, 56, 56)
     expected = model.eval().forward_features(x)["x_norm_patchtokens"]
     for loaded in (

@@ -258,8 +258,8 @@ def render_object(
     rng = np.random.default_rng(0) if rng is None else rng
     canvas = object_canvas(background, image_size, rng)
     drawn_seed = int(rng.integers(2**63))  # drawn even when style_seed is given: the stream stays the same
-    return paint_object(canvas, class_name, colour, size, angle, offset, drawn_seed if style_seed is None else style_seed,
-                        outline)  # fmt: skip
+    style = drawn_seed if style_seed is None else style_seed
+    return paint_object(canvas, class_name, colour, size, angle, offset, style, outline)
 
 
 def object_canvas(background: str | None, image_size: int, rng: np.random.Generator) -> np.ndarray:

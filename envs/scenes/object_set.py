@@ -232,7 +232,9 @@ class ObjectViewPairs:
         self.paired = paired
         self.view_geometry = view_geometry
         self.kwargs = kwargs
-        self.second_kwargs = dict(kwargs) if second_backgrounds is None else {**kwargs, "backgrounds": tuple(second_backgrounds)}
+        self.second_kwargs = (
+            dict(kwargs) if second_backgrounds is None else {**kwargs, "backgrounds": tuple(second_backgrounds)}
+        )
 
     def __len__(self) -> int:
         return self.per_class * len(self.classes)

@@ -145,16 +145,16 @@ OBJECT_VIEWS: dict[str, Setting] = {
                                  overrides={**_LONG, **_NO_PHOTOMETRIC}, data="plain", max_iterations=600),
     "aligned_nophoto_600": Setting("... aligned pairs without photometric augmentation",
                                    overrides={**_LONG, **_NO_PHOTOMETRIC}, data="aligned", max_iterations=600),
-    "objects_nophoto_global_0.6_600": Setting("... object-sharing pairs without photometric augmentation, global "
-                                              "crops of 0.6-1 of the image",
-                                              overrides={**_LONG, **_NO_PHOTOMETRIC,
-                                                         "crops.global_crops_scale": (0.6, 1.0)},
-                                              data="paired", max_iterations=600),
-    "objects_nophoto_400pc_600": Setting("... object-sharing pairs without photometric augmentation, 400 objects "
-                                         "per class", overrides={**_LONG, **_NO_PHOTOMETRIC}, data="paired:400",
-                                         max_iterations=600),
+    "plain_nophoto_global_0.6_600": Setting("... second view on plain grey, no photometric augmentation, global "
+                                            "crops of 0.6-1 of the image",
+                                            overrides={**_LONG, **_NO_PHOTOMETRIC,
+                                                       "crops.global_crops_scale": (0.6, 1.0)},
+                                            data="plain", max_iterations=600),
+    "plain_nophoto_400pc_600": Setting("... second view on plain grey, no photometric augmentation, 400 objects "
+                                       "per class", overrides={**_LONG, **_NO_PHOTOMETRIC}, data="plain:400",
+                                       max_iterations=600),
 }  # fmt: skip
-# Architecture at 112 px on the object-sharing recipe: patch 8 (196 tokens) against 14 (64), register tokens, width
+# Architecture at 112 px on the plain-second-view recipe: patch 8 (196 tokens) against 14 (64), register tokens, width
 # against depth; each row's wall time is in the table (compare at equal wall time with the curves).
 _OBJECTS = {**_LONG, **_NO_PHOTOMETRIC}
 for _arch, _what in (
@@ -164,7 +164,9 @@ for _arch, _what in (
     ("vit_mini_deep_patch14", "12 blocks of width 96"),
 ):
     OBJECT_VIEWS[f"arch_{_arch.removeprefix('vit_')}_600"] = Setting(
-        f"objects_nophoto_600 with {_arch}: {_what}", overrides={**_OBJECTS, "student.arch": _arch}, data="paired",
+        f"plain_nophoto_600 with {_arch}: {_what}",
+        overrides={**_OBJECTS, "student.arch": _arch},
+        data="plain",
         max_iterations=600,
     )
 EXPLORATION.update(OBJECT_VIEWS)
@@ -533,7 +535,9 @@ def table(results: Mapping[str, Any]) -> str:
         rows.append([label, *(_percent([scores.get(k)]) for k, _ in COLUMNS), *([""] * len(MONITORS)), ""])
     for setting, per_seed in sorted(results.get("supervised", {}).items()):
         entries = list(per_seed.values())
-        label = f"supervised reference (labels; `{setting}`'s network, augmentation and iterations; {len(entries)} seed)"
+        label = (
+            f"supervised reference (labels; `{setting}`'s network, augmentation and iterations; {len(entries)} seed)"
+        )
         cells = [label, *(_percent([e["scores"].get(k) for e in entries]) for k, _ in COLUMNS)]
         minutes = fmt_ci(mean_ci([e["pretraining"]["wall_seconds"] / 60 for e in entries]), digits=1)
         rows.append([*cells, *([""] * len(MONITORS)), minutes])

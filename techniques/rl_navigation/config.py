@@ -551,7 +551,7 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     def generator(size: int) -> SceneGenerator:
         return SceneGenerator(**scene_generator_kwargs(size, patch, cfg.scene_seed))
 
-    n_train = max(cfg.n_train_scenes, cfg.pretrain_images if cfg.pretrain and weights is None else 0)
+    n_train = max(cfg.n_train_scenes, cfg.pretrain_images if cfg.pretrain and cfg.encoder_weights is None else 0)
     splits = {"train": n_train, cfg.eval_split: max(cfg.n_eval_scenes, n_train if cfg.eval_split == "train" else 0)}
     too_small = [
         split

@@ -270,7 +270,7 @@ class Curiosity:
             "intrinsic_raw_mean": float(raw.mean()),
             "intrinsic_mean": float(rewarded.mean()),
             "intrinsic_std": float(rewarded.std()),
-            "intrinsic_return_std": float(self.normalizer.return_rms.std),
+            "intrinsic_return_std": self.normalizer.return_std,
             "intrinsic_warming_up": float(warming),
             "intrinsic_advantage_std": float(adv.std()),
         }

@@ -24,8 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 
-from techniques.rl_navigation.running_stats import RewardForwardFilter, RunningMeanStd
+from techniques.rl_navigation.running_stats import RewardForwardFilter
 
 
 def compute_gae(
@@ -87,13 +88,13 @@ class IntrinsicRewardNormalizer:
         self.warmup_rollouts = int(warmup_rollouts)
         self.epsilon = float(epsilon)
         self.filter = RewardForwardFilter(gamma, n_envs)
-        self.return_rms = RunningMeanStd(())
+        self.return_rms = RunningMeanStd(shape=())
         self.rollouts_since_reset = 0
 
     def reset(self) -> None:
         """Forget the statistics (call at the phase switch); the next ``warmup_rollouts`` rollouts re-warm them."""
         self.filter.reset()
-        self.return_rms.reset()
+        self.return_rms = RunningMeanStd(shape=())
         self.rollouts_since_reset = 0
 
     @property
@@ -111,9 +112,14 @@ class IntrinsicRewardNormalizer:
             returns[t] = self.filter.update(raw[t], None if not self.episodic or dones is None else dones[t])
         self.return_rms.update(returns.reshape(-1))
 
+    @property
+    def return_std(self) -> float:
+        """The running std of the intrinsic return."""
+        return float(np.sqrt(self.return_rms.var))
+
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """``raw / (std of the intrinsic return + eps)``, float32, no statistics update."""
-        return (np.asarray(raw, dtype=np.float64) / (self.return_rms.std + self.epsilon)).astype(np.float32)
+        return (np.asarray(raw, dtype=np.float64) / (self.return_std + self.epsilon)).astype(np.float32)
 
     def __call__(self, raw: np.ndarray, dones: np.ndarray | None = None) -> np.ndarray:
         """Update the statistics with one rollout ``(T, N)`` and return its normalised rewards (zeros while warming)."""
@@ -125,16 +131,20 @@ class IntrinsicRewardNormalizer:
         return self.normalize(raw)
 
     def state_dict(self) -> dict[str, Any]:
+        rms = self.return_rms
         return {
             "filter": self.filter.state_dict(),
-            "return_rms": self.return_rms.state_dict(),
+            "return_rms": {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)},
             "rollouts_since_reset": self.rollouts_since_reset,
             "episodic": self.episodic,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.filter.load_state_dict(state["filter"])
-        self.return_rms.load_state_dict(state["return_rms"])
+        saved = state["return_rms"]
+        self.return_rms.mean = np.asarray(saved["mean"], dtype=np.float64).reshape(())
+        self.return_rms.var = np.asarray(saved["var"], dtype=np.float64).reshape(())
+        self.return_rms.count = float(saved["count"])
         self.rollouts_since_reset = int(state["rollouts_since_reset"])
 
 

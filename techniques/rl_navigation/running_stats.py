@@ -1,7 +1,7 @@
-"""Running statistics for reward normalisation: a parallel-update mean/variance and RND's reward forward filter.
+"""RND's reward forward filter: the running discounted intrinsic return whose std normalises the intrinsic reward
+(the running std itself is SB3's ``RunningMeanStd``).
 
-Reference: Burda et al. 2018, "Exploration by Random Network Distillation" (``RewardForwardFilter`` and the
-running std of the intrinsic return); Chan, Golub & LeVeque 1979 (parallel variance update).
+Reference: Burda et al. 2018, "Exploration by Random Network Distillation".
 """
 
 from __future__ import annotations
@@ -9,54 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-
-class RunningMeanStd:
-    """Mean and variance of a stream of arrays, updated batch by batch (exact, order independent).
-
-    Args:
-        shape: shape of one sample (``()`` for scalars).
-        epsilon: initial pseudo-count, so ``var`` is defined before any update (mean 0, var 1).
-    """
-
-    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
-        self.shape = tuple(shape)
-        self.epsilon = float(epsilon)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every sample (mean 0, var 1, count ``epsilon``)."""
-        self.mean = np.zeros(self.shape, dtype=np.float64)
-        self.var = np.ones(self.shape, dtype=np.float64)
-        self.count = self.epsilon
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.var)
-
-    def update(self, x: np.ndarray) -> None:
-        """Add a batch ``x`` of shape ``(B, *shape)``."""
-        x = np.asarray(x, dtype=np.float64).reshape(-1, *self.shape)
-        if len(x) == 0:
-            return
-        self.update_from_moments(x.mean(axis=0), x.var(axis=0), len(x))
-
-    def update_from_moments(self, batch_mean: np.ndarray, batch_var: np.ndarray, batch_count: int) -> None:
-        """Merge a batch given by its mean, (population) variance and size."""
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.var = m2 / total
-        self.count = total
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": float(self.count)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean = np.asarray(state["mean"], dtype=np.float64).reshape(self.shape)
-        self.var = np.asarray(state["var"], dtype=np.float64).reshape(self.shape)
-        self.count = float(state["count"])
 
 
 class RewardForwardFilter:
@@ -105,4 +57,4 @@ class RewardForwardFilter:
         self.rewems = rewems.copy()
 
 
-__all__ = ["RewardForwardFilter", "RunningMeanStd"]
+__all__ = ["RewardForwardFilter"]
