@@ -52,7 +52,8 @@ class RLSettings:
     encoder: str = "vit_mini_patch14"
     """encoder architecture (the tiny pretrained encoder's)"""
     encoder_weights: str | None = None
-    """encoder checkpoint; none: the shared tiny pretrained encoder (cpu budget) or random init (smoke)"""
+    """encoder checkpoint or release name; none: the released semnav-objects encoder (cpu budget; the shared tiny
+    pretrained encoder before it is released) or random init (smoke)"""
     image_size: int = 168
     """scene side in pixels (168 with patch 14: 12x12 cells)"""
     n_train_scenes: int = 128
@@ -189,11 +190,22 @@ SMOKE_RL: dict[str, Any] = {
 }
 
 
+#: the studies' default encoder weights when the release exists for ``--rl.encoder`` (``encoders.released``)
+DEFAULT_RELEASE = "semnav-objects"
+
+
 def study_encoder_weights(rl: RLSettings, budget: str, encoders_dir: Path) -> str | None:
-    """Encoder weights of a study's sub-runs: explicit ``--rl.encoder-weights``; else the shared tiny pretrained
-    encoder (built if missing) except in the smoke budget (random init unless it already exists)."""
+    """Encoder weights of a study's sub-runs: explicit ``--rl.encoder-weights``; else the released
+    :data:`DEFAULT_RELEASE` when it fits ``--rl.encoder``; else the shared tiny pretrained encoder (built if missing).
+    The smoke budget never uses the release nor builds the shared encoder (random init unless it exists)."""
+    from encoders.registry import get_model_spec
+    from encoders.released import RELEASED
+
     if rl.encoder_weights:
         return rl.encoder_weights
+    release = RELEASED.get(DEFAULT_RELEASE)
+    if budget != "smoke" and release is not None and release.arch == get_model_spec(rl.encoder).name:
+        return DEFAULT_RELEASE
     weights = encoders_dir / "pretrain" / "run" / "teacher_backbone.pth"
     if budget == "smoke" or rl.encoder != "vit_mini_patch14":
         return str(weights) if weights.exists() and rl.encoder == "vit_mini_patch14" else None
@@ -243,6 +255,7 @@ def arm_run(
 
 
 __all__ = [
+    "DEFAULT_RELEASE",
     "SMOKE_RL",
     "RLSettings",
     "RLStudyConfig",

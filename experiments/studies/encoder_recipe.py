@@ -71,16 +71,27 @@ class Setting:
 
 _DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "dino.koleo_loss_weight": 0.1}
 
+# The laptop preset of issue 15 (900 iterations, colour augmentation on every crop): its rows keep their meaning.
+_ISSUE15 = {"optim.epochs": 9, "aug.paired_colour": True}
 SETTINGS: dict[str, Setting] = {
-    "laptop": Setting("the laptop preset: SimDINO, fast teacher, colour augmentation, blur relative to the crop"),
-    "paired": Setting("laptop on view pairs (two renders per object: other background and colour)", data="aligned"),
-    "scenes": Setting("laptop on 512 procedural navigation scenes (the RL demo's images)", data="scenes"),
-    "dinov2_loss": Setting("laptop with the DINOv2 loss (prototypes, centering, KoLeo) instead of SimDINO",
-                           overrides={"objective": "dinov2", **_DINO_HEADS}),
-    "laptop_pico": Setting("vit_pico from scratch with the laptop recipe (the distilled student's peer)",
-                           overrides={"student.arch": "vit_pico_patch14"}),
-    "laptop_distilled_pico": Setting("the laptop teacher (same seed) distilled into vit_pico (distill --preset laptop)",
-                                     distill_from="laptop"),
+    "objects": Setting("the released semnav-objects recipe (--preset objects): object-sharing view pairs, the second "
+                       "on plain grey, views keep their colours, 6,000 iterations", preset="objects", data="plain"),
+    "laptop": Setting("the laptop preset: the objects recipe cut to 1,600 iterations (15 minutes)", data="plain"),
+    "laptop_folder": Setting("the laptop preset on the folder of object images (standard multi-crop, colour "
+                             "augmentation)"),
+    "laptop_issue15": Setting("the issue-15 laptop preset: SimDINO, fast teacher, colour augmentation, blur "
+                              "relative to the crop, 900 iterations on the folder", overrides=_ISSUE15),
+    "paired": Setting("laptop_issue15 on view pairs (two renders per object: other background and colour)",
+                      overrides=_ISSUE15, data="aligned"),
+    "scenes": Setting("laptop_issue15 on 512 procedural navigation scenes (the RL demo's images)", overrides=_ISSUE15,
+                      data="scenes"),
+    "dinov2_loss": Setting("laptop_issue15 with the DINOv2 loss (prototypes, centering, KoLeo) instead of SimDINO",
+                           overrides={**_ISSUE15, "objective": "dinov2", **_DINO_HEADS}),
+    "laptop_pico": Setting("vit_pico from scratch with the laptop_issue15 recipe (the distilled student's peer)",
+                           overrides={**_ISSUE15, "student.arch": "vit_pico_patch14"}),
+    "laptop_distilled_pico": Setting("the laptop_issue15 teacher (same seed) distilled into vit_pico (distill "
+                                     "--preset laptop, 900 iterations)", overrides={"optim.epochs": 9},
+                                     distill_from="laptop_issue15"),
     "tiny_dinov2": Setting("the previous CPU recipe: --preset tiny (DINOv2, 300 iterations) with base lr 0.03",
                            preset="tiny", overrides={"optim.base_lr": 0.03}),
 }  # fmt: skip
@@ -88,7 +99,7 @@ SETTINGS: dict[str, Setting] = {
 # The exploration that chose the preset's settings, from its first draft (6 local crops, teacher momentum 0.99,
 # 600 iterations) on. Rows compare only with rows of the same number of iterations (the 200- and 300-iteration rows
 # stop early in the 600-iteration schedule).
-_DRAFT = {"crops.local_crops_number": 6, "teacher.momentum_teacher": 0.99, "optim.epochs": 6}
+_DRAFT = {"crops.local_crops_number": 6, "teacher.momentum_teacher": 0.99, "optim.epochs": 6, "aug.paired_colour": True}
 _NO_PHOTOMETRIC = {
     "aug.color_jitter_probability": 0.0, "aug.grayscale_probability": 0.0,
     "aug.channel_permutation_probability": 0.0, "aug.solarize_probability": 0.0,
@@ -121,7 +132,7 @@ EXPLORATION: dict[str, Setting] = {
 
 # Issue 24: views that share the object only. Every row is cut at 600 iterations of a 2,700-iteration schedule (27
 # epochs of 100), the length of the released recipe's search.
-_LONG = {"optim.epochs": 27}
+_LONG = {"optim.epochs": 27, "aug.paired_colour": True}
 OBJECT_VIEWS: dict[str, Setting] = {
     "long_600": Setting("laptop, 2,700-iteration schedule, first 600 iterations", overrides=_LONG, max_iterations=600),
     "objects_600": Setting("... on object-sharing view pairs (background, colour, size, pose and position redrawn)",
@@ -171,9 +182,7 @@ for _arch, _what in (
     )
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
-MAIN_SETTINGS: tuple[str, ...] = (
-    "laptop", "paired", "scenes", "dinov2_loss", "laptop_pico", "laptop_distilled_pico", "tiny_dinov2",
-)  # fmt: skip
+MAIN_SETTINGS: tuple[str, ...] = ("objects", "laptop", "laptop_folder")
 
 EVAL_SETS: dict[str, dict[str, str]] = {
     "textured": {"synthetic_backgrounds": "random", "synthetic_colour_mode": "random"},
@@ -294,10 +303,8 @@ def pretrain_config(cfg: EncoderRecipeConfig, setting: Setting, seed: int, run_d
 
 
 def supervised_run_name(cfg: EncoderRecipeConfig, seed: int) -> str:
-    """The supervised reference's run folder name (``supervised__s0``; ``supervised_<setting>__s0`` for another
-    setting than laptop)."""
-    suffix = "" if cfg.supervised_setting == "laptop" else f"_{cfg.supervised_setting}"
-    return f"supervised{suffix}__s{seed}"
+    """The supervised reference's run folder name, ``supervised_<setting>__s<seed>``."""
+    return f"supervised_{cfg.supervised_setting}__s{seed}"
 
 
 # ---------------------------------------------------------------------------------------------- pretraining
@@ -727,7 +734,7 @@ def run(cfg: EncoderRecipeConfig) -> dict[str, Any]:
     results.setdefault("settings", {})
     supervised = results.get("supervised", {})
     if any("scores" in entry for entry in supervised.values()):  # results.json before --supervised-setting
-        results["supervised"] = {"laptop": supervised}
+        results["supervised"] = {"laptop_issue15": supervised}
     for s in subruns:
         if s.setting == "supervised":
             results.setdefault("supervised", {}).setdefault(cfg.supervised_setting, {})[str(s.seed)] = s.result()

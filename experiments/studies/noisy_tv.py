@@ -97,7 +97,7 @@ class NoisyTVConfig(RLStudyConfig):
     --tvs x --spaces"""
     supervised_weights: str | None = None
     """checkpoint of the supervised reference encoder (the --rl.encoder network trained with labels: the encoder
-    recipe study's supervised__s0/backbone.pth); required by the 'supervised' space"""
+    recipe study's supervised_laptop__s0/backbone.pth); required by the 'supervised' space"""
     probe: bool = True
     """run the offline probe of every (TV, space) before the RL runs"""
     probe_steps: int = 512
@@ -174,7 +174,7 @@ def check_study(cfg: NoisyTVConfig) -> None:
     if "supervised" in cfg.spaces and not cfg.supervised_weights:
         raise ValueError(
             "the 'supervised' space needs --supervised-weights (train it with python -m "
-            "experiments.studies.encoder_recipe --settings laptop --seeds 0: runs/<...>/supervised__s0/backbone.pth), "
+            "experiments.studies.encoder_recipe --settings laptop --seeds 0: runs/<...>/supervised_laptop__s0/backbone.pth), "
             "or drop it from --spaces"
         )
     if not arms(cfg):

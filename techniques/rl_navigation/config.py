@@ -99,7 +99,7 @@ class CuriosityConfig:
     name, with --curiosity.encoder-weights (e.g. the laptop encoder or the supervised reference, while the policy
     observes the oracle); phase 1 only"""
     encoder_weights: str | None = None
-    """checkpoint of --curiosity.encoder (none: random initialisation)"""
+    """checkpoint or release name (e.g. semnav-objects) of --curiosity.encoder (none: random initialisation)"""
     forward_hidden: int = 256
     """hidden width of the forward model"""
     forward_layers: int = 2
@@ -165,9 +165,10 @@ class TwoPhaseConfig(FlatSections):
     --success-radius, --min-start-distance, --include-position, --include-heading, --success-reward,
     --step-penalty, --distance-reward-scale, --image-goal)"""
     encoder: str = "dinov2_vits14"
-    """encoder registry name (dinov2_vit{s,b,l,g}14[_reg], vit_{tiny,mini,pico}_patch{14,16}, ...)"""
+    """encoder registry name (dinov2_vit{s,b,l,g}14[_reg], vit_{tiny,mini,pico}_patch{8,14,16}, ...)"""
     encoder_weights: str | None = None
-    """encoder checkpoint path, 'official' (DINOv2 hub download), or none (demo: pretrain one; else random)"""
+    """encoder checkpoint path, 'official' (DINOv2 hub download), a release of semnav (semnav-objects, with --encoder
+    vit_mini_patch14), or none (demo: pretrain one; else random)"""
     image_size: int = 448
     """scene side in pixels (multiple of the patch size): 448 with patch 14 gives 32x32 cells"""
     n_train_scenes: int = 64
