@@ -1,10 +1,11 @@
 """Study: which pretraining recipe gives a laptop-sized encoder that keeps object identity and drops colour and
-background? The sweep behind the ``laptop`` preset.
+background? The sweep behind the ``objects`` and ``laptop`` presets and the released ``semnav-objects`` encoder.
 
-Every setting pretrains ``vit_mini_patch14`` on the same 1,200 object images (``envs.scenes.object_set
---per-class 100``, default backgrounds: six textures and plain grey, random colours), or on the source the setting
-names, and is then evaluated frozen by k-NN (cls token, k=20, T=0.07) on four held-out object sets (12 classes,
-40 train / 20 val images per class):
+Every setting pretrains ``vit_mini_patch14`` on 1,200 procedural objects (100 per class): the folder of
+``envs.scenes.object_set --per-class 100`` (default backgrounds: six textures and plain grey, random colours), or
+the same objects as view pairs that share the object only (``--data objects:100[:plain|:aligned]``), or the source
+the setting names. It is then evaluated frozen by k-NN (k=20, T=0.07; on the cls token, and on the patch-token mean
+as ``patch_mean/<set>``) on four held-out object sets (12 classes, 40 train / 20 val images per class):
 
 - ``textured``: random backgrounds and colours; also the *background* k-NN (lower is better: the background is a
   nuisance);
@@ -12,15 +13,17 @@ names, and is then evaluated frozen by k-NN (cls token, k=20, T=0.07) on four he
 - ``textured shift`` / ``plain shift``: train hues in [0, 0.5) turns, val hues in [0.5, 1): a colour shortcut fails.
 
 Raw RGB pixels, gray pixels, HOG and the random-init network are evaluated on the same sets, and so is a
-*supervised reference*: the same network trained with the class labels, on the same images, augmentation, batch
-and number of iterations as the ``laptop`` preset, which bounds what the budget allows. Run::
+*supervised reference*: the network of ``--supervised-setting`` trained with the class labels, on the folder's
+images, with its augmentation, batch and number of iterations, which bounds what the budget allows. Run::
 
     python -m experiments.studies.encoder_recipe --out runs/studies/encoder_recipe
+    python -m experiments.studies.encoder_recipe --settings objects --curve 600 1200 1800 3000 4500 --no-supervised
     python -m experiments.studies.encoder_recipe --settings laptop --seeds 0 1 2    # the preset over 3 seeds
 
-Each pretraining run is a normal ``experiments.pretrain`` run folder under ``OUT/runs/<setting>__s<seed>/``; a
-finished run is reused and an interrupted one resumed, so the command can be re-run at any time. Outputs:
-``results.json`` (per setting and seed), ``table.md``.
+``--curve`` stops each run at those iterations, evaluates it and resumes it (the same run as without stops), for
+k-NN against iterations and wall time (``curves.png``). Each pretraining run is a normal ``experiments.pretrain``
+run folder under ``OUT/runs/<setting>__s<seed>/``; a finished run is reused and an interrupted one resumed, so the
+command can be re-run at any time. Outputs: ``results.json`` (per setting and seed), ``table.md``, ``curves.png``.
 """
 
 from __future__ import annotations
@@ -179,6 +182,12 @@ for _arch, _what in (
         overrides={**_OBJECTS, "student.arch": _arch},
         data="plain",
         max_iterations=600,
+    )
+# The masked-patch term (SimDINOv2's patch alignment, iBOT's place) at other weights than 1, on the same recipe.
+for _weight in (0.0, 2.0):
+    OBJECT_VIEWS[f"patch_weight_{_weight:g}_600"] = Setting(
+        f"plain_nophoto_600 with the masked-patch term at weight {_weight:g} (1 elsewhere)",
+        overrides={**_OBJECTS, "ibot.loss_weight": _weight}, data="plain", max_iterations=600,
     )
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
