@@ -24,13 +24,13 @@ Headings: 0 up (north), 1 right (east), 2 down (south), 3 left (west).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import cv2
 import numpy as np
 
 from envs import MAX_EPISODE_STEPS
+from envs.agents import AgentState
 from envs.crops import CellCrops
 from envs.episodes import TV_BLOCK, EpisodeSamplingMixin
 from envs.goals import image_goal_candidates
@@ -66,13 +66,6 @@ def prepare_navigation(
             f"build_world(tv={config.tv!r}, ...)"
         )
     return config, world
-
-
-def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A numpy ``Generator`` in the saved ``bit_generator.state``."""
-    generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
-    generator.bit_generator.state = state
-    return generator
 
 
 class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMixin):
@@ -126,9 +119,12 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
             self._goal_pixel_table = np.stack(resized)  # (G*K, P, P, 3)
         self._bind_views()
         self.max_episode_steps = int(max_episode_steps)
-        before = set(vars(self))
-        self._allocate()
-        self._agent_fields = tuple(sorted(set(vars(self)) - before - {"_agents"}))  # what agent_state() saves
+        pixel_goals = config.observation == "pixels" and config.task == "imagenav"
+        #: every agent's episode in progress (:class:`envs.agents.AgentState`)
+        self.agents = AgentState.zeros(
+            self.n, (self.h, self.w), self.max_episode_steps, TV_BLOCK, self.crop if pixel_goals else None
+        )
+        self._all = np.arange(self.n)  # the index of every agent
 
     # ------------------------------------------------------------------------------------------ setup
     def _bind_views(self) -> None:
@@ -161,53 +157,20 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         self.__dict__.update(state)
         self._bind_views()
 
-    def _allocate(self) -> None:
-        n = self.n
-        i64 = np.int64
-        self.scene = np.zeros(n, i64)
-        self.variant = np.zeros(n, i64)
-        self.row = np.zeros(n, i64)
-        self.col = np.zeros(n, i64)
-        self.heading = np.zeros(n, i64)
-        self.goal_row = np.zeros(n, i64)
-        self.goal_col = np.zeros(n, i64)
-        self.goal_id = np.full(n, -1, i64)
-        self.goal_vec = np.zeros(n, i64)
-        self.steps = np.zeros(n, i64)
-        self.path_length = np.zeros(n, i64)
-        self.visited = np.zeros((n, self.h, self.w), dtype=bool)
-        self.visited_count = np.zeros(n, i64)
-        self.start_distance = np.zeros(n, i64)
-        self.distance = np.zeros(n, i64)
-        self.episode_return = np.zeros(n, np.float64)
-        self.episode_start = np.zeros(n, np.float64)
-        self.tv_steps = np.zeros(n, i64)  # steps that ended with the TV in view
-        self.remote_presses = np.zeros(n, i64)  # remote presses with the TV in view
-        self.tv_draws = np.zeros(n, i64)  # TV redraws in the episode so far
-        self.tv_seq = np.zeros((n, TV_BLOCK), i64)
-        self.tv_rngs: list[np.random.Generator | None] = [None] * n
-        self.trail = np.zeros((n, self.max_episode_steps + 1, 2), np.int16)
-        self._agents = np.arange(n)
-        if self.config.observation == "pixels" and self.config.task == "imagenav":
-            self._goal_pixels = np.zeros((n, self.crop, self.crop, 3), np.uint8)
-
     def set_max_episode_steps(self, max_episode_steps: int) -> None:
         """Change the time limit (takes effect for episodes started afterwards; resizes the trail buffer)."""
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         if max_episode_steps != self.max_episode_steps:
             self.max_episode_steps = int(max_episode_steps)
-            trail = np.zeros((self.n, self.max_episode_steps + 1, 2), np.int16)
-            keep = min(trail.shape[1], self.trail.shape[1])
-            trail[:, :keep] = self.trail[:, :keep]
-            self.trail = trail
+            self.agents.resize_trail(self.max_episode_steps)
 
     # ------------------------------------------------------------------------------------------ geometry
     def distance_at(self, idx: np.ndarray | slice, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Geodesic (Manhattan) distance in cells from ``(rows, cols)`` to the goals of agents ``idx``."""
         if self.config.task == "imagenav":
-            return np.abs(rows - self.goal_row[idx]) + np.abs(cols - self.goal_col[idx])
-        return self.world.object_goals.distance_maps[self.goal_id[idx], rows, cols].astype(np.int64)
+            return np.abs(rows - self.agents.goal_row[idx]) + np.abs(cols - self.agents.goal_col[idx])
+        return self.world.object_goals.distance_maps[self.agents.goal_id[idx], rows, cols].astype(np.int64)
 
     def _distance_map(self, goal_cell: tuple[int, int] | None, goal_id: int) -> np.ndarray:
         if self.config.task == "imagenav":
@@ -221,38 +184,21 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
     def poses(self) -> dict[str, np.ndarray]:
         """Where each agent is now: copies of its ``scene``, colour ``variant``, cell ``row`` / ``col`` and ``heading``,
         each ``(N,)`` int64 (what the curiosity learners record per step; the arrays stay the core's own)."""
-        return {name: getattr(self, name).copy() for name in self.POSE_FIELDS}
+        return {name: getattr(self.agents, name).copy() for name in self.POSE_FIELDS}
 
     def agent_state(self) -> dict[str, Any]:
-        """The agents' episodes in progress: copies of every per-agent array of :meth:`_allocate` (cells, goals,
-        counters, visited cells, TV frame streams, ...) and the states of the per-agent generators; with the same
-        world, :meth:`load_agent_state` continues each episode exactly where it was."""
-        state: dict[str, Any] = {"max_episode_steps": self.max_episode_steps}
-        for name in self._agent_fields:
-            value = getattr(self, name)
-            if name == "episode_start":  # a clock reading: keep the time elapsed instead
-                state[name] = time.perf_counter() - value
-            elif isinstance(value, np.ndarray):
-                state[name] = value.copy()
-            else:  # a list of per-agent generators (or None before an agent's first episode)
-                state[name] = [None if g is None else g.bit_generator.state for g in value]
-        return state
+        """The agents' episodes in progress (:meth:`AgentState.state_dict`) and the time limit; with the same world,
+        :meth:`load_agent_state` continues each episode exactly where it was."""
+        return {"max_episode_steps": self.max_episode_steps, **self.agents.state_dict()}
 
     def load_agent_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`agent_state` (same number of agents and grid)."""
-        missing = sorted(set(self._agent_fields) - set(state))
-        if missing:
-            raise ValueError(f"agent state lacks {missing}; it was saved by another version of the environment")
+        if "max_episode_steps" not in state:
+            raise ValueError(
+                "agent state lacks ['max_episode_steps']; it was saved by another version of the environment"
+            )
         self.set_max_episode_steps(int(state["max_episode_steps"]))
-        for name in self._agent_fields:
-            value, current = state[name], getattr(self, name)
-            if isinstance(current, np.ndarray):
-                value = np.asarray(value)
-                if value.shape != current.shape:
-                    raise ValueError(f"agent state {name!r} has shape {value.shape}, this environment {current.shape}")
-                current[...] = time.perf_counter() - value if name == "episode_start" else value
-            else:
-                setattr(self, name, [None if g is None else generator_from_state(g) for g in value])
+        self.agents.load_state_dict(state)
 
 
 __all__ = [

@@ -118,44 +118,44 @@ class EpisodeSamplingMixin:
             return
         options = options if options is not None else [None] * len(agents)
         eps = [self._episode(rng, opt) for rng, opt in zip(rngs, options)]
-        self.scene[agents] = [e["scene"] for e in eps]
-        self.goal_row[agents] = [e["goal_cell"][0] for e in eps]
-        self.goal_col[agents] = [e["goal_cell"][1] for e in eps]
-        self.goal_id[agents] = [e["goal_id"] for e in eps]
-        self.goal_vec[agents] = [e["goal_vec"] for e in eps]
-        self.row[agents] = [e["start"][0] for e in eps]
-        self.col[agents] = [e["start"][1] for e in eps]
-        self.heading[agents] = [e["heading"] for e in eps]
-        self.start_distance[agents] = [e["start_distance"] for e in eps]
-        self.distance[agents] = self.start_distance[agents]
+        self.agents.scene[agents] = [e["scene"] for e in eps]
+        self.agents.goal_row[agents] = [e["goal_cell"][0] for e in eps]
+        self.agents.goal_col[agents] = [e["goal_cell"][1] for e in eps]
+        self.agents.goal_id[agents] = [e["goal_id"] for e in eps]
+        self.agents.goal_vec[agents] = [e["goal_vec"] for e in eps]
+        self.agents.row[agents] = [e["start"][0] for e in eps]
+        self.agents.col[agents] = [e["start"][1] for e in eps]
+        self.agents.heading[agents] = [e["heading"] for e in eps]
+        self.agents.start_distance[agents] = [e["start_distance"] for e in eps]
+        self.agents.distance[agents] = self.agents.start_distance[agents]
         if self.world.variant_mode == "tv":
             for i, e in zip(agents.tolist(), eps):
-                self.tv_rngs[i] = np.random.default_rng(e["tv_seed"])
-                self.tv_seq[i] = self.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
-            self.variant[agents] = self.tv_seq[agents, 0]
+                self.agents.tv_rngs[i] = np.random.default_rng(e["tv_seed"])
+                self.agents.tv_seq[i] = self.agents.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
+            self.agents.variant[agents] = self.agents.tv_seq[agents, 0]
         else:
-            self.variant[agents] = [e["variant"] for e in eps]
-        self.steps[agents] = 0
-        self.path_length[agents] = 0
-        self.visited[agents] = False
-        self.visited[agents, self.row[agents], self.col[agents]] = True
-        self.visited_count[agents] = 1
-        self.episode_return[agents] = 0.0
-        self.episode_start[agents] = time.perf_counter()
-        self.tv_steps[agents] = 0
-        self.remote_presses[agents] = 0
-        self.tv_draws[agents] = 0
-        self.trail[agents, 0, 0] = self.row[agents]
-        self.trail[agents, 0, 1] = self.col[agents]
+            self.agents.variant[agents] = [e["variant"] for e in eps]
+        self.agents.steps[agents] = 0
+        self.agents.path_length[agents] = 0
+        self.agents.visited[agents] = False
+        self.agents.visited[agents, self.agents.row[agents], self.agents.col[agents]] = True
+        self.agents.visited_count[agents] = 1
+        self.agents.episode_return[agents] = 0.0
+        self.agents.episode_start[agents] = time.perf_counter()
+        self.agents.tv_steps[agents] = 0
+        self.agents.remote_presses[agents] = 0
+        self.agents.tv_draws[agents] = 0
+        self.agents.trail[agents, 0, 0] = self.agents.row[agents]
+        self.agents.trail[agents, 0, 1] = self.agents.col[agents]
         if self.config.observation == "pixels" and self.config.task == "imagenav":
-            self._goal_pixels[agents] = self._crops(
-                self.scene[agents], np.zeros_like(agents), self.goal_row[agents], self.goal_col[agents],
-                np.zeros_like(agents),
-            )  # fmt: skip
+            a = self.agents
+            a.goal_pixels[agents] = self._crops(
+                a.scene[agents], np.zeros_like(agents), a.goal_row[agents], a.goal_col[agents], np.zeros_like(agents)
+            )
 
     def reset_infos(self, agents: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Info dicts right after a reset (same keys as :meth:`step` infos; ``is_success`` False)."""
-        idx = self._agents if agents is None else np.asarray(agents, dtype=np.int64)
+        idx = self._all if agents is None else np.asarray(agents, dtype=np.int64)
         return self._infos(idx, np.zeros(len(idx), bool))
 
 

@@ -70,16 +70,16 @@ class ObservationMixin:
     def observe(self, agents: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Fresh observation arrays ``(n, ...)`` for ``agents`` (default all), keyed like :meth:`observation_space`."""
         cfg = self.config
-        idx = self._agents if agents is None else np.asarray(agents, dtype=np.int64)
-        s, v, r, c = self.scene[idx], self.variant[idx], self.row[idx], self.col[idx]
-        heading = self.heading[idx] if cfg.actions == "egocentric" else np.zeros_like(idx)
+        idx = self._all if agents is None else np.asarray(agents, dtype=np.int64)
+        s, v, r, c = self.agents.scene[idx], self.agents.variant[idx], self.agents.row[idx], self.agents.col[idx]
+        heading = self.agents.heading[idx] if cfg.actions == "egocentric" else np.zeros_like(idx)
         obs: dict[str, np.ndarray] = {}
         if cfg.observation == "pixels":
             obs["pixels"] = self._crops(s, v, r, c, heading)
             if cfg.task == "imagenav":
-                obs["goal_pixels"] = self._goal_pixels[idx]
+                obs["goal_pixels"] = self.agents.goal_pixels[idx]
             else:
-                obs["goal_pixels"] = self._goal_pixel_table[self.goal_vec[idx]]
+                obs["goal_pixels"] = self._goal_pixel_table[self.agents.goal_vec[idx]]
         else:
             base = s * self.n_variants + v
             if cfg.observation == "mean":
@@ -88,15 +88,17 @@ class ObservationMixin:
                 feats = self._windows(base, r, c, heading)  # (n, K, K, D)
             obs["features"] = self._as_obs(feats)
             if cfg.task == "imagenav":
-                goal = self._wm[((s * self.n_variants) * self.h + self.goal_row[idx]) * self.w + self.goal_col[idx]]
+                goal = self._wm[
+                    ((s * self.n_variants) * self.h + self.agents.goal_row[idx]) * self.w + self.agents.goal_col[idx]
+                ]
             else:
-                goal = self._goal_vecs[self.goal_vec[idx]]
+                goal = self._goal_vecs[self.agents.goal_vec[idx]]
             obs["goal"] = self._as_obs(goal)
         if cfg.include_position:
             pos = np.stack([r / max(self.h - 1, 1), c / max(self.w - 1, 1)], axis=1)
             obs["position"] = pos.astype(np.float32)
         if cfg.include_heading:
-            obs["heading"] = _EYE4[self.heading[idx]]
+            obs["heading"] = _EYE4[self.agents.heading[idx]]
         return obs
 
     @staticmethod

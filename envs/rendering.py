@@ -114,16 +114,18 @@ class RenderingMixin:
     def snapshot(self, i: int) -> dict[str, Any]:
         """Everything needed to render agent ``i``'s episode so far (copies; safe to keep after a reset)."""
         i = int(i)
-        steps = int(min(self.steps[i], self.max_episode_steps))
-        goal_id = int(self.goal_id[i])
+        steps = int(min(self.agents.steps[i], self.max_episode_steps))
+        goal_id = int(self.agents.goal_id[i])
         return {
-            "scene": int(self.scene[i]),
-            "variant": int(self.variant[i]),
-            "position": (int(self.row[i]), int(self.col[i])),
-            "heading": int(self.heading[i]),
-            "visited": self.visited[i].copy(),
-            "trail": self.trail[i, : steps + 1].copy(),
-            "goal_cell": (int(self.goal_row[i]), int(self.goal_col[i])) if self.config.task == "imagenav" else None,
+            "scene": int(self.agents.scene[i]),
+            "variant": int(self.agents.variant[i]),
+            "position": (int(self.agents.row[i]), int(self.agents.col[i])),
+            "heading": int(self.agents.heading[i]),
+            "visited": self.agents.visited[i].copy(),
+            "trail": self.agents.trail[i, : steps + 1].copy(),
+            "goal_cell": (int(self.agents.goal_row[i]), int(self.agents.goal_col[i]))
+            if self.config.task == "imagenav"
+            else None,
             "goal_boxes": list(self.world.object_goals.instance_boxes[goal_id]) if goal_id >= 0 else [],
         }
 

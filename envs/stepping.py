@@ -70,80 +70,80 @@ class SteppingMixin:
         if cfg.actions == "grid":
             dr, dc = _GRID_DR[move], _GRID_DC[move]
             new_heading = _GRID_HEADING[move]
-            self.heading = np.where(new_heading >= 0, new_heading, self.heading)
+            self.agents.heading = np.where(new_heading >= 0, new_heading, self.agents.heading)
         else:
-            self.heading = (self.heading + _EGO_TURN[move]) % 4
+            self.agents.heading = (self.agents.heading + _EGO_TURN[move]) % 4
             forward = _EGO_FORWARD[move]
-            dr, dc = _HEADING_DR[self.heading] * forward, _HEADING_DC[self.heading] * forward
-        row = np.minimum(np.maximum(self.row + dr, 0), self.h - 1)  # the border blocks the move
-        col = np.minimum(np.maximum(self.col + dc, 0), self.w - 1)
-        self.path_length += (row != self.row) | (col != self.col)
-        self.row, self.col = row, col
-        self.steps += 1
-        agents = self._agents
-        self.visited_count += ~self.visited[agents, row, col]
-        self.visited[agents, row, col] = True
-        self.trail[agents, np.minimum(self.steps, self.max_episode_steps), 0] = row
-        self.trail[agents, np.minimum(self.steps, self.max_episode_steps), 1] = col
-        previous = self.distance
-        self.distance = self.distance_at(agents, row, col)
-        within = self.distance <= cfg.success_radius
+            dr, dc = _HEADING_DR[self.agents.heading] * forward, _HEADING_DC[self.agents.heading] * forward
+        row = np.minimum(np.maximum(self.agents.row + dr, 0), self.h - 1)  # the border blocks the move
+        col = np.minimum(np.maximum(self.agents.col + dc, 0), self.w - 1)
+        self.agents.path_length += (row != self.agents.row) | (col != self.agents.col)
+        self.agents.row, self.agents.col = row, col
+        self.agents.steps += 1
+        agents = self._all
+        self.agents.visited_count += ~self.agents.visited[agents, row, col]
+        self.agents.visited[agents, row, col] = True
+        self.agents.trail[agents, np.minimum(self.agents.steps, self.max_episode_steps), 0] = row
+        self.agents.trail[agents, np.minimum(self.agents.steps, self.max_episode_steps), 1] = col
+        previous = self.agents.distance
+        self.agents.distance = self.distance_at(agents, row, col)
+        within = self.agents.distance <= cfg.success_radius
         if cfg.stop_action:
             terminated = a == self.stop_index
             success = terminated & within
         else:
             success = terminated = within
-        truncated = ~terminated & (self.steps >= self.max_episode_steps)
+        truncated = ~terminated & (self.agents.steps >= self.max_episode_steps)
         reward = success * cfg.success_reward - cfg.step_penalty
         if cfg.distance_reward_scale:
-            reward = reward + cfg.distance_reward_scale * (previous - self.distance)
-        self.episode_return += reward
+            reward = reward + cfg.distance_reward_scale * (previous - self.agents.distance)
+        self.agents.episode_return += reward
         if self.world.tv is not None:
             self._step_tv(a)
         infos = self._infos(agents, success)
         for i in np.flatnonzero(terminated | truncated):
             infos[i]["episode"] = {
-                "r": round(float(self.episode_return[i]), 6),
-                "l": int(self.steps[i]),
-                "t": round(time.perf_counter() - float(self.episode_start[i]), 6),
+                "r": round(float(self.agents.episode_return[i]), 6),
+                "l": int(self.agents.steps[i]),
+                "t": round(time.perf_counter() - float(self.agents.episode_start[i]), 6),
             }
-            infos[i]["tv_fraction"] = float(self.tv_steps[i] / self.steps[i])
-            infos[i]["remote_presses"] = int(self.remote_presses[i])
+            infos[i]["tv_fraction"] = float(self.agents.tv_steps[i] / self.agents.steps[i])
+            infos[i]["remote_presses"] = int(self.agents.remote_presses[i])
             ended = not cfg.stop_action or a[i] == self.stop_index
             for k in SUCCESS_DISTANCES:
-                infos[i][f"success_within_{k}"] = bool(ended and self.distance[i] <= k)
+                infos[i][f"success_within_{k}"] = bool(ended and self.agents.distance[i] <= k)
         return reward, terminated, truncated, infos
 
     def _step_tv(self, actions: np.ndarray) -> None:
         """Count the steps that ended with the TV in view and redraw the TVs of this step (every step, or on a remote
         press with the TV in view: the remote action does not move, so "in view" is where the agent is)."""
-        in_view = self.tv_view[self.scene, self.row, self.col]
-        self.tv_steps += in_view
+        in_view = self.tv_view[self.agents.scene, self.agents.row, self.agents.col]
+        self.agents.tv_steps += in_view
         if self.world.tv.redraws_every_step:
             redraw = np.ones(self.n, dtype=bool)
         else:
             redraw = (actions == self.config.remote_index) & in_view
-            self.remote_presses += redraw
-        self.tv_draws += redraw
-        slot = self.tv_draws % TV_BLOCK
+            self.agents.remote_presses += redraw
+        self.agents.tv_draws += redraw
+        slot = self.agents.tv_draws % TV_BLOCK
         for i in np.flatnonzero(redraw & (slot == 0)):
-            self.tv_seq[i] = self.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
-        self.variant = self.tv_seq[self._agents, slot]
+            self.agents.tv_seq[i] = self.agents.tv_rngs[i].integers(self.n_variants, size=TV_BLOCK)
+        self.agents.variant = self.agents.tv_seq[self._all, slot]
 
     def _infos(self, idx: np.ndarray, success: np.ndarray) -> list[dict[str, Any]]:
-        distance, start, path = self.distance[idx], self.start_distance[idx], self.path_length[idx]
-        scene, row, col = self.scene[idx], self.row[idx], self.col[idx]
+        distance, start, path = self.agents.distance[idx], self.agents.start_distance[idx], self.agents.path_length[idx]
+        scene, row, col = self.agents.scene[idx], self.agents.row[idx], self.agents.col[idx]
         columns = zip(
             success.tolist(),
             distance.tolist(),
             metrics.spl(success, metrics.success_path_length(start, self.config.success_radius), path).tolist(),
             metrics.soft_spl(distance, start, path).tolist(),
-            (self.visited_count[idx] / self.n_cells).tolist(),
+            (self.agents.visited_count[idx] / self.n_cells).tolist(),
             path.tolist(),
             scene.tolist(),
-            self.variant[idx].tolist(),
+            self.agents.variant[idx].tolist(),
             zip(row.tolist(), col.tolist()),
-            self.heading[idx].tolist(),
+            self.agents.heading[idx].tolist(),
             self.tv_view[scene, row, col].tolist(),
         )
         # a dict display per agent (the keys of INFO_KEYS, in order) is the cheapest way to build N dicts

@@ -23,8 +23,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from envs import MAX_EPISODE_STEPS
+from envs.agents import AGENT_FIELDS, generator_from_state
 from envs.contract import check_actions, check_argument_types, check_options, require_reset
-from envs.core import NavCore, generator_from_state, prepare_navigation
+from envs.core import NavCore, prepare_navigation
 from envs.features import SceneFeatures
 from envs.rules import NavConfig
 from envs.world import NavWorld, TaskName, build_world
@@ -184,8 +185,9 @@ class ImageNavVecEnv(VecEnv):
         self._reset_options()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The attribute for each agent: a per-agent state array of the core (``scene``, ``row``, ``heading``,
-        ``steps``, ...) gives that agent's entry; anything else (this env's or its config's) is shared."""
+        """The attribute for each agent: an array of the agents' state (:class:`~envs.agents.AgentState`: ``scene``,
+        ``row``, ``heading``, ``steps``, ...) gives that agent's entry; anything else (this env's or its config's) is
+        shared."""
         idx = list(self._get_indices(indices))
         per_agent = self._per_agent_array(attr_name)
         if per_agent is not None:
@@ -251,10 +253,9 @@ class ImageNavVecEnv(VecEnv):
 
     # ---------------------------------------------------------------------------------------- helpers
     def _per_agent_array(self, name: str) -> np.ndarray | None:
-        value = getattr(self.core, name, None) if not name.startswith("_") else None
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == self.num_envs:
-            return value
-        return None
+        """The :class:`~envs.agents.AgentState` array ``name`` (``None`` for any other name)."""
+        value = getattr(self.core.agents, name, None) if name in AGENT_FIELDS else None
+        return value if isinstance(value, np.ndarray) else None
 
     def __repr__(self) -> str:
         return f"ImageNavVecEnv(num_envs={self.num_envs}, task={self.config.task!r}, world={self.world!r})"

@@ -141,7 +141,7 @@ def test_render_rgb_array_frame():
     frame = env.render()
     assert frame.shape == (112, 112, 3) and frame.dtype == np.uint8
     assert tuple(frame[2 * 14 + 7, 3 * 14 + 5]) == AGENT_COLOUR  # the agent's disc in cell (2, 3)
-    scene = env.world.images[env.core.scene[0], 0]
+    scene = env.world.images[env.core.agents.scene[0], 0]
     assert not np.array_equal(frame[6 * 14 : 7 * 14, 6 * 14 : 7 * 14], scene[6 * 14 : 7 * 14, 6 * 14 : 7 * 14])  # goal
     big = make_env(render_mode="rgb_array", render_scale=2)
     big.reset(seed=0)

@@ -81,11 +81,11 @@ def test_distance_to_goal_is_the_shortest_path_at_every_step(task):
     steps = 0
     while steps < 120:
         if core.config.task == "imagenav":
-            goals = [(int(core.goal_row[0]), int(core.goal_col[0]))]
+            goals = [(int(core.agents.goal_row[0]), int(core.agents.goal_col[0]))]
         else:
             goals = [
                 (r, c)
-                for r0, c0, r1, c1 in env.world.object_goals.instance_boxes[int(core.goal_id[0])]
+                for r0, c0, r1, c1 in env.world.object_goals.instance_boxes[int(core.agents.goal_id[0])]
                 for r in range(r0, r1 + 1)
                 for c in range(c0, c1 + 1)
             ]
@@ -105,11 +105,25 @@ def _episode_starts(env: ImageNavVecEnv, policy: np.random.Generator, n_episodes
     seen: list[list[tuple]] = [[] for _ in range(env.num_envs)]
     core = env.core
     for i in range(env.num_envs):
-        seen[i].append((int(core.scene[i]), int(core.goal_row[i]), int(core.goal_col[i]), int(core.row[i])))
+        seen[i].append(
+            (
+                int(core.agents.scene[i]),
+                int(core.agents.goal_row[i]),
+                int(core.agents.goal_col[i]),
+                int(core.agents.row[i]),
+            )
+        )
     while min(len(s) for s in seen) < n_episodes:
         _, _, dones, _ = env.step(policy.integers(env.action_space.n, size=env.num_envs))
         for i in np.flatnonzero(dones):
-            seen[i].append((int(core.scene[i]), int(core.goal_row[i]), int(core.goal_col[i]), int(core.row[i])))
+            seen[i].append(
+                (
+                    int(core.agents.scene[i]),
+                    int(core.agents.goal_row[i]),
+                    int(core.agents.goal_col[i]),
+                    int(core.agents.row[i]),
+                )
+            )
     return [tuple(s[:n_episodes]) for s in seen]
 
 

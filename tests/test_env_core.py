@@ -62,7 +62,7 @@ def test_grid_moves_heading_and_border_noop():
     assert info["position"] == (1, 1) and info["heading"] == 2
     _, _, _, _, info = env.step(LEFT)
     assert info["position"] == (1, 0) and info["heading"] == 3 and info["distance_to_goal"] == 6 + 7
-    assert env.core.steps[0] == 4 and info["coverage"] == pytest.approx(4 / 64)
+    assert env.core.agents.steps[0] == 4 and info["coverage"] == pytest.approx(4 / 64)
 
 
 @pytest.mark.parametrize("observation", ["window", "pixels"])
@@ -176,7 +176,7 @@ def test_objectnav_goal_is_any_instance_of_the_class():
     world = env.world
     goals = world.object_goals
     _, info = env.reset(seed=0)
-    g = int(env.core.goal_id[0])
+    g = int(env.core.agents.goal_id[0])
     scene = world.scenes[info["scene_index"]]
     assert goals.goal_scene[g] == info["scene_index"]
     assert goals.class_name(g) in {o.class_name for o in scene.objects}
@@ -190,7 +190,7 @@ def test_objectnav_goal_is_any_instance_of_the_class():
         _, _, terminated, _, info = env.step(action)
         steps += 1
     assert info["is_success"] and info["distance_to_goal"] <= 1 and info["spl"] == pytest.approx(1.0)
-    assert steps == max(env.core.start_distance[0] - 1, 0)
+    assert steps == max(env.core.agents.start_distance[0] - 1, 0)
     with pytest.raises(ValueError, match="not a class present"):
         absent = next(n for n in ("airplane", "bus", "chair", "car") if n not in {o.class_name for o in scene.objects})
         env.reset(options={"scene_index": info["scene_index"], "goal": absent})

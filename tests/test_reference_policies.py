@@ -35,11 +35,13 @@ def make_env(n: int, task: str = "imagenav", **kwargs) -> ImageNavVecEnv:
 def place(env: ImageNavVecEnv, i: int, cell: tuple[int, int], heading: int, goal: tuple[int, int] | None = None):
     """Put agent ``i`` on ``cell`` facing ``heading`` (and its image goal on ``goal``) at the start of an episode."""
     c = env.core
-    c.row[i], c.col[i], c.heading[i] = cell[0], cell[1], heading
+    c.agents.row[i], c.agents.col[i], c.agents.heading[i] = cell[0], cell[1], heading
     if goal is not None:
-        c.goal_row[i], c.goal_col[i] = goal
-    c.distance[i] = c.start_distance[i] = c.distance_at(np.array([i]), c.row[i : i + 1], c.col[i : i + 1])[0]
-    c.steps[i] = c.path_length[i] = 0
+        c.agents.goal_row[i], c.agents.goal_col[i] = goal
+    c.agents.distance[i] = c.agents.start_distance[i] = c.distance_at(
+        np.array([i]), c.agents.row[i : i + 1], c.agents.col[i : i + 1]
+    )[0]
+    c.agents.steps[i] = c.agents.path_length[i] = 0
 
 
 def act_many(act, n: int, calls: int = 200) -> np.ndarray:
@@ -81,7 +83,7 @@ def test_persistent_walk_walks_straight_to_the_wall_then_turns():
     act = persistent_walk_actor(env, keep=1.0, seed=0)
     for col in range(1, 8):
         env.step(act({}, np.zeros(1, bool)))
-        assert (env.core.row[0], env.core.col[0], env.core.heading[0]) == (2, col, 1)
+        assert (env.core.agents.row[0], env.core.agents.col[0], env.core.agents.heading[0]) == (2, col, 1)
     action = act({}, np.zeros(1, bool))[0]  # at the right wall
     assert action in (UP, DOWN, LEFT)
 
@@ -112,7 +114,7 @@ def test_recognition_walks_straight_to_a_goal_in_view_and_stops_within_the_radiu
     place(env, 0, (3, 1), heading=0, goal=(3, 3))  # goal 2 cells to the right: in the 5x5 window
     act = recognition_walk_actor(env, keep=0.8, seed=0)
     _, _, dones, infos = env.step(act({}, np.zeros(1, bool)))
-    assert (env.core.row[0], env.core.col[0]) == (3, 2) and not dones[0]
+    assert (env.core.agents.row[0], env.core.agents.col[0]) == (3, 2) and not dones[0]
     action = act({}, np.zeros(1, bool))
     assert action[0] == env.core.stop_index  # within the success radius: STOP
     _, _, dones, infos = env.step(action)
@@ -148,12 +150,12 @@ def test_objectnav_recognition_sees_any_instance_of_the_goal_class():
     env = make_env(1, task="objectnav", patch_radius=2, success_radius=1)
     c = env.core
     act = recognition_walk_actor(env, seed=0)
-    g = int(c.goal_id[0])
+    g = int(c.agents.goal_id[0])
     dist = c.world.object_goals.distance_maps[g]
     seen = np.zeros((c.h, c.w), bool)
     for r in range(c.h):
         for col in range(c.w):
-            c.row[0], c.col[0] = r, col
+            c.agents.row[0], c.agents.col[0] = r, col
             seen[r, col] = act.goal_in_view()[0]
             assert seen[r, col] == (dist[max(r - 2, 0) : r + 3, max(col - 2, 0) : col + 3].min() == 0)
     assert seen.any() and not seen.all()
@@ -176,7 +178,15 @@ def _recording(env: ImageNavVecEnv, act):
     def wrapped(obs, starts):
         for i in np.flatnonzero(starts):
             episodes[(int(i), int(count[i]))] = tuple(
-                int(v[i]) for v in (c.scene, c.goal_row, c.goal_col, c.row, c.col, c.start_distance)
+                int(v[i])
+                for v in (
+                    c.agents.scene,
+                    c.agents.goal_row,
+                    c.agents.goal_col,
+                    c.agents.row,
+                    c.agents.col,
+                    c.agents.start_distance,
+                )
             )
             count[i] += 1
         for i in range(env.num_envs):

@@ -29,7 +29,7 @@ def test_stop_at_the_goal_is_one_move_longer_than_optimal():
     env = _env(stop_action=True, success_radius=1, min_start_distance=2)
     stop = env.core.stop_index
     terminated, info = _run(env, [RIGHT] * 5 + [stop])  # STOP on entering the radius: 5 moves, optimal
-    assert terminated and info["is_success"] and info["path_length"] == 5 and env.core.start_distance[0] == 6
+    assert terminated and info["is_success"] and info["path_length"] == 5 and env.core.agents.start_distance[0] == 6
     assert info["spl"] == pytest.approx(1.0)
     terminated, info = _run(env, [RIGHT] * 6 + [stop])  # on to the goal cell, then STOP: 6 moves
     assert terminated and info["is_success"] and info["distance_to_goal"] == 0 and info["path_length"] == 6

@@ -96,20 +96,20 @@ def test_remote_redraws_only_on_the_remote_action_with_the_tv_in_view():
     view = env.core.tv_view[0]
     far = tuple(int(v) for v in np.argwhere(~view)[0])
     env.reset(seed=0, options={"scene_index": 0, "start": far})
-    frames = [env.core.variant[0]]
+    frames = [env.core.agents.variant[0]]
     for _ in range(6):  # out of view: pressing does nothing
         info = env.step(REMOTE)[-1]
         frames.append(info["variant_index"])
         assert info["position"] == far and not info["tv_in_view"]
-    assert len(set(frames)) == 1 and env.core.remote_presses[0] == 0
+    assert len(set(frames)) == 1 and env.core.agents.remote_presses[0] == 0
     env.reset(seed=0, options={"scene_index": 0, "start": (r0, c0)})  # on the TV: in view
-    first = env.core.variant[0]
+    first = env.core.agents.variant[0]
     presses = []
     for _ in range(12):
         info = env.step(REMOTE)[-1]
         presses.append(info["variant_index"])
         assert info["tv_in_view"]
-    assert env.core.remote_presses[0] == 12 and len(set([first, *presses])) > 2
+    assert env.core.agents.remote_presses[0] == 12 and len(set([first, *presses])) > 2
     moves = [env.step(a)[-1]["variant_index"] for a in (UP, DOWN, LEFT, RIGHT)]
     assert set(moves) == {presses[-1]}  # moving never redraws the remote TV
 

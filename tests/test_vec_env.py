@@ -96,7 +96,7 @@ def test_sb3_vec_env_api():
     assert vec.get_attr("render_mode") == ["rgb_array"] * 3
     assert vec.get_attr("success_radius", indices=[0]) == [1]
     headings = vec.get_attr("heading")
-    assert headings == vec.core.heading.tolist()
+    assert headings == vec.core.agents.heading.tolist()
     vec.set_attr("heading", 2, indices=[1])
     assert vec.get_attr("heading", indices=1) == [2]
     with pytest.raises(ValueError, match="shared by all agents"):

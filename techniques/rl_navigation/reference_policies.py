@@ -73,12 +73,12 @@ class _PersistentWalk:
     def open_headings(self) -> np.ndarray:
         """``(N, 4)`` bool: the move in each heading stays on the grid (the border blocks the others)."""
         c = self.core
-        rows, cols = c.row[:, None] + _DR, c.col[:, None] + _DC
+        rows, cols = c.agents.row[:, None] + _DR, c.agents.col[:, None] + _DC
         return (rows >= 0) & (rows < c.h) & (cols >= 0) & (cols < c.w)
 
     def walk(self) -> np.ndarray:
         """``(N,)`` actions of the persistent walk (draws the same random numbers on every call)."""
-        heading = self.core.heading
+        heading = self.core.agents.heading
         n = len(heading)
         keep_draw, heading_draw, turn_draw = self.rng.random(n), self.rng.random((n, 4)), self.rng.random((n, 2))
         open_ = self.open_headings()
@@ -121,8 +121,11 @@ class _RecognitionWalk(_PersistentWalk):
         """``(N,)`` bool: a goal cell lies within the observed window (Chebyshev ``patch_radius``)."""
         c = self.core
         if self.goal_view is None:  # image goal: its cell
-            return np.maximum(np.abs(c.row - c.goal_row), np.abs(c.col - c.goal_col)) <= self.radius
-        return self.goal_view[c.goal_id, c.row, c.col]
+            return (
+                np.maximum(np.abs(c.agents.row - c.agents.goal_row), np.abs(c.agents.col - c.agents.goal_col))
+                <= self.radius
+            )
+        return self.goal_view[c.agents.goal_id, c.agents.row, c.agents.col]
 
     def __call__(self, obs: dict[str, np.ndarray], episode_starts: np.ndarray) -> np.ndarray:
         c = self.core
@@ -134,24 +137,26 @@ class _RecognitionWalk(_PersistentWalk):
             return actions
         agents = np.arange(n)
         open_ = self.open_headings()
-        rows = np.clip(c.row[:, None] + _DR, 0, c.h - 1)  # (N, 4): the cell a move in each heading reaches
-        cols = np.clip(c.col[:, None] + _DC, 0, c.w - 1)
+        rows = np.clip(c.agents.row[:, None] + _DR, 0, c.h - 1)  # (N, 4): the cell a move in each heading reaches
+        cols = np.clip(c.agents.col[:, None] + _DC, 0, c.w - 1)
         after = np.stack([c.distance_at(agents, rows[:, k], cols[:, k]) for k in range(4)], axis=1)
-        closer = open_ & (after < c.distance[:, None])  # (N, 4): the move in heading k lowers the distance
+        closer = open_ & (after < c.agents.distance[:, None])  # (N, 4): the move in heading k lowers the distance
         if self.egocentric:  # among the closer headings, those that need the fewest turns
-            turns = np.minimum((_HEADINGS - c.heading[:, None]) % 4, (c.heading[:, None] - _HEADINGS) % 4)
+            turns = np.minimum((_HEADINGS - c.agents.heading[:, None]) % 4, (c.agents.heading[:, None] - _HEADINGS) % 4)
             fewest = np.where(closer, turns, 9).min(axis=1, keepdims=True)
             closer &= turns == fewest
         greedy, any_closer = _pick(tie_draw, closer)
         if self.egocentric:
-            delta = (greedy - c.heading) % 4  # 0: ahead, 1: to the right, 3: to the left, 2: behind (either turn)
+            delta = (
+                greedy - c.agents.heading
+            ) % 4  # 0: ahead, 1: to the right, 3: to the left, 2: behind (either turn)
             behind = np.where(behind_draw < 0.5, _TURN_LEFT, _TURN_RIGHT)
             greedy_action = np.select([delta == 0, delta == 1, delta == 3], [_FORWARD, _TURN_RIGHT, _TURN_LEFT], behind)
         else:
             greedy_action = _GRID_OF_HEADING[greedy]
         actions = np.where(seen & any_closer, greedy_action, actions)
         if c.config.stop_action:
-            actions = np.where(seen & (c.distance <= c.config.success_radius), c.stop_index, actions)
+            actions = np.where(seen & (c.agents.distance <= c.config.success_radius), c.stop_index, actions)
         return actions
 
 
