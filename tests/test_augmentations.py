@@ -550,7 +550,7 @@ def test_paired_colour_off_keeps_the_colours_of_view_pairs_only():
     blue = np.zeros((32, 32, 3), np.uint8)
     blue[..., 2] = 200
     strong = _photometric(color_jitter_probability=1.0, grayscale_probability=0.5, blur_probabilities=(0, 0, 0),
-                          channel_permutation_probability=0.5, paired_colour=False)  # fmt: skip
+                          channel_permutation_probability=0.5, paired_colour=0.0)  # fmt: skip
     aug = DataAugmentationDINO(global_crops_size=28, local_crops_size=14, local_crops_number=2, photometric=strong)
     exact = {name: aug.apply_crop(image, aug.sample_params("global1", 32, 32, np.random.default_rng(0), 0.0), 28)
              for name, image in (("red", red), ("blue", blue))}  # fmt: skip
@@ -567,7 +567,7 @@ def test_paired_colour_off_keeps_the_colours_of_view_pairs_only():
     "fields, message",
     [
         ({"hue": 0.6}, r"aug.hue must be in \[0, 0.5\]"),
-        ({"grayscale_probability": 1.5}, "aug.grayscale_probability must be a probability"),
+        ({"grayscale_probability": 1.5}, r"aug.grayscale_probability must be in \[0, 1\]"),
         ({"blur_sigma": (2.0, 1.0)}, "aug.blur_sigma must be"),
     ],
 )

@@ -95,10 +95,11 @@ class AugmentationConfig:
     paired_view_probability: float = 1.0
     """for sources that give two views of a sample (view pairs): probability that global crop 2 and every other
     local crop come from the second view (else all crops come from the first); ramped like the rest"""
-    paired_colour: bool = True
-    """colour jitter, grayscale, channel permutation and solarize on the crops of view pairs too (False: only on
-    single images; view pairs already differ in colour and background, and keep their colours so that the views'
-    agreement can form; blur and geometry apply as always; see docs/results.md, issue 24)"""
+    paired_colour: float = 1.0
+    """strength of the colour changes (jitter, grayscale, channel permutation, solarize) on the crops of view
+    pairs, as a factor of their probabilities and magnitudes (0: none; view pairs already differ in colour and
+    background, and keeping their colours lets the views' agreement form; blur and geometry apply as always; single
+    images always get the full strength; see docs/results.md, issue 24)"""
     ramp_iterations: int = 0
     """raise every photometric probability and jitter strength (and paired_view_probability) linearly from 0 to the
     values above over this many iterations (0: full strength from the start); lets an untrained network find
@@ -117,11 +118,12 @@ class AugmentationConfig:
             "channel_permutation_probability": self.channel_permutation_probability,
             "solarize_probability": self.solarize_probability,
             "paired_view_probability": self.paired_view_probability,
+            "paired_colour": self.paired_colour,
             **{f"blur_probabilities[{i}]": p for i, p in enumerate(self.blur_probabilities)},
         }
         for name, p in probabilities.items():
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"aug.{name} must be a probability in [0, 1], got {p}")
+                raise ValueError(f"aug.{name} must be in [0, 1], got {p}")
         if len(self.blur_probabilities) != 3:
             raise ValueError(
                 f"aug.blur_probabilities needs 3 values (global 1, global 2, local), got {self.blur_probabilities}"
@@ -499,17 +501,17 @@ class DataAugmentationDINO:
         width: int,
         rng: np.random.Generator,
         strength: float = 1.0,
-        colour: bool = True,
+        colour: float = 1.0,
     ) -> CropParams:
         """Draw the random parameters of one crop of an ``height x width`` image.
 
         ``strength`` in ``[0, 1]`` scales every photometric probability and jitter magnitude (the ramp of
-        :attr:`AugmentationConfig.ramp_iterations`); geometry is never weakened. ``colour=False`` draws no colour
-        change (jitter, grayscale, channel permutation, solarize) and keeps the blur.
+        :attr:`AugmentationConfig.ramp_iterations`); geometry is never weakened. ``colour`` scales the colour
+        changes (jitter, grayscale, channel permutation, solarize) once more, not the blur.
         """
         ph = self.photometric
         blur_strength = strength
-        strength = strength if colour else 0.0
+        strength = strength * colour
         scale = self.local_crops_scale if kind == "local" else self.global_crops_scale
         box = sample_resized_crop_box(rng, height, width, scale)
         flip = bool(rng.random() < self.flip_p)
@@ -584,7 +586,7 @@ class DataAugmentationDINO:
             rng = self._get_rng()
         if len(views) == 2 and rng.random() >= self.photometric.paired_view_probability * strength:
             views = views[:1]  # this sample's crops all come from its first view
-        colour = len(views) == 1 or self.photometric.paired_colour
+        colour = 1.0 if len(views) == 1 else self.photometric.paired_colour
 
         def crop(view: np.ndarray, kind: CropKind, size: int) -> torch.Tensor:
             return self.apply_crop(view, self.sample_params(kind, *view.shape[:2], rng, strength, colour), size)

@@ -430,7 +430,7 @@ _LAPTOP: dict[str, Any] = {
 
 # The released semnav-objects recipe (issue 24): the laptop recipe on object-sharing view pairs whose second view is
 # on plain grey (--data objects:100:plain), the views keeping their colours (they differ already), 6,000 iterations.
-_OBJECTS: dict[str, Any] = {**_LAPTOP, "aug.paired_colour": False, "optim.epochs": 60}
+_OBJECTS: dict[str, Any] = {**_LAPTOP, "aug.paired_colour": 0.0, "optim.epochs": 60}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # unit tests and smoke tests: seconds on a CPU

@@ -75,7 +75,7 @@ class Setting:
 _DINO_HEADS = {"dino.head_n_prototypes": 4096, "ibot.head_n_prototypes": 4096, "dino.koleo_loss_weight": 0.1}
 
 # The laptop preset of issue 15 (900 iterations, colour augmentation on every crop): its rows keep their meaning.
-_ISSUE15 = {"optim.epochs": 9, "aug.paired_colour": True}
+_ISSUE15 = {"optim.epochs": 9, "aug.paired_colour": 1.0}
 SETTINGS: dict[str, Setting] = {
     "objects": Setting("the released semnav-objects recipe (--preset objects): object-sharing view pairs, the second "
                        "on plain grey, views keep their colours, 6,000 iterations", preset="objects", data="plain"),
@@ -102,7 +102,7 @@ SETTINGS: dict[str, Setting] = {
 # The exploration that chose the preset's settings, from its first draft (6 local crops, teacher momentum 0.99,
 # 600 iterations) on. Rows compare only with rows of the same number of iterations (the 200- and 300-iteration rows
 # stop early in the 600-iteration schedule).
-_DRAFT = {"crops.local_crops_number": 6, "teacher.momentum_teacher": 0.99, "optim.epochs": 6, "aug.paired_colour": True}
+_DRAFT = {"crops.local_crops_number": 6, "teacher.momentum_teacher": 0.99, "optim.epochs": 6, "aug.paired_colour": 1.0}
 _NO_PHOTOMETRIC = {
     "aug.color_jitter_probability": 0.0, "aug.grayscale_probability": 0.0,
     "aug.channel_permutation_probability": 0.0, "aug.solarize_probability": 0.0,
@@ -135,7 +135,7 @@ EXPLORATION: dict[str, Setting] = {
 
 # Issue 24: views that share the object only. Every row is cut at 600 iterations of a 2,700-iteration schedule (27
 # epochs of 100), the length of the released recipe's search.
-_LONG = {"optim.epochs": 27, "aug.paired_colour": True}
+_LONG = {"optim.epochs": 27, "aug.paired_colour": 1.0}
 OBJECT_VIEWS: dict[str, Setting] = {
     "long_600": Setting("laptop, 2,700-iteration schedule, first 600 iterations", overrides=_LONG, max_iterations=600),
     "objects_600": Setting("... on object-sharing view pairs (background, colour, size, pose and position redrawn)",
@@ -183,11 +183,19 @@ for _arch, _what in (
         data="plain",
         max_iterations=600,
     )
+# Weaker colour changes on the pairs: between none (plain_nophoto_600) and the full laptop strength (plain_600).
+for _strength in (0.25, 0.5):
+    OBJECT_VIEWS[f"plain_colour_{_strength:g}_600"] = Setting(
+        f"... second view on plain grey, colour changes on the pairs at {_strength:g} of the laptop strength",
+        overrides={**_LONG, "aug.paired_colour": _strength}, data="plain", max_iterations=600,
+    )
 # The masked-patch term (SimDINOv2's patch alignment, iBOT's place) at other weights than 1, on the same recipe.
 for _weight in (0.0, 2.0):
     OBJECT_VIEWS[f"patch_weight_{_weight:g}_600"] = Setting(
         f"plain_nophoto_600 with the masked-patch term at weight {_weight:g} (1 elsewhere)",
-        overrides={**_OBJECTS, "ibot.loss_weight": _weight}, data="plain", max_iterations=600,
+        overrides={**_OBJECTS, "ibot.loss_weight": _weight},
+        data="plain",
+        max_iterations=600,
     )
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)

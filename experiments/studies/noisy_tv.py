@@ -174,8 +174,8 @@ def check_study(cfg: NoisyTVConfig) -> None:
     if "supervised" in cfg.spaces and not cfg.supervised_weights:
         raise ValueError(
             "the 'supervised' space needs --supervised-weights (train it with python -m "
-            "experiments.studies.encoder_recipe --settings laptop --seeds 0: runs/<...>/supervised_laptop__s0/backbone.pth), "
-            "or drop it from --spaces"
+            "experiments.studies.encoder_recipe --settings laptop --seeds 0: "
+            "runs/<...>/supervised_laptop__s0/backbone.pth), or drop it from --spaces"
         )
     if not arms(cfg):
         raise ValueError("--grid leaves no arm of --tvs x --spaces")
