@@ -42,22 +42,21 @@ class ReleaseConfig:
     """object images of the reference features the test compares with"""
 
 
-def reference_images(n: int, size: int) -> torch.Tensor:
-    """``(n, 3, size, size)`` normalised object images (held-out split, fixed seed) for the reference features."""
-    from encoders.preprocessing import images_to_tensor
+def reference_images(n: int, size: int) -> np.ndarray:
+    """``(n, size, size, 3)`` uint8 object images (held-out split, fixed seed) for the reference features."""
     from envs.scenes.object_set import sample_object
     from envs.scenes.types import OBJECT_CLASSES
 
-    images = [
-        sample_object(OBJECT_CLASSES[i % len(OBJECT_CLASSES)], i, "test", image_size=size).image for i in range(n)
-    ]
-    return images_to_tensor(np.stack(images))
+    return np.stack(
+        [sample_object(OBJECT_CLASSES[i % len(OBJECT_CLASSES)], i, "test", image_size=size).image for i in range(n)]
+    )
 
 
 def release(cfg: ReleaseConfig) -> dict[str, str]:
     """Write the fp16 copy, its sidecar, the manifest entry and the reference features; return the entry."""
     import encoders
     from encoders.checkpoint import sidecar_path
+    from encoders.preprocessing import images_to_tensor
     from encoders.released import MANIFEST, WEIGHTS_DIR, ReleasedWeights, sha256_of
     from encoders.utils.io import atomic_write_text
 
@@ -82,12 +81,12 @@ def release(cfg: ReleaseConfig) -> dict[str, str]:
     entries = [e for e in (json.loads(manifest.read_text()) if manifest.is_file() else []) if e["name"] != cfg.name]
     entries.append(dataclasses.asdict(entry))
     atomic_write_text(json.dumps(entries, indent=2) + "\n", manifest)
-    images = reference_images(cfg.reference_images, 112)
+    pixels = reference_images(cfg.reference_images, 112)
     with torch.no_grad():
-        out = source.forward_features(images)
+        out = source.forward_features(images_to_tensor(pixels))
     REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
     torch.save(
-        {"images": images, "cls": out["x_norm_clstoken"], "patch": out["x_norm_patchtokens"]},
+        {"pixels": torch.from_numpy(pixels), "cls": out["x_norm_clstoken"], "patch": out["x_norm_patchtokens"]},
         REFERENCE_DIR / f"{cfg.name}.pt",
     )
     return dataclasses.asdict(entry)

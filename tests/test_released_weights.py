@@ -12,6 +12,7 @@ import torch
 import encoders
 from encoders import released
 from encoders.checkpoint import sidecar_path
+from encoders.preprocessing import images_to_tensor
 from encoders.released import RELEASED, ReleasedWeights, released_path, sha256_of
 from encoders.utils.io import CheckpointError
 
@@ -75,7 +76,7 @@ def test_every_release_matches_its_hash_and_its_source_features(name):
     reference = torch.load(REFERENCE_DIR / f"{name}.pt")  # written from the fp32 training output at release time
     model = encoders.create_model(release.arch, pretrained=name).eval()
     with torch.no_grad():
-        out = model.forward_features(reference["images"])
+        out = model.forward_features(images_to_tensor(reference["pixels"].numpy()))
     torch.testing.assert_close(out["x_norm_clstoken"], reference["cls"], atol=2e-2, rtol=2e-2)
     torch.testing.assert_close(out["x_norm_patchtokens"], reference["patch"], atol=2e-2, rtol=2e-2)
     sidecar = json.loads(sidecar_path(release.path).read_text())
@@ -104,7 +105,7 @@ def test_release_cli_writes_weights_manifest_and_reference(tmp_path, monkeypatch
     reference = torch.load(tmp_path / "reference" / "pico-test.pt")
     model = encoders.create_model("vit_pico_patch14", pretrained="pico-test").eval()
     with torch.no_grad():
-        cls = model.forward_features(reference["images"])["x_norm_clstoken"]
+        cls = model.forward_features(images_to_tensor(reference["pixels"].numpy()))["x_norm_clstoken"]
     torch.testing.assert_close(cls, reference["cls"], atol=2e-2, rtol=2e-2)
     assert release_encoder.main(argv) == 0  # a re-release replaces its entry
     assert len(released.read_manifest(tmp_path / "weights")) == 1

@@ -187,7 +187,9 @@ for _arch, _what in (
 for _strength in (0.25, 0.5):
     OBJECT_VIEWS[f"plain_colour_{_strength:g}_600"] = Setting(
         f"... second view on plain grey, colour changes on the pairs at {_strength:g} of the laptop strength",
-        overrides={**_LONG, "aug.paired_colour": _strength}, data="plain", max_iterations=600,
+        overrides={**_LONG, "aug.paired_colour": _strength},
+        data="plain",
+        max_iterations=600,
     )
 # The masked-patch term (SimDINOv2's patch alignment, iBOT's place) at other weights than 1, on the same recipe.
 for _weight in (0.0, 2.0):
