@@ -110,3 +110,13 @@ def test_release_cli_writes_weights_manifest_and_reference(tmp_path, monkeypatch
     assert release_encoder.main(argv) == 0  # a re-release replaces its entry
     assert len(released.read_manifest(tmp_path / "weights")) == 1
     assert release_encoder.main(["--name", "x"]) == 2
+
+
+def test_studies_default_to_the_release_for_its_architecture(tmp_path):
+    from experiments.studies.config import DEFAULT_RELEASE, RLSettings, study_encoder_weights
+
+    assert DEFAULT_RELEASE in RELEASED and RELEASED[DEFAULT_RELEASE].arch == "vit_mini_patch14"
+    assert study_encoder_weights(RLSettings(encoder="vit_mini_patch14"), "cpu", tmp_path) == DEFAULT_RELEASE
+    assert study_encoder_weights(RLSettings(encoder="vit_mini_patch14"), "smoke", tmp_path) is None  # random init
+    explicit = RLSettings(encoder="vit_mini_patch14", encoder_weights="my.pth")
+    assert study_encoder_weights(explicit, "cpu", tmp_path) == "my.pth"
