@@ -20,7 +20,7 @@ LAYERS = ["encoders", "envs", "techniques", "experiments"]
 #: The bottom layer's modules every layer above may build on (a name covers its submodules).
 FOUNDATION = ("encoders.utils", "encoders.preprocessing")
 #: The encoder model API: build a registered backbone, load and save its weights, run it.
-MODEL_API = ("encoders", "encoders.registry", "encoders.checkpoint", "encoders.vision_transformer")
+MODEL_API = ("encoders", "encoders.registry", "encoders.checkpoint", "encoders.released", "encoders.vision_transformer")
 
 #: layer -> lower-layer modules it may import (a name covers its submodules; "encoders" alone is the package's own
 #: ``__init__``, the registry's front door, not the whole tree).
