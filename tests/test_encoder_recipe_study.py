@@ -72,6 +72,7 @@ def test_distilled_row_distils_the_same_seeds_teacher(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_laptop_recipe_beats_gray_pixels_on_textured_objects(tmp_path):
     """The 15-minute laptop recipe (object-sharing view pairs, 1,600 iterations) against the gray-pixel baseline on a
     small textured object set (20 train / 10 val images per class). About 15 minutes on 2 CPU cores."""
