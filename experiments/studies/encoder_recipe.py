@@ -171,34 +171,34 @@ OBJECT_VIEWS: dict[str, Setting] = {
 }  # fmt: skip
 # Architecture at 112 px on the plain-second-view recipe: patch 8 (196 tokens) against 14 (64), register tokens, width
 # against depth; each row's wall time is in the table (compare at equal wall time with the curves).
-_OBJECTS = {**_LONG, **_NO_PHOTOMETRIC}
+_PLAIN_NOPHOTO = {**_LONG, **_NO_PHOTOMETRIC}
+
+
+def _plain_600(description: str, overrides: Mapping[str, Any]) -> Setting:
+    """An exploration row on plain-second-view pairs, cut at 600 iterations of the 2,700-iteration schedule."""
+    return Setting(description, overrides=overrides, data="plain", max_iterations=600)
+
+
 for _arch, _what in (
     ("vit_mini_patch8", "patch 8 (196 tokens at 112 px)"),
     ("vit_mini_reg_patch14", "4 register tokens"),
     ("vit_mini_wide_patch14", "3 blocks of width 192"),
     ("vit_mini_deep_patch14", "12 blocks of width 96"),
 ):
-    OBJECT_VIEWS[f"arch_{_arch.removeprefix('vit_')}_600"] = Setting(
-        f"plain_nophoto_600 with {_arch}: {_what}",
-        overrides={**_OBJECTS, "student.arch": _arch},
-        data="plain",
-        max_iterations=600,
+    OBJECT_VIEWS[f"arch_{_arch.removeprefix('vit_')}_600"] = _plain_600(
+        f"plain_nophoto_600 with {_arch}: {_what}", {**_PLAIN_NOPHOTO, "student.arch": _arch}
     )
 # Weaker colour changes on the pairs: between none (plain_nophoto_600) and the full laptop strength (plain_600).
 for _strength in (0.25, 0.5):
-    OBJECT_VIEWS[f"plain_colour_{_strength:g}_600"] = Setting(
+    OBJECT_VIEWS[f"plain_colour_{_strength:g}_600"] = _plain_600(
         f"... second view on plain grey, colour changes on the pairs at {_strength:g} of the laptop strength",
-        overrides={**_LONG, "aug.paired_colour": _strength},
-        data="plain",
-        max_iterations=600,
+        {**_LONG, "aug.paired_colour": _strength},
     )
 # The masked-patch term (SimDINOv2's patch alignment, iBOT's place) at other weights than 1, on the same recipe.
 for _weight in (0.0, 2.0):
-    OBJECT_VIEWS[f"patch_weight_{_weight:g}_600"] = Setting(
+    OBJECT_VIEWS[f"patch_weight_{_weight:g}_600"] = _plain_600(
         f"plain_nophoto_600 with the masked-patch term at weight {_weight:g} (1 elsewhere)",
-        overrides={**_OBJECTS, "ibot.loss_weight": _weight},
-        data="plain",
-        max_iterations=600,
+        {**_PLAIN_NOPHOTO, "ibot.loss_weight": _weight},
     )
 EXPLORATION.update(OBJECT_VIEWS)
 SETTINGS.update(EXPLORATION)
