@@ -1,7 +1,7 @@
 """Wall time of a phase-1 run in the studies' setting, per observation and curiosity, and where it goes.
 
 For each (observation, curiosity) pair one :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer` is built with
-the studies' shared settings (``experiments.studies.config.RLSettings``: ``ObjectNav-v0`` on 12x12 cells, 16
+the studies' shared settings (``experiments.studies.config.study_rl``: ``ObjectNav-v0`` on 12x12 cells, 16
 agents x 128 steps, 4 PPO epochs, minibatch 512, MLP 128x128, cells embedded in 16 values) and trains ``--rollouts``
 rollouts after one warm-up rollout, under :mod:`cProfile`. The table gives env-steps/s, the projected wall time of a
 ``--steps`` run (training only, no evaluation), and the share of the time in the rollout (environment, policy
@@ -26,9 +26,9 @@ import time
 
 import torch
 
+from encoders.utils.config import replace_nested
 from encoders.utils.precision import describe
-from experiments.studies.config import RLSettings
-from experiments.studies.two_phase_runs import two_phase_config
+from experiments.studies.config import step_budget, study_rl
 from techniques.rl_navigation.trainer import TwoPhaseTrainer
 
 #: cProfile entries whose cumulative time is reported: (label, file suffix, function name).
@@ -44,17 +44,17 @@ def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
 
 
 def bench(observation: str, curiosity: str, args: argparse.Namespace, tmp: str) -> dict[str, float]:
-    settings = RLSettings(encoder="vit_mini_patch14", observation=observation, torch_threads=args.threads)
+    rl = study_rl(encoder="vit_mini_patch14", observation=observation, torch_threads=args.threads)
     fields = {
-        **settings.overrides(args.encoder_weights),
-        **settings.budget(False),
+        "encoder_weights": args.encoder_weights,
+        **step_budget(rl, False),
         "task": "ObjectNav-v0",
         "curiosity.space": curiosity,
-        "intrinsic_coef": 0.0 if curiosity == "none" else settings.intrinsic_coef,
+        "intrinsic_coef": 0.0 if curiosity == "none" else rl.intrinsic_coef,
         "eval_episodes": 0,
         "device": "cpu",
     }
-    cfg = two_phase_config("demo", {**fields, "run_dir": f"{tmp}/{observation}_{curiosity}"})
+    cfg = replace_nested(rl, {**fields, "run_dir": f"{tmp}/{observation}_{curiosity}"})
     trainer = TwoPhaseTrainer(cfg, cfg.run_dir)
     try:
         model = trainer.model

@@ -5,8 +5,9 @@ task and its rules, validated), shared by :class:`~envs.core.NavCore` and the en
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from encoders.utils.config import ANY, NON_NEGATIVE
 from envs.goals import ImageGoalMode
 from envs.tv import TV_MODES, TVMode
 from envs.world import ObservationMode, TaskName
@@ -38,25 +39,25 @@ class NavRules:
     """feature observation: window mean (D,) or the full (2r+1, 2r+1, D) window; 'pixels': uint8 crops, no encoder
     (the Pixels tasks set it); 'oracle': the window of ground-truth cell features (object classes and background from
     the scene generator, the same in every colour; ObjectNav's goal is the class one-hot), no encoder"""
-    patch_radius: int = 1
+    patch_radius: Annotated[int, NON_NEGATIVE] = 1
     """observed window radius in cells (and the forward model's feature window)"""
-    pixel_cell: int = 0
+    pixel_cell: Annotated[int, NON_NEGATIVE] = 0
     """pixel observations: pixels per cell side of the crops (the scenes area-averaged once to that size; 0: the full
     patch size). 7 with patch 14 serves a quarter of the pixels, enough to tell the objects apart"""
-    success_radius: int = 1
+    success_radius: Annotated[int, NON_NEGATIVE] = 1
     """success within this Manhattan distance (cells) of the goal"""
-    min_start_distance: int = 8
+    min_start_distance: Annotated[int, NON_NEGATIVE] = 8
     """minimum start distance from the goal (cells)"""
     include_position: bool = False
     """add the agent's normalised (row, col) to the observation"""
     include_heading: bool = False
     """add the agent's heading (one-hot; with grid actions the direction of its last move) to the observation"""
-    success_reward: float = 1.0
+    success_reward: Annotated[float, ANY] = 1.0
     """reward of the successful step"""
-    step_penalty: float = 0.0
+    step_penalty: Annotated[float, ANY] = 0.0
     """reward -step_penalty at every step (default none: with STOP, any step cost makes an immediate STOP the best
     reply of a policy that rarely succeeds; the discount already favours short paths)"""
-    distance_reward_scale: float = 0.0
+    distance_reward_scale: Annotated[float, ANY] = 0.0
     """reward shaping by the decrease of the true geodesic distance (0: sparse success reward)"""
     image_goal: ImageGoalMode = "object"
     """where image goals are drawn: the centre cell of an object ('object') or any cell ('any')"""

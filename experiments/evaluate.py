@@ -12,12 +12,13 @@ policy's success minus the blind walk's, paired by episode; writes ``<output>/<s
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import tyro
 
 from encoders.utils.cli import CLI_ERRORS, report_error
 from encoders.utils.config import parse_config
@@ -28,6 +29,8 @@ from encoders.utils.logging import setup_logging
 class EvaluateConfig:
     """Evaluate checkpoints of a two_phase run on held-out scenes."""
 
+    run_dir: tyro.conf.Positional[Path]
+    """a run folder written by experiments.two_phase"""
     episodes: int = 100
     """episodes per policy"""
     split: Literal["train", "val", "test"] = "test"
@@ -53,12 +56,8 @@ class EvaluateConfig:
     """output folder (default: RUN_DIR/eval)"""
 
 
-def _add_run_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="a run folder written by experiments.two_phase")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, ns = parse_config(EvaluateConfig, argv, description=__doc__.split("\n\n")[0], extra_arguments=_add_run_dir)
+    cfg = parse_config(EvaluateConfig, argv, description=__doc__.split("\n\n")[0])
     setup_logging()
     from techniques.rl_navigation.evaluation import (
         REFERENCE_LABELS,
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cfg.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
         results = evaluate_run(
-            ns.run_dir,
+            cfg.run_dir,
             cfg.checkpoints,
             split=cfg.split,
             episodes=cfg.episodes,
@@ -91,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(e)
     summaries = {label: summarize(r) for label, r in results.items()}
     paired = paired_differences(results)
-    out_dir = cfg.output or (ns.run_dir / "eval")
+    out_dir = cfg.output or (cfg.run_dir / "eval")
     meta = {
-        "run_dir": str(ns.run_dir),
+        "run_dir": str(cfg.run_dir),
         "split": cfg.split,
         "episodes": cfg.episodes,
         "checkpoints": list(cfg.checkpoints),
@@ -103,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, txt_path = write_report(summaries, out_dir, cfg.split, meta, paired)
     frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
     png = write_png(trajectory_grid(frames), out_dir / f"{cfg.split}_trajectories.png") if frames else None
-    print(f"evaluation of {ns.run_dir} on {cfg.episodes} {cfg.split} episodes per policy (mean ± 95% CI)")
+    print(f"evaluation of {cfg.run_dir} on {cfg.episodes} {cfg.split} episodes per policy (mean ± 95% CI)")
     print(format_table(summaries, paired=paired))
     print(f"  wrote {json_path}, {txt_path}" + (f", {png}" if png else ""))
     return 0

@@ -21,10 +21,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import encoders
 from encoders.utils.cli import CLI_ERRORS, report_error
-from encoders.utils.config import config_to_dict, get_nested, parse_config
+from encoders.utils.config import changed_fields, config_to_dict, load_config, parse_config
 from encoders.utils.logging import setup_logging
 from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config, resolve_device, run_budget
 
@@ -38,16 +39,14 @@ def parse_args(argv: Sequence[str] | None = None) -> TwoPhaseConfig:
     return parse_config(TwoPhaseConfig, argv, presets=PRESETS, description=__doc__.split("\n\n")[0])
 
 
-def explicit_fields(argv: Sequence[str] | None) -> set[str]:
-    """Config fields given explicitly on the command line (``--phase1-episodes 5`` -> ``phase1_episodes``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    names = set()
-    for token in argv:
-        if token.startswith("--"):
-            flag = token[2:].split("=", 1)[0]
-            flag = flag[3:] if flag.startswith("no-") else flag
-            names.add(flag.replace("-", "_"))
-    return names
+def resume_overrides(run_dir: Path, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The fields that the flags given change in the saved config of ``run_dir`` (key -> new value): the command
+    line parsed over that config (a ``--preset`` is accepted and ignored: a resume keeps the run's settings)."""
+    from techniques.rl_navigation.checkpointing import check_run_folder
+
+    saved = load_config(TwoPhaseConfig, check_run_folder(run_dir))
+    given = parse_config(TwoPhaseConfig, argv, presets={name: {} for name in PRESETS}, default=saved)
+    return changed_fields(saved, given)
 
 
 def check_pretraining(cfg: TwoPhaseConfig) -> None:
@@ -157,10 +156,8 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
     t0 = time.perf_counter()
     pretrain_s = 0.0
     if cfg.resume is not None:
-        # every flag given explicitly: the trainer applies those a resume may change and refuses the others
-        given = explicit_fields(argv) - {"preset", "resume"}
-        overrides = {k: get_nested(cfg, k) for k in given}
-        trainer = TwoPhaseTrainer.resume(cfg.resume, overrides)
+        # the trainer applies the changes a resume may make and refuses the others
+        trainer = TwoPhaseTrainer.resume(cfg.resume, resume_overrides(cfg.resume, argv))
         cfg = trainer.cfg
     else:
         run_dir = cfg.run_dir or (cfg.logdir / run_name(cfg))

@@ -113,10 +113,10 @@ def test_release_cli_writes_weights_manifest_and_reference(tmp_path, monkeypatch
 
 
 def test_studies_default_to_the_release_for_its_architecture(tmp_path):
-    from experiments.studies.config import DEFAULT_RELEASE, RLSettings, study_encoder_weights
+    from experiments.studies.config import DEFAULT_RELEASE, study_encoder_weights, study_rl
 
     assert DEFAULT_RELEASE in RELEASED and RELEASED[DEFAULT_RELEASE].arch == "vit_mini_patch14"
-    assert study_encoder_weights(RLSettings(encoder="vit_mini_patch14"), "cpu", tmp_path) == DEFAULT_RELEASE
-    assert study_encoder_weights(RLSettings(encoder="vit_mini_patch14"), "smoke", tmp_path) is None  # random init
-    explicit = RLSettings(encoder="vit_mini_patch14", encoder_weights="my.pth")
+    assert study_encoder_weights(study_rl(encoder="vit_mini_patch14"), "cpu", tmp_path) == DEFAULT_RELEASE
+    assert study_encoder_weights(study_rl(encoder="vit_mini_patch14"), "smoke", tmp_path) is None  # random init
+    explicit = study_rl(encoder="vit_mini_patch14", encoder_weights="my.pth")
     assert study_encoder_weights(explicit, "cpu", tmp_path) == "my.pth"

@@ -6,17 +6,19 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pytest
 import torch
+import tyro
 
 from encoders.utils.config import (
-    FlatSections,
+    AT_LEAST_1,
+    UNIT,
+    changed_fields,
+    check_fields,
     config_to_dict,
-    field_docs,
-    flat_section,
     get_nested,
     load_config,
     parse_config,
@@ -31,7 +33,7 @@ from encoders.utils.seed import get_rng_state, seed_everything, set_rng_state
 class _Optim:
     lr: float = 1e-3
     """peak learning rate"""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Annotated[tuple[float, float], UNIT] = (0.9, 0.999)
 
 
 @dataclass
@@ -40,7 +42,7 @@ class _Config:
 
     name: str = "run"
     """the run name"""
-    steps: int = 10
+    steps: Annotated[int, AT_LEAST_1] = 10
     mode: Literal["fast", "exact"] = "fast"
     """how to run (50% of runs are fast)"""
     output: Path | None = None
@@ -56,7 +58,7 @@ def test_flags_presets_and_nested_sections():
         _Config, ["--preset", "long", "--mode", "exact", "--compile", "--optim.betas", "0.1", "0.2"], PRESETS
     )
     assert cfg == _Config(steps=1000, mode="exact", compile=True, optim=_Optim(lr=0.5, betas=(0.1, 0.2)))
-    cfg = parse_config(_Config, ["--preset", "long", "--steps", "3", "--output", "none"], PRESETS)
+    cfg = parse_config(_Config, ["--preset", "long", "--steps", "3", "--output", "None"], PRESETS)
     assert cfg.steps == 3 and cfg.optim.lr == 0.5 and cfg.output is None
 
 
@@ -69,7 +71,6 @@ def test_invalid_choices_are_rejected(capsys):
 
 
 def test_help_text_comes_from_field_docstrings(capsys):
-    assert field_docs(_Config)["mode"] == "how to run (50% of runs are fast)"
     with pytest.raises(SystemExit):
         parse_config(_Config, ["--help"], PRESETS)
     out = capsys.readouterr().out
@@ -93,15 +94,15 @@ class _Rules:
 
 
 @dataclass
-class _Composed(FlatSections):
+class _Composed:
     name: str = "run"
-    rules: _Rules = flat_section(_Rules)
+    rules: Annotated[_Rules, tyro.conf.arg(name="")] = field(default_factory=_Rules)
     optim: _Optim = field(default_factory=_Optim)
 
 
-def test_a_flat_section_reads_parses_and_saves_as_the_parents_own_fields(tmp_path, capsys):
+def test_an_unnamed_section_parses_and_saves_as_the_parents_own_fields(tmp_path, capsys):
     cfg = parse_config(_Composed, ["--radius", "3", "--stop", "--optim.lr", "0.5"])
-    assert cfg.rules == _Rules(radius=3, stop=True) and cfg.radius == 3 and get_nested(cfg, "radius") == 3
+    assert cfg.rules == _Rules(radius=3, stop=True) and get_nested(cfg, "radius") == 3
     assert config_to_dict(cfg) == {
         "name": "run",
         "radius": 3,
@@ -111,13 +112,37 @@ def test_a_flat_section_reads_parses_and_saves_as_the_parents_own_fields(tmp_pat
     save_config(cfg, tmp_path)
     assert load_config(_Composed, tmp_path) == cfg  # a flat config.json loads into the section
     assert replace_nested(cfg, {"radius": 2}).rules == _Rules(radius=2, stop=True)
-    assert replace_nested(cfg, {"rules": {"radius": 4}}).radius == 4
-    with pytest.raises(AttributeError, match=r"radius belongs to the section rules; .*replace_nested"):
-        cfg.radius = 5
+    assert changed_fields(cfg, replace_nested(cfg, {"radius": 2, "optim.lr": 0.5})) == {"radius": 2}
+    with pytest.raises(ValueError, match=r"unknown config field 'rules\.radius'"):
+        replace_nested(cfg, {"rules.radius": 2})
     with pytest.raises(SystemExit):
         parse_config(_Composed, ["--help"])
     out = capsys.readouterr().out
-    assert "--radius RADIUS" in out and "window radius in cells" in out and "--rules." not in out
+    assert "--radius INT" in out and "window radius in cells" in out and "--rules." not in out
+
+
+def test_flags_are_never_abbreviated(capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's prefix matching would read it as --steps
+        parse_config(_Config, ["--preset", "long", "--ste", "5"], PRESETS)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Unrecognized options: --ste" in err and "--steps" in err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 0}, "--steps must be >= 1, got 0"),
+        ({"optim.betas": (0.5, 1.5)}, "--optim.betas must be in [0, 1], got (0.5, 1.5)"),
+        ({"optim.lr": float("inf")}, "--optim.lr must be a finite number, got inf"),
+        ({"mode": "slow"}, "--mode must be one of 'fast', 'exact', got 'slow'"),
+        ({"compile": 1}, "--compile must be true or false, got 1"),
+    ],
+)
+def test_ranges_and_types_live_on_the_fields(overrides, message):
+    check_fields(_Config())
+    with pytest.raises(ValueError) as error:
+        check_fields(replace_nested(_Config(), overrides))
+    assert str(error.value) == message
 
 
 def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path):

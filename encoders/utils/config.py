@@ -1,259 +1,149 @@
-"""Typed dataclass configs that double as command-line interfaces (CleanRL / tyro style, no dependency).
+"""Typed dataclass configs: their command lines (tyro, the parser CleanRL uses), ranges and ``config.json``.
 
-A field's help text is the string literal on the line after it::
+A field's help text is the string literal on the line after it; its range, if it is a number, is in its type::
 
     @dataclass
     class TrainConfig:
-        lr: float = 1e-3
+        lr: Annotated[float, NON_NEGATIVE] = 1e-3
         \"\"\"peak learning rate\"\"\"
         crops: tuple[int, int] = (224, 96)
         \"\"\"global and local crop sizes in pixels\"\"\"
 
-``parse_config(TrainConfig, presets={"tiny": {"lr": 1e-2}})`` accepts ``--preset tiny --lr 3e-3
---crops 112 56``; nested dataclass fields become ``--section.field``. Every run saves the resolved
-config with :func:`save_config` and resumes with :func:`load_config`.
+``parse_config(TrainConfig, presets={"tiny": {"lr": 1e-2}})`` accepts ``--preset tiny --lr 3e-3 --crops 112 56``:
+:func:`tyro.cli` with the preset applied to the defaults first. A nested section gives ``--section.field``; a
+section annotated ``tyro.conf.arg(name="")`` gives its fields as the parent's own flags (``--patch-radius``).
 
-A section declared with :func:`flat_section` composes another dataclass into a config without a prefix: its
-fields are the parent's own flags (``--patch-radius``), override keys (``{"patch_radius": 2}``) and
-``config.json`` keys, and (with the :class:`FlatSections` mixin) attributes for reading (``cfg.patch_radius``).
-So a lower layer's dataclass is declared once and reused whole by a CLI config.
+A field's *key* is its flag without the dashes (``lr``, ``optim.lr``, ``patch_radius`` for a field of an unnamed
+section): :func:`replace_nested` takes overrides by key, :func:`flat_dict` lists a config by key, and
+``config.json`` (:func:`save_config`, :func:`load_config`) nests named sections only.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
-import itertools
+import functools
 import json
+import math
 import os
-import textwrap
+import re
+import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from encoders.utils.io import atomic_write_text
 
 T = TypeVar("T")
-_NONE_WORDS = {"none", "null"}
-_FLAT = "semnav.flat_section"
 
 
-def flat_section(cls: type) -> Any:
-    """A dataclass field holding a ``cls`` section whose fields read, parse and save as the parent's own.
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field, ``Annotated[int, Range(1)]``: ``[low, high]`` (``low_open``:
+    ``(low, high]``), ``None`` unbounded; never NaN or infinite. Checked by :func:`check_fields`."""
 
-    ``rules: NavRules = flat_section(NavRules)`` gives ``--patch-radius`` (not ``--rules.patch-radius``), accepts
-    ``{"patch_radius": 2}`` in :func:`replace_nested` and writes ``"patch_radius"`` at the top of ``config.json``.
-    Field names must not collide with the parent's.
-    """
-    return dataclasses.field(default_factory=cls, metadata={_FLAT: True})
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
 
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
 
-def is_flat_section(f: dataclasses.Field) -> bool:
-    """Whether a dataclass field was declared with :func:`flat_section`."""
-    return bool(f.metadata.get(_FLAT))
-
-
-def _flat_owner(cls: type, name: str) -> str | None:
-    """The flat section of dataclass ``cls`` that holds field ``name`` (searched recursively), or ``None``."""
-    for f in dataclasses.fields(cls):
-        if is_flat_section(f):
-            section = _resolved_hints(cls)[f.name]
-            if name in {g.name for g in dataclasses.fields(section)} or _flat_owner(section, name):
-                return f.name
-    return None
-
-
-class FlatSections:
-    """Mixin for a config dataclass with :func:`flat_section` fields: ``cfg.patch_radius`` reads
-    ``cfg.rules.patch_radius``. Assigning such a name raises (sections are replaced whole, with
-    :func:`replace_nested`)."""
-
-    def __getattr__(self, name: str) -> Any:  # only called when the normal lookup fails
-        owner = None if name.startswith("__") else _flat_owner(type(self), name)
-        if owner is None or owner not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(self.__dict__[owner], name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in getattr(self, "__dataclass_fields__", {}) and (owner := _flat_owner(type(self), name)):
-            raise AttributeError(
-                f"{name} belongs to the section {owner}; build a new config with replace_nested(cfg, {{{name!r}: ...}})"
-            )
-        super().__setattr__(name, value)
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low is None:
+            return "a finite number"
+        return f"{'>' if self.low_open else '>='} {self.low:g}"
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """Field name -> the docstring literal that follows it in the class body (base classes included)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = textwrap.dedent(inspect.getsource(klass))
-        except (OSError, TypeError):
-            continue
-        body = ast.parse(source).body[0].body
-        for node, nxt in itertools.pairwise(body):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
+ANY, NON_NEGATIVE, POSITIVE, AT_LEAST_1, UNIT = Range(), Range(0), Range(0, low_open=True), Range(1), Range(0, 1)
 
 
-def _resolved_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    path: tuple[str, ...]  # attribute path from the root config
+    hint: Any  # the type, Optional and Annotated removed
+    optional: bool
+    range: Range | None
+
+
+def _unwrap(hint: Any) -> tuple[Any, tuple]:
+    if get_origin(hint) is Annotated:
+        return get_args(hint)[0], hint.__metadata__
+    return hint, ()
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
+    if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1 and len(args) < len(get_args(tp)):
             return args[0], True
     return tp, False
 
 
-def _scalar_parser(tp: Any, optional: bool):
-    if get_origin(tp) is Literal:
-        choices = get_args(tp)
-        kind = type(choices[0])
-
-        def parse_literal(text: str):
-            if optional and text.lower() in _NONE_WORDS:
-                return None
-            value = kind(text)
-            if value not in choices:
-                raise argparse.ArgumentTypeError(f"invalid choice {text!r}; choose from {', '.join(map(str, choices))}")
-            return value
-
-        return parse_literal
-    base = {int: int, float: float, str: str, Path: Path}.get(tp)
-    if base is None:
-        raise TypeError(f"unsupported config field type {tp!r}")
-
-    def parse(text: str):
-        if optional and text.lower() in _NONE_WORDS:
-            return None
-        return base(text)
-
-    parse.__name__ = getattr(base, "__name__", "value")
-    return parse
-
-
-def _add_field(parser: argparse.ArgumentParser, dest: str, flag: str, tp: Any, default: Any, help_text: str) -> None:
-    tp, optional = _strip_optional(tp)
-    origin = get_origin(tp)
-    help_text = f"{help_text} (default: {default!r})" if help_text else f"(default: {default!r})"
-    help_text = help_text.replace("%", "%%")  # argparse %-formats help strings ("50% of ..." must stay literal)
-    if tp is bool:
-        parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-    elif origin in (tuple, list, Sequence) or tp in (tuple, list):
-        args = [a for a in get_args(tp) if a is not Ellipsis] or [str]
-        nargs: int | str = len(get_args(tp)) if origin is tuple and Ellipsis not in get_args(tp) else "*"
-        metavar = args[0].__name__.upper() if hasattr(args[0], "__name__") else None
-        parser.add_argument(
-            flag,
-            dest=dest,
-            nargs=nargs,
-            type=_scalar_parser(args[0], False),
-            default=default,
-            help=help_text,
-            metavar=metavar,
-        )
-    else:
-        kwargs: dict[str, Any] = {"metavar": flag.lstrip("-").replace("-", "_").upper()}  # the flag's, not dest's
-        if get_origin(tp) is Literal:
-            kwargs["metavar"] = "{" + ",".join(map(str, get_args(tp))) + "}"
-        parser.add_argument(
-            flag, dest=dest, type=_scalar_parser(tp, optional), default=default, help=help_text, **kwargs
-        )
-
-
-def field_flag(name: str) -> str:
-    """The command-line flag of a (dotted) config field: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
-    return "--" + name.replace("_", "-")
-
-
-def add_dataclass_arguments(
-    parser: argparse.ArgumentParser,
-    cls: type,
-    defaults: Any = None,
-    prefix: str = "",
-    flag_prefix: str | None = None,
-    group: Any = None,
-) -> None:
-    """Add one ``--flag`` per field of dataclass ``cls`` (recursing into nested dataclasses).
-
-    ``prefix`` is the dotted path of ``cls`` in the parsed namespace; ``flag_prefix`` (default ``prefix``) the
-    one its flags carry (the parent's for a :func:`flat_section`, whose flags also join the parent's group).
-    """
-    hints = _resolved_hints(cls)
-    docs = field_docs(cls)
-    defaults = defaults if defaults is not None else _default_instance(cls)
-    flag_prefix = prefix if flag_prefix is None else flag_prefix
-    if group is None:
-        group = parser.add_argument_group(flag_prefix.rstrip(".") or cls.__name__) if flag_prefix else parser
+@functools.cache
+def _leaves(cls: type) -> dict[str, _Leaf]:
+    """Key -> leaf field of dataclass ``cls``, recursing into sections (unnamed ones add no prefix to the key)."""
+    out: dict[str, _Leaf] = {}
     for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        tp = hints[f.name]
-        value = getattr(defaults, f.name)
-        dest = prefix + f.name
-        if dataclasses.is_dataclass(tp):
-            if is_flat_section(f):
-                add_dataclass_arguments(parser, tp, value, dest + ".", flag_prefix, group)
-            else:
-                add_dataclass_arguments(parser, tp, value, prefix=dest + ".", flag_prefix=flag_prefix + f.name + ".")
-            continue
-        flag = field_flag(flag_prefix + f.name)
-        _add_field(group, dest, flag, tp, value, docs.get(f.name, ""))
+        hint, meta = _unwrap(typing.get_type_hints(cls, include_extras=True)[f.name])
+        if dataclasses.is_dataclass(hint):
+            unnamed = any(getattr(m, "name", None) == "" for m in meta)
+            for key, leaf in _leaves(hint).items():
+                out[key if unnamed else f"{f.name}.{key}"] = dataclasses.replace(leaf, path=(f.name, *leaf.path))
+        else:
+            base, optional = _strip_optional(hint)
+            out[f.name] = _Leaf((f.name,), base, optional, next((m for m in meta if isinstance(m, Range)), None))
+    return out
 
 
-def _default_instance(cls: type) -> Any:
-    try:
-        return cls()
-    except TypeError as e:
-        raise TypeError(f"{cls.__name__} needs defaults for every field to be used as a CLI config") from e
+def field_flag(key: str) -> str:
+    """The command-line flag of a field's key: ``ppo.n_steps`` -> ``--ppo.n-steps``."""
+    return "--" + key.replace("_", "-")
 
 
-def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
-    hints = _resolved_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, values, prefix + f.name + ".")
-        elif prefix + f.name in values:
-            value = values[prefix + f.name]
-            base, _ = _strip_optional(tp)
-            if value is not None and (get_origin(base) is tuple or base is tuple):
-                value = tuple(value)
-            kwargs[f.name] = value
-    return cls(**kwargs)
+def flat_dict(cfg: Any) -> dict[str, Any]:
+    """Every leaf field of a config by its key: ``{"optim.lr": 1e-3, "patch_radius": 1, ...}``."""
+    return {key: functools.reduce(getattr, leaf.path, cfg) for key, leaf in _leaves(type(cfg)).items()}
+
+
+def field_ranges(cls: type) -> dict[str, Range | None]:
+    """Key -> the :class:`Range` in the type of every numeric field of ``cls`` (``None``: none given)."""
+    numeric = ((int,), (float,))
+    return {
+        k: leaf.range
+        for k, leaf in _leaves(cls).items()
+        if leaf.hint in (int, float) or (get_origin(leaf.hint) is tuple and get_args(leaf.hint)[:1] in numeric)
+    }
+
+
+def get_nested(cfg: Any, key: str) -> Any:
+    """A field's value by its key (``get_nested(cfg, "optim.lr")``)."""
+    return flat_dict(cfg)[key]
+
+
+def changed_fields(before: Any, after: Any) -> dict[str, Any]:
+    """Key -> value of ``after`` for every field whose value differs from ``before`` (same config class)."""
+    old = flat_dict(before)
+    return {k: v for k, v in flat_dict(after).items() if v != old[k]}
 
 
 def _coerce(tp: Any, value: Any) -> Any:
     """Convert a JSON value back to the field's type (paths, tuples, floats written as ints)."""
-    tp, _ = _strip_optional(tp)
     if value is None:
         return None
-    origin = get_origin(tp)
     if tp is Path:
         return Path(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if (origin is tuple or tp is tuple) and isinstance(value, (list, tuple)):
+    if (get_origin(tp) is tuple or tp is tuple) and isinstance(value, (list, tuple)):
         args = [a for a in get_args(tp) if a is not Ellipsis]
         return (
             tuple(_coerce(args[0] if len(args) == 1 else args[i], v) for i, v in enumerate(value))
@@ -263,44 +153,57 @@ def _coerce(tp: Any, value: Any) -> Any:
     return value
 
 
-def get_nested(cfg: Any, key: str) -> Any:
-    """A field's value by its dotted name: ``get_nested(cfg, "optim.lr")`` (a :func:`flat_section`'s fields by
-    their own names)."""
-    value = cfg
-    for part in key.split("."):
-        while dataclasses.is_dataclass(value) and part not in value.__dataclass_fields__:
-            owner = _flat_owner(type(value), part)
-            if owner is None:
-                break
-            value = getattr(value, owner)
-        value = getattr(value, part)
-    return value
+def _flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"ppo": {"n_steps": 8}}`` -> ``{"ppo.n_steps": 8}`` (a JSON config's nested sections as keys)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten_keys(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {prefix + k: v})
+    return out
 
 
 def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
-    """``dataclasses.replace`` that also accepts dotted keys for nested configs (``{"optim.lr": 1e-3}``)."""
-    flat: dict[str, dict[str, Any]] = {}
-    direct: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(cfg)}
-    hints = _resolved_hints(type(cfg))
-    for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        owner = None if head in names else _flat_owner(type(cfg), head)
-        if owner is not None:  # a flat section's field, by its own name
-            flat.setdefault(owner, {})[key] = value
+    """``dataclasses.replace`` by key (``{"optim.lr": 1e-3, "patch_radius": 2}``, or ``{"optim": {"lr": 1e-3}}``);
+    an unknown key raises ``ValueError`` naming the known ones."""
+    leaves = _leaves(type(cfg))
+    by_path: dict[tuple[str, ...], Any] = {}
+    for key, value in _flatten_keys(overrides).items():
+        if key not in leaves:
+            raise ValueError(
+                f"unknown config field {key!r} for {type(cfg).__name__}; known: {', '.join(sorted(leaves))}"
+            )
+        by_path[leaves[key].path] = _coerce(leaves[key].hint, value)
+
+    def rebuild(obj: Any, prefix: tuple[str, ...]) -> Any:
+        changes = {}
+        for f in dataclasses.fields(obj):
+            path = (*prefix, f.name)
+            if path in by_path:
+                changes[f.name] = by_path[path]
+            elif any(p[: len(path)] == path for p in by_path):
+                changes[f.name] = rebuild(getattr(obj, f.name), path)
+        return dataclasses.replace(obj, **changes)
+
+    return rebuild(cfg, ())
+
+
+def check_fields(cfg: Any) -> None:
+    """``ValueError`` naming the flag of the first field whose value is not of its type (Literal choices, bool,
+    number) or outside its :class:`Range`; for configs built in code, which no parser has checked."""
+    for key, leaf in _leaves(type(cfg)).items():
+        value, tp, flag = get_nested(cfg, key), leaf.hint, field_flag(key)
+        if value is None and leaf.optional:
             continue
-        if head not in names:
-            known = ", ".join(sorted(config_to_dict(cfg)))
-            raise ValueError(f"unknown config field {key!r} for {type(cfg).__name__}; known: {known}")
-        if rest:
-            flat.setdefault(head, {})[rest] = value
-        elif isinstance(value, Mapping) and dataclasses.is_dataclass(getattr(cfg, head)):
-            flat.setdefault(head, {}).update(value)
-        else:
-            direct[key] = _coerce(hints[key], value)
-    for head, sub in flat.items():
-        direct[head] = replace_nested(getattr(cfg, head), sub)
-    return dataclasses.replace(cfg, **direct)
+        if get_origin(tp) is Literal and value not in get_args(tp):
+            raise ValueError(f"{flag} must be one of {', '.join(map(repr, get_args(tp)))}, got {value!r}")
+        if tp is bool and not isinstance(value, bool):
+            raise ValueError(f"{flag} must be true or false, got {value!r}")
+        element = get_args(tp)[0] if get_origin(tp) is tuple and get_args(tp) else tp
+        if element in (int, float):
+            for number in value if get_origin(tp) is tuple else (value,):
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    raise ValueError(f"{flag} must be a number, got {value!r}")
+                if number not in (leaf.range or ANY):
+                    raise ValueError(f"{flag} must be {leaf.range or ANY}, got {value!r}")
 
 
 def parse_config(
@@ -309,77 +212,56 @@ def parse_config(
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     description: str | None = None,
     default_preset: str | None = None,
-    extra_arguments: Any = None,
+    preset_flag: str = "--preset",
+    default: T | None = None,
 ) -> T:
-    """Build a ``cls`` instance from the command line.
+    """A ``cls`` from the command line: :func:`tyro.cli` over ``default`` (``cls()`` if not given).
 
-    Args:
-        cls: a dataclass whose fields all have defaults.
-        argv: arguments (default ``sys.argv[1:]``).
-        presets: name -> field overrides (dotted keys for nested configs); ``--preset NAME`` applies one,
-            then explicit flags override it.
-        description: the ``--help`` header.
-        default_preset: preset applied when ``--preset`` is not given.
-        extra_arguments: optional ``callable(parser)`` adding non-config arguments; the parsed namespace of
-            those is then returned as a second value ``(cfg, namespace)``.
+    ``presets``: name -> overrides by key; ``--preset NAME`` (``preset_flag``; ``default_preset`` when absent)
+    applies one to the defaults, then the flags given override it. Flags are never abbreviated.
     """
-    # no prefix abbreviations: '--phase1-ep' must not stand for '--phase1-episodes' (a resume re-reads the flags given)
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    if presets:
-        pre.add_argument("--preset", choices=sorted(presets), default=default_preset)
-    known, _ = pre.parse_known_args(argv)
-    defaults = _default_instance(cls)
-    preset_name = getattr(known, "preset", None)
-    if preset_name:
-        defaults = replace_nested(defaults, presets[preset_name])
+    import tyro  # imported here: every package reads configs, only the command lines parse them
 
-    parser = argparse.ArgumentParser(
-        description=description or (inspect.getdoc(cls) or "").split("\n\n")[0], allow_abbrev=False
-    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse's spelling of a nested boolean's negation (--no-train.progress) stays valid beside tyro's
+    argv = [re.sub(r"^--no-(.+)\.", r"--\1.no-", a) if re.match(r"--no-[\w-]+\.[\w.-]+$", a) else a for a in argv]
+    base = default
+    description = description or (cls.__doc__ or "").split("\n\n")[0]
     if presets:
-        parser.add_argument(
-            "--preset",
-            choices=sorted(presets),
-            default=preset_name,
-            help="named set of defaults applied before the other flags: " + ", ".join(sorted(presets)),
-        )
-    if extra_arguments is not None:
-        extra_arguments(parser)
-    add_dataclass_arguments(parser, cls, defaults)
-    ns = parser.parse_args(argv)
-    cfg = _build(cls, vars(ns))
-    if extra_arguments is not None:
-        return cfg, ns  # type: ignore[return-value]
-    return cfg
+        pre = argparse.ArgumentParser(prog=f"{preset_flag} NAME", add_help=False, allow_abbrev=False)
+        pre.add_argument(preset_flag, dest="preset", choices=sorted(presets), default=default_preset)
+        known, argv = pre.parse_known_args(argv)
+        if known.preset:
+            base = replace_nested(cls() if base is None else base, presets[known.preset])
+        description += f"\n\n{preset_flag} NAME applies a named set of defaults first: {', '.join(sorted(presets))}"
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)  # `python -m pkg.cli`: name it so in the usage
+    prog = f"python -m {main.name}" if main is not None and main.name else None
+    if base is None:  # no default instance: fields without a default are required flags or positionals
+        return tyro.cli(cls, args=argv, prog=prog, description=description)
+    return tyro.cli(cls, args=argv, prog=prog, default=base, description=description)
 
 
 def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            item = _jsonable(getattr(value, f.name))
-            if is_flat_section(f):
-                out.update(item)  # a flat section's fields sit beside the parent's
-            else:
-                out[f.name] = item
-        return out
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, os.PathLike) else value
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-safe nested dict of a dataclass config (paths -> str, tuples -> lists)."""
-    return _jsonable(cfg)
+    """A JSON-safe dict of a config: named sections nested, paths as strings, tuples as lists."""
+    out: dict[str, Any] = {}
+    for key, value in flat_dict(cfg).items():
+        *sections, name = key.split(".")
+        node = out
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = _jsonable(value)
+    return out
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     """Inverse of :func:`config_to_dict`; unknown keys raise ``ValueError`` (a config from another version)."""
-    return replace_nested(_default_instance(cls), data)
+    return replace_nested(cls(), data)
 
 
 def save_config(cfg: Any, run_dir: str | os.PathLike, filename: str = "config.json") -> Path:

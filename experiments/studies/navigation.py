@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study, step_budget
 from experiments.studies.curves import binned_curves, curve_by_steps
 from experiments.studies.figures import bar_chart, new_figure, plot_band, save_figure
 from experiments.studies.launch import launch
@@ -119,7 +119,7 @@ BUDGETS = {
 def arm_fields(cfg: NavigationConfig, arm: str) -> dict[str, Any]:
     """``TwoPhaseConfig`` fields of ``arm`` (curiosity settings and the step split)."""
     fields, phase2 = next((f, p) for a, f, p in ARMS if a == arm)
-    return {**fields, **cfg.rl.budget(phase2)}
+    return {**fields, **step_budget(cfg.rl, phase2)}
 
 
 def collect(runs: dict[str, dict[str, dict[int, Path]]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -205,7 +205,7 @@ def curves_figure(cfg: NavigationConfig, runs: dict[str, dict[str, dict[int, Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.linspace(0, cfg.rl.total_steps, 11)
+    grid = np.linspace(0, cfg.rl.phase1_steps + cfg.rl.phase2_steps, 11)
     labels = {
         "ppo": "PPO extrinsic",
         "semantic_p1": "+ semantic cur.",
@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     notes = [
         f"encoder: {cfg.rl.encoder} ({weights or 'random init'}); every arm trains "
-        f"{cfg.rl.total_steps} environment steps (two-phase: {cfg.rl.phase1_steps} + "
+        f"{cfg.rl.phase1_steps + cfg.rl.phase2_steps} environment steps (two-phase: {cfg.rl.phase1_steps} + "
         f"{cfg.rl.phase2_steps}); {cfg.seeds} seeds; mean ± 95% t-interval, IQM and probability of improvement "
         "(rliable, stratified bootstrap) over seeds",
         f"sub-runs: {time.perf_counter() - t_runs:.0f} s in all (per run: "

@@ -42,11 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study, step_budget, study_rl
 from experiments.studies.figures import bar_chart, new_figure, save_figure
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, save_json, write_outputs
 from experiments.studies.two_phase_runs import TwoPhaseRun, eval_summary, run_seconds, torch_threads
+from techniques.rl_navigation.config import TwoPhaseConfig
 from techniques.rl_navigation.evaluation import RANDOM_WALK
 from techniques.rl_navigation.reference_policies import BLIND_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, mean_ci, probability_of_improvement
@@ -108,10 +109,8 @@ class NoisyTVConfig(RLStudyConfig):
     """probe the spontaneous TV in pixel space with these frame pools too (can a forward model learn a small pool
     away? empty: skip)"""
     seeds: int = 10
-    rl: RLSettings = field(
-        default_factory=lambda: RLSettings(
-            observation="oracle", n_train_scenes=16, phase1_steps=100_000, phase2_steps=0, intrinsic_coef=0.5
-        )
+    rl: TwoPhaseConfig = field(
+        default_factory=lambda: study_rl(observation="oracle", n_train_scenes=16, phase1_steps=100_000, phase2_steps=0)
     )
 
 
@@ -138,7 +137,7 @@ def arm_fields(cfg: NoisyTVConfig, tv: str, space: str, reward: str) -> dict[str
     if space == "supervised":
         fields["curiosity.encoder"] = cfg.rl.encoder
         fields["curiosity.encoder_weights"] = cfg.supervised_weights
-    return {**fields, **dict(REWARDS_BY_NAME[reward][1]), **cfg.rl.budget(False)}
+    return {**fields, **dict(REWARDS_BY_NAME[reward][1]), **step_budget(cfg.rl, False)}
 
 
 #: Forward-model passes over each rollout (the trainer's default is 2): enough that the error away from the TV keeps
@@ -501,9 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize(raw)
     wall = time.perf_counter() - t0
     notes = [
-        f"task {cfg.task} with a TV; the policy observes {cfg.rl.observation}; curiosity encoders: laptop "
+        f"task {cfg.task} with a TV; the policy observes {cfg.rl.rules.observation}; curiosity encoders: laptop "
         f"{weights or 'random init'}, supervised {cfg.supervised_weights or '-'}; every arm trains "
-        f"{cfg.rl.total_steps} environment steps on {cfg.rl.n_train_scenes} training scenes, forward epochs "
+        f"{cfg.rl.phase1_steps + cfg.rl.phase2_steps} environment steps on {cfg.rl.n_train_scenes} training scenes, "
+        "forward epochs "
         f"{FORWARD_EPOCHS}; {cfg.seeds} seeds; mean ± 95% t-interval over seeds",
         "per run (training + evaluation): " + ", ".join(f"{a} {np.nanmean(s):.0f} s" for a, s in seconds.items()),
     ]

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study, step_budget, study_rl
 from experiments.studies.curves import binned_curves, curve_by_steps, read_scalars
 from experiments.studies.figures import new_figure, plot_band, save_figure
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
 from experiments.studies.two_phase_runs import eval_summary, run_seconds
+from techniques.rl_navigation.config import TwoPhaseConfig
 from techniques.rl_navigation.statistics import fmt_ci, mean_ci
 
 logger = logging.getLogger("experiments.studies.phase2_health")
@@ -58,7 +59,7 @@ class Phase2HealthConfig(RLStudyConfig):
     """task"""
     targets: tuple[str, ...] = TARGETS
     """phase-2 target modes compared (ema, online, frozen)"""
-    rl: RLSettings = field(default_factory=lambda: RLSettings(phase1_steps=100_000, phase2_steps=200_000))
+    rl: TwoPhaseConfig = field(default_factory=lambda: study_rl(phase1_steps=100_000, phase2_steps=200_000))
 
 
 BUDGETS = {"smoke": {"seeds": 2, **SMOKE_RL}, "cpu": {}}
@@ -117,7 +118,7 @@ def table(summary: dict[str, dict[str, dict]], episodes: int) -> str:
 def figure(cfg: Phase2HealthConfig, runs: dict[str, dict[int, Path]], path: Path) -> Path:
     """Feature std and effective rank (relative to phase 1) and training success through phase 2."""
     fig, axes = new_figure(3, width=3.6, height=3.0)
-    p1, total = cfg.rl.phase1_steps, cfg.rl.total_steps
+    p1, total = cfg.rl.phase1_steps, cfg.rl.phase1_steps + cfg.rl.phase2_steps
     grid2 = np.linspace(p1, total, 9)
     grid2[0] -= 1e-6
     for target, seeds in runs.items():
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subruns = []
     for seed in range(1, cfg.seeds + 1):
         for target in cfg.targets:
-            fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **cfg.rl.budget(True)}
+            fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **step_budget(cfg.rl, True)}
             subruns.append(arm_run(cfg, base, cfg.task, f"target_{target}", fields, seed))
             runs.setdefault(target, {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)

@@ -25,16 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from experiments.studies.config import SMOKE_RL, RLSettings, RLStudyConfig, arm_run, start_rl_study
+from experiments.studies.config import SMOKE_RL, RLStudyConfig, arm_run, start_rl_study, step_budget, study_rl
 from experiments.studies.launch import launch
 from experiments.studies.outputs import markdown_table, write_outputs
 from experiments.studies.two_phase_runs import TwoPhaseRun, eval_report, eval_summary, run_seconds
+from techniques.rl_navigation.config import TwoPhaseConfig
 from techniques.rl_navigation.evaluation import PAIRED_KEY
 from techniques.rl_navigation.reference_policies import BLIND_WALK, RECOGNITION_WALK
 from techniques.rl_navigation.statistics import fmt_ci, fmt_interval, iqm_ci, mean_ci, probability_of_improvement
 
-#: PPO settings: overrides of the studies' shared PPO settings (``RLSettings``: rollouts of 16 agents x 128 steps,
-#: 10 epochs, minibatch 512, learning rate 3e-4, entropy 0.01, MLP 128x128, cells embedded in 16 values).
+#: PPO settings: overrides of the studies' shared PPO settings (``--rl.ppo.*``: rollouts of 16 agents x 128 steps,
+#: 4 epochs, minibatch 512, learning rate 3e-4, entropy 0.01, MLP 128x128, cells embedded in 16 values).
 SETTINGS: dict[str, dict[str, Any]] = {
     "base": {},
     "epochs4": {"ppo.n_epochs": 4},
@@ -65,7 +66,7 @@ class PPOSweepConfig(RLStudyConfig):
     """observations to sweep (oracle, pixels, window: the encoder's features)"""
     settings: tuple[str, ...] = tuple(SETTINGS)
     """PPO settings to sweep (base, epochs4, minibatch256, rollout64, lr1e-3, ent0.001, net256)"""
-    rl: RLSettings = field(default_factory=lambda: RLSettings(encoder="vit_pico_patch14", phase2_steps=0))
+    rl: TwoPhaseConfig = field(default_factory=lambda: study_rl(encoder="vit_pico_patch14", phase2_steps=0))
 
 
 BUDGETS = {
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every cell
         for observation in cfg.observations:
             for setting in cfg.settings:
-                fields = {**run_fields(observation, setting), **cfg.rl.budget(False)}
+                fields = {**run_fields(observation, setting), **step_budget(cfg.rl, False)}
                 subruns.append(arm_run(cfg, base, cfg.task, f"{observation}_{setting}", fields, seed))
                 runs.setdefault((observation, setting), {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)
@@ -187,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     wall = time.perf_counter() - t0
     notes = [
-        f"task {cfg.task}; extrinsic-only PPO, {cfg.rl.total_steps} environment steps per run; {cfg.seeds} seeds; "
+        f"task {cfg.task}; extrinsic-only PPO, {cfg.rl.phase1_steps + cfg.rl.phase2_steps} environment steps per run; "
+        f"{cfg.seeds} seeds; "
         f"{cfg.rl.n_train_scenes} training scenes, {cfg.rl.n_eval_scenes} held-out test scenes; encoder "
         f"{cfg.rl.encoder} ({weights or 'random init'}), read only by the window observation",
         "s / run: wall seconds of training and both evaluations, per run, with the study's --workers sharing the CPU",

@@ -20,19 +20,18 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+import tyro
 
 from encoders.registry import get_model_spec
 from encoders.released import RELEASED, is_release
-from encoders.utils.config import FlatSections, field_flag, flat_section, is_flat_section
+from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields
 from encoders.utils.precision import Precision
 from envs import REGISTERED_IDS
 from envs.rules import NavConfig, NavRules
@@ -54,31 +53,31 @@ _TASK_ALIASES = {"imagenav": "ImageNav-v0", "objectnav": "ObjectNav-v0"}
 class PPOConfig:
     """Stable-Baselines3 PPO settings (``--ppo.*``)."""
 
-    n_steps: int = 128
+    n_steps: Annotated[int, AT_LEAST_1] = 128
     """environment steps per agent per rollout (a rollout has n_steps * n_envs transitions)"""
-    batch_size: int = 512
+    batch_size: Annotated[int, Range(2)] = 512
     """PPO minibatch size"""
-    n_epochs: int = 4
+    n_epochs: Annotated[int, AT_LEAST_1] = 4
     """PPO epochs over each rollout"""
-    learning_rate: float = 3e-4
+    learning_rate: Annotated[float, NON_NEGATIVE] = 3e-4
     """Adam learning rate of the policy and value networks"""
-    gamma: float = 0.99
+    gamma: Annotated[float, UNIT] = 0.99
     """discount of the extrinsic return"""
-    gae_lambda: float = 0.95
+    gae_lambda: Annotated[float, UNIT] = 0.95
     """GAE lambda"""
-    clip_range: float = 0.2
+    clip_range: Annotated[float, POSITIVE] = 0.2
     """PPO clipping range"""
-    ent_coef: float = 0.01
+    ent_coef: Annotated[float, NON_NEGATIVE] = 0.01
     """entropy bonus coefficient"""
-    vf_coef: float = 0.5
+    vf_coef: Annotated[float, NON_NEGATIVE] = 0.5
     """value loss coefficient"""
-    max_grad_norm: float = 0.5
+    max_grad_norm: Annotated[float, POSITIVE] = 0.5
     """gradient clipping of the policy update"""
-    net_arch: tuple[int, ...] = (128, 128)
+    net_arch: Annotated[tuple[int, ...], AT_LEAST_1] = (128, 128)
     """hidden layers of the policy and value MLPs (after the features extractor; with --policy lstm, after the LSTM)"""
-    lstm_hidden: int = 128
+    lstm_hidden: Annotated[int, AT_LEAST_1] = 128
     """hidden size of the LSTM (--policy lstm)"""
-    cell_dim: int = 16
+    cell_dim: Annotated[int, NON_NEGATIVE] = 16
     """window and pixel observations: width of the embedding of every window cell, by one network shared across cells
     (the compression layer of VC-1 / OVRL-V2); 0: the window flattened as one vector, pixels through one CNN"""
 
@@ -100,56 +99,56 @@ class CuriosityConfig:
     observes the oracle); phase 1 only"""
     encoder_weights: str | None = None
     """checkpoint or release name (e.g. semnav-objects) of --curiosity.encoder (none: random initialisation)"""
-    forward_hidden: int = 256
+    forward_hidden: Annotated[int, AT_LEAST_1] = 256
     """hidden width of the forward model"""
-    forward_layers: int = 2
+    forward_layers: Annotated[int, AT_LEAST_1] = 2
     """hidden layers of the forward model"""
     forward_loss: ForwardLoss = "mse_ln"
     """forward loss in a normalised space: 'mse_ln' (MSE to layer-normed targets) or 'cosine'"""
-    forward_lr: float = 1e-3
+    forward_lr: Annotated[float, NON_NEGATIVE] = 1e-3
     """Adam learning rate of the forward model (its own optimiser)"""
-    forward_epochs: int = 2
+    forward_epochs: Annotated[int, NON_NEGATIVE] = 2
     """passes of the forward model over each rollout's transitions"""
-    forward_batch_size: int = 512
+    forward_batch_size: Annotated[int, AT_LEAST_1] = 512
     """forward-model minibatch size (in phase 2 each minibatch re-runs the top blocks on its scenes)"""
-    forward_max_grad_norm: float = 1.0
+    forward_max_grad_norm: Annotated[float, POSITIVE] = 1.0
     """gradient clipping of the forward model (and of the encoder in phase 2)"""
     episodic: bool = False
     """episodic intrinsic returns (cut at episode ends); default non-episodic, as RND (see intrinsic_reward.py)"""
-    gamma: float = 0.99
+    gamma: Annotated[float, UNIT] = 0.99
     """discount of the intrinsic return (reward filter and intrinsic GAE)"""
-    gae_lambda: float = 0.95
+    gae_lambda: Annotated[float, UNIT] = 0.95
     """GAE lambda of the intrinsic advantages"""
-    warmup_rollouts: int = 1
+    warmup_rollouts: Annotated[int, NON_NEGATIVE] = 1
     """rollouts that only warm up the intrinsic-return statistics (at the start and after the phase switch)"""
-    critic_hidden: int = 128
+    critic_hidden: Annotated[int, AT_LEAST_1] = 128
     """hidden width of the intrinsic value head (non-episodic mode)"""
-    critic_lr: float = 1e-3
+    critic_lr: Annotated[float, NON_NEGATIVE] = 1e-3
     """Adam learning rate of the intrinsic value head"""
-    critic_epochs: int = 2
+    critic_epochs: Annotated[int, NON_NEGATIVE] = 2
     """passes of the intrinsic value head over each rollout"""
     target_mode: TargetMode = "ema"
     """phase-2 prediction targets: 'ema' (stop-gradient EMA of the top blocks), 'frozen' (phase-1 copy) or
     'online' (the fine-tuned encoder under stop-gradient)"""
-    target_momentum: float = 0.95
+    target_momentum: Annotated[float, UNIT] = 0.95
     """EMA momentum of the target blocks, applied once per rollout"""
-    collapse_fraction: float = 0.5
+    collapse_fraction: Annotated[float, UNIT] = 0.5
     """warn when the encoder's feature std or effective rank falls below this fraction of its phase-1 value"""
-    pixel_size: int = 6
+    pixel_size: Annotated[int, AT_LEAST_1] = 6
     """side of the downsampled crop that pixel-space curiosity predicts (space='pixels')"""
-    rnd_dim: int = 64
+    rnd_dim: Annotated[int, AT_LEAST_1] = 64
     """output width of RND's random target network (space='rnd')"""
-    inverse_dim: int = 64
+    inverse_dim: Annotated[int, AT_LEAST_1] = 64
     """width of the inverse-dynamics embedding the forward model predicts (space='inverse')"""
 
 
 @dataclass
-class TwoPhaseConfig(FlatSections):
+class TwoPhaseConfig:
     """Two-phase curiosity training: PPO on detached semantic features with a forward-model intrinsic reward.
 
-    The task rules are one :class:`envs.rules.NavRules` section (``rules``), declared once in ``envs``; its fields
-    read, parse and save as this config's own (``cfg.patch_radius``, ``--patch-radius``, ``"patch_radius"`` in
-    ``config.json``; see :func:`encoders.utils.config.flat_section`).
+    The task rules are one :class:`envs.rules.NavRules` section (``cfg.rules``), declared once in ``envs``, whose
+    flags and keys carry no section name (``--patch-radius``, ``"patch_radius"`` in overrides and ``config.json``).
+    A numeric field's range is in its type (:class:`encoders.utils.config.Range`), checked by :func:`check_config`.
     """
 
     exp_name: str = "two_phase"
@@ -160,7 +159,7 @@ class TwoPhaseConfig(FlatSections):
     policy: Literal["mlp", "lstm"] = "mlp"
     """'mlp' (memoryless PPO) or 'lstm' (sb3-contrib RecurrentPPO: an LSTM after the features extractor, as the
     memory of habitat's and OVRL's agents)"""
-    rules: NavRules = flat_section(NavRules)
+    rules: Annotated[NavRules, tyro.conf.arg(name="")] = field(default_factory=NavRules)
     """the task rules (:class:`envs.rules.NavRules`: flags --actions, --stop-action, --observation, --patch-radius,
     --success-radius, --min-start-distance, --include-position, --include-heading, --success-reward,
     --step-penalty, --distance-reward-scale, --image-goal)"""
@@ -169,50 +168,50 @@ class TwoPhaseConfig(FlatSections):
     encoder_weights: str | None = None
     """encoder checkpoint path, 'official' (DINOv2 hub download), a release of semnav (semnav-objects, with --encoder
     vit_mini_patch14), or none (demo: pretrain one; else random)"""
-    image_size: int = 448
+    image_size: Annotated[int, AT_LEAST_1] = 448
     """scene side in pixels (multiple of the patch size): 448 with patch 14 gives 32x32 cells"""
-    n_train_scenes: int = 64
+    n_train_scenes: Annotated[int, AT_LEAST_1] = 64
     """procedural training scenes"""
-    n_eval_scenes: int = 16
+    n_eval_scenes: Annotated[int, AT_LEAST_1] = 16
     """held-out scenes used by the final evaluation"""
-    scene_seed: int = 0
+    scene_seed: Annotated[int, NON_NEGATIVE] = 0
     """base seed of the procedural scene generator"""
-    colour_variants: int = 1
+    colour_variants: Annotated[int, AT_LEAST_1] = 1
     """colour variants per scene (k > 1: a random one per episode)"""
-    tv_frames: int = 64
+    tv_frames: Annotated[int, Range(2)] = 64
     """--tv: pre-rendered frames in each scene's TV pool (their features are cached; no encoder runs in a step)"""
-    max_episode_steps: int = 200
+    max_episode_steps: Annotated[int, AT_LEAST_1] = 200
     """time limit per episode"""
-    goal_distance_reward: float = 0.0
+    goal_distance_reward: Annotated[float, NON_NEGATIVE] = 0.0
     """dense baseline reward: this times the step's decrease in cosine distance between the observed features and
     the goal's (VIP-style, no privileged distance; feature tasks only; 0: off)"""
-    phase1_episodes: int = 10_000
+    phase1_episodes: Annotated[int, NON_NEGATIVE] = 10_000
     """episodes of phase 1 (encoder frozen)"""
-    phase2_episodes: int = 5_000
+    phase2_episodes: Annotated[int, NON_NEGATIVE] = 5_000
     """episodes of phase 2 (top blocks fine-tuned by the forward loss); 0: phase-1 only"""
-    phase1_steps: int = 0
+    phase1_steps: Annotated[int, NON_NEGATIVE] = 0
     """environment steps of phase 1 (all agents together, rounded up to whole rollouts); > 0 budgets the whole run in
     steps, so every arm of a study gets the same samples however long its episodes; the episode budgets are unused"""
-    phase2_steps: int = 0
+    phase2_steps: Annotated[int, NON_NEGATIVE] = 0
     """environment steps of phase 2 when the run is budgeted in steps (--phase1-steps > 0); 0: phase-1 only"""
-    unfreeze_layers: int = 2
+    unfreeze_layers: Annotated[int, NON_NEGATIVE] = 2
     """number of top encoder blocks fine-tuned in phase 2 (plus the final norm)"""
-    encoder_lr: float = 1e-5
+    encoder_lr: Annotated[float, NON_NEGATIVE] = 1e-5
     """AdamW learning rate of the encoder in phase 2 (separate from the forward model's)"""
-    encoder_weight_decay: float = 0.0
+    encoder_weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     """AdamW weight decay of the encoder in phase 2"""
-    intrinsic_coef: float = 0.5
+    intrinsic_coef: Annotated[float, NON_NEGATIVE] = 0.5
     """scale of the normalised intrinsic advantages added to the extrinsic ones (0: extrinsic only)"""
-    extrinsic_coef: float = 1.0
+    extrinsic_coef: Annotated[float, NON_NEGATIVE] = 1.0
     """scale of the extrinsic advantages (0: pure curiosity, the protocol of Burda et al. 2019's large-scale study)"""
-    n_envs: int = 16
+    n_envs: Annotated[int, AT_LEAST_1] = 16
     """parallel agents (one batched ImageNavVecEnv)"""
-    seed: int = 1
+    seed: Annotated[int, NON_NEGATIVE] = 1
     """seed of torch, numpy and the environments"""
     device: str = "auto"
     """'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ... (PPO's MLP always runs on the CPU, as SB3
     recommends; the encoder, forward model and pixel-task CNN policies run here)"""
-    torch_threads: int = 1
+    torch_threads: Annotated[int, NON_NEGATIVE] = 1
     """torch CPU threads: RL's small batches run fastest on one (0: torch's default)"""
     precision: Precision = "auto"
     """bf16 autocast or fp32 for the encoder's passes (feature caching, phase-2 forward and backward, the refresh,
@@ -224,27 +223,27 @@ class TwoPhaseConfig(FlatSections):
     """explicit run folder (default: {logdir}/{task}__{exp_name}__{seed}__{time})"""
     resume: Path | None = None
     """continue the run in this folder (its saved config is used; counters and phase continue)"""
-    checkpoint_every: int = 50
+    checkpoint_every: Annotated[int, NON_NEGATIVE] = 50
     """checkpoint every N rollouts (also at the phase switch, at the end and on Ctrl-C/SIGTERM)"""
-    keep_checkpoints: int = 2
+    keep_checkpoints: Annotated[int, AT_LEAST_1] = 2
     """periodic checkpoints kept (the phase-switch and final ones are always kept)"""
-    trajectory_every: int = 25
+    trajectory_every: Annotated[int, NON_NEGATIVE] = 25
     """TensorBoard trajectory images every N rollouts (0: never)"""
-    eval_episodes: int = 100
+    eval_episodes: Annotated[int, NON_NEGATIVE] = 100
     """episodes of the final evaluation (0: skip it)"""
     eval_split: Literal["train", "val", "test"] = "test"
     """scene split of the final evaluation"""
     eval_train: bool = True
     """also evaluate on the training scenes (a policy that memorised them scores far above its held-out success)"""
-    encode_batch_size: int = 16
+    encode_batch_size: Annotated[int, AT_LEAST_1] = 16
     """images per encoder call when building / refreshing the feature cache"""
     storage_dtype: Literal["float32", "float16"] = "float32"
     """storage dtype of the cached feature grids"""
     pretrain_preset: str = "tiny"
     """demo only: preset of experiments.pretrain used when no --encoder-weights is given"""
-    pretrain_images: int = 512
+    pretrain_images: Annotated[int, AT_LEAST_1] = 512
     """demo only: procedural training-scene images rendered for pretraining"""
-    pretrain_iterations: int = 0
+    pretrain_iterations: Annotated[int, NON_NEGATIVE] = 0
     """demo only: pretraining iterations (0: the preset's)"""
     pretrain: bool = False
     """pretrain the encoder from scratch first when no --encoder-weights is given (the demo sets this)"""
@@ -340,126 +339,6 @@ def task_id(task: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class _Range:
-    """The allowed values of a numeric field: ``[low, high]`` (``low_open``: ``(low, high]``); ``None``: unbounded."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or value <= self.high
-
-    def __str__(self) -> str:
-        if self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
-        if self.low is None:
-            return "a finite number"
-        return f"{'>' if self.low_open else '>='} {self.low:g}"
-
-
-_ANY, _NON_NEGATIVE, _POSITIVE, _UNIT = _Range(), _Range(0), _Range(0, low_open=True), _Range(0, 1)
-_AT_LEAST_1 = _Range(1)
-
-#: The allowed values of every numeric field of :class:`TwoPhaseConfig` (dotted names; tuples: every element);
-#: :func:`check_config` checks them all before any work, and a test checks that no numeric field is missing here.
-FIELD_RANGES: dict[str, _Range] = {
-    "image_size": _AT_LEAST_1,
-    "n_train_scenes": _AT_LEAST_1,
-    "n_eval_scenes": _AT_LEAST_1,
-    "scene_seed": _NON_NEGATIVE,
-    "colour_variants": _AT_LEAST_1,
-    "tv_frames": _Range(2),
-    "patch_radius": _NON_NEGATIVE,
-    "pixel_cell": _NON_NEGATIVE,
-    "success_radius": _NON_NEGATIVE,
-    "min_start_distance": _NON_NEGATIVE,
-    "max_episode_steps": _AT_LEAST_1,
-    "success_reward": _ANY,
-    "step_penalty": _ANY,
-    "distance_reward_scale": _ANY,
-    "goal_distance_reward": _NON_NEGATIVE,
-    "phase1_episodes": _NON_NEGATIVE,
-    "phase2_episodes": _NON_NEGATIVE,
-    "phase1_steps": _NON_NEGATIVE,
-    "phase2_steps": _NON_NEGATIVE,
-    "unfreeze_layers": _NON_NEGATIVE,
-    "encoder_lr": _NON_NEGATIVE,
-    "encoder_weight_decay": _NON_NEGATIVE,
-    "intrinsic_coef": _NON_NEGATIVE,
-    "extrinsic_coef": _NON_NEGATIVE,
-    "n_envs": _AT_LEAST_1,
-    "seed": _NON_NEGATIVE,
-    "torch_threads": _NON_NEGATIVE,
-    "checkpoint_every": _NON_NEGATIVE,
-    "keep_checkpoints": _AT_LEAST_1,
-    "trajectory_every": _NON_NEGATIVE,
-    "eval_episodes": _NON_NEGATIVE,
-    "encode_batch_size": _AT_LEAST_1,
-    "pretrain_images": _AT_LEAST_1,
-    "pretrain_iterations": _NON_NEGATIVE,
-    "ppo.n_steps": _AT_LEAST_1,
-    "ppo.batch_size": _Range(2),  # SB3 normalises advantages per minibatch
-    "ppo.n_epochs": _AT_LEAST_1,
-    "ppo.learning_rate": _NON_NEGATIVE,
-    "ppo.gamma": _UNIT,
-    "ppo.gae_lambda": _UNIT,
-    "ppo.clip_range": _POSITIVE,
-    "ppo.ent_coef": _NON_NEGATIVE,
-    "ppo.vf_coef": _NON_NEGATIVE,
-    "ppo.max_grad_norm": _POSITIVE,
-    "ppo.net_arch": _AT_LEAST_1,
-    "ppo.lstm_hidden": _AT_LEAST_1,
-    "ppo.cell_dim": _NON_NEGATIVE,
-    "curiosity.forward_hidden": _AT_LEAST_1,
-    "curiosity.forward_layers": _AT_LEAST_1,
-    "curiosity.forward_lr": _NON_NEGATIVE,
-    "curiosity.forward_epochs": _NON_NEGATIVE,
-    "curiosity.forward_batch_size": _AT_LEAST_1,
-    "curiosity.forward_max_grad_norm": _POSITIVE,
-    "curiosity.gamma": _UNIT,
-    "curiosity.gae_lambda": _UNIT,
-    "curiosity.warmup_rollouts": _NON_NEGATIVE,
-    "curiosity.critic_hidden": _AT_LEAST_1,
-    "curiosity.critic_lr": _NON_NEGATIVE,
-    "curiosity.critic_epochs": _NON_NEGATIVE,
-    "curiosity.target_momentum": _UNIT,
-    "curiosity.collapse_fraction": _UNIT,
-    "curiosity.pixel_size": _AT_LEAST_1,
-    "curiosity.rnd_dim": _AT_LEAST_1,
-    "curiosity.inverse_dim": _AT_LEAST_1,
-}
-
-
-def _check_types_and_ranges(cfg: Any, prefix: str = "") -> None:
-    """Every field of a config dataclass: its annotated type (Literal choices, bool, int, float, str) and, for
-    numbers, :data:`FIELD_RANGES`."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        name, value, hint = prefix + f.name, getattr(cfg, f.name), hints[f.name]
-        if dataclasses.is_dataclass(value):
-            _check_types_and_ranges(value, prefix if is_flat_section(f) else name + ".")
-            continue
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if origin is Literal and value not in args:
-            raise ValueError(f"{field_flag(name)} must be one of {', '.join(map(repr, args))}, got {value!r}")
-        if hint is bool and not isinstance(value, bool):
-            raise ValueError(f"{field_flag(name)} must be true or false, got {value!r}")
-        numbers = value if origin is tuple else (value,)
-        if hint in (int, float) or (origin is tuple and args and args[0] in (int, float)):
-            for number in numbers:
-                if isinstance(number, bool) or not isinstance(number, (int, float)):
-                    raise ValueError(f"{field_flag(name)} must be a number, got {value!r}")
-                allowed = FIELD_RANGES.get(name, _ANY)
-                if number not in allowed:
-                    raise ValueError(f"{field_flag(name)} must be {allowed}, got {value!r}")
-
-
 def _check_weights(flag: str, arch_flag: str, arch: str, weights: str | None) -> None:
     """``ValueError`` naming ``flag`` unless ``weights`` is ``None``, ``"official"``, a release made for ``arch``
     (:mod:`encoders.released`) or an existing file."""
@@ -483,7 +362,7 @@ def check_config(cfg: TwoPhaseConfig) -> None:
     from envs.scenes import SceneGenerator, smallest_image_size
 
     task_id(cfg.task)
-    _check_types_and_ranges(cfg)
+    check_fields(cfg)
     resolve_device(cfg.device)
     if not cfg.exp_name or os.sep in cfg.exp_name:
         raise ValueError(f"--exp-name must be a non-empty name without {os.sep!r}, got {cfg.exp_name!r}")
@@ -665,7 +544,6 @@ def run_name(cfg: TwoPhaseConfig, timestamp: int | None = None) -> str:
 
 __all__ = [
     "ENCODER_SPACES",
-    "FIELD_RANGES",
     "PRESETS",
     "TASKS",
     "CuriosityConfig",
