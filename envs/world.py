@@ -33,16 +33,9 @@ from torch import nn
 from envs.features import SceneFeatures, StorageDType
 from envs.goals import GoalPooling, ObjectGoals, build_object_goals
 from envs.oracle import oracle_features, oracle_goal_vectors
-from envs.scenes import (
-    SPLITS,
-    FolderSceneSource,
-    Scene,
-    SceneGenerator,
-    SceneTooSmallError,
-    smallest_image_size,
-    variant_colours,
-    variant_images,
-)
+from envs.scenes import SPLITS, Scene, SceneGenerator, SceneTooSmallError, smallest_image_size
+from envs.scenes.folder import FolderSceneSource
+from envs.scenes.variants import variant_colours, variant_images
 from envs.tv import DEFAULT_TV_CELLS, DEFAULT_TV_FRAMES, TV, TV_MODES, TVMode, build_tv
 
 logger = logging.getLogger(__name__)
