@@ -28,7 +28,7 @@ from encoders import create_model
 from encoders.preprocessing import images_to_tensor
 from encoders.utils.config import parse_config
 from envs.vec_env import ImageNavVecEnv
-from envs.world import build_world
+from envs.world import NavWorld
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def measure(cfg: ThroughputConfig) -> list[dict]:
         torch.manual_seed(cfg.seed)
         encoder = create_model(name).eval()
         kwargs = dict(n_scenes=cfg.n_scenes, image_size=cfg.image_size, scene_seed=cfg.seed)
-        cached_world = build_world(encoder=encoder, **kwargs)
-        pixel_world = build_world(observation="pixels", patch_size=encoder.patch_size, **kwargs)
+        cached_world = NavWorld.from_generator(encoder=encoder, **kwargs)
+        pixel_world = NavWorld.from_generator(observation="pixels", patch_size=encoder.patch_size, **kwargs)
         for n in cfg.agents:
             rng = np.random.default_rng(cfg.seed)
             env = ImageNavVecEnv(n, world=cached_world, patch_radius=cfg.patch_radius)

@@ -63,7 +63,6 @@ _LAZY = {
     "NavConfig": "envs.rules",
     "NavWorld": "envs.world",
     "NavCore": "envs.core",
-    "build_world": "envs.world",
 }
 
 

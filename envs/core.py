@@ -2,7 +2,8 @@
 :class:`~envs.vec_env.ImageNavVecEnv` (``N`` agents): the per-agent state over a world.
 
 - :func:`prepare_navigation`: splits environment keyword arguments into a :class:`~envs.rules.NavConfig` and a
-  :class:`~envs.world.NavWorld` (the static scenes, features and goals; built by :func:`envs.world.build_world`).
+  :class:`~envs.world.NavWorld` (the static scenes, features and goals; built by the named constructor of the scene
+  source: :meth:`~envs.world.NavWorld.from_generator`, ``from_folder`` or ``from_scenes``).
 - :class:`NavCore`: ``N`` agents as arrays (scene, variant, cell, heading, goal, steps, path length, visited cells,
   start distance, ...), their geometry (distances to the goal) and the saved state of episodes in progress
   (:meth:`NavCore.agent_state`). The core is assembled from one module per concept, each mixed in:
@@ -24,6 +25,8 @@ Headings: 0 up (north), 1 right (east), 2 down (south), 3 left (west).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -33,14 +36,19 @@ from envs import MAX_EPISODE_STEPS
 from envs.agents import AgentState
 from envs.crops import CellCrops
 from envs.episodes import TV_BLOCK, EpisodeSamplingMixin
+from envs.features import SceneFeatures
 from envs.goals import image_goal_candidates
 from envs.observation import FEATURE_BOUND, ObservationMixin, rotated_offsets
 from envs.rendering import RenderingMixin
 from envs.rules import EGOCENTRIC_ACTIONS, GRID_ACTIONS, STOP, ActionMode, NavConfig, NavRules
+from envs.scenes import Scene, SceneGenerator
 from envs.stepping import INFO_KEYS, SUCCESS_DISTANCES, SteppingMixin
-from envs.world import NavWorld, TaskName, build_world
+from envs.world import NavWorld, TaskName, WorldOptions
 
 _CONFIG_FIELDS = tuple(NavRules.__dataclass_fields__)
+#: Where the environments' keyword arguments are declared (:func:`envs.contract.check_argument_types`; the folder's
+#: ``n_scenes: int | None`` comes last and wins).
+ARGUMENT_SIGNATURES = (NavConfig, WorldOptions, NavWorld.from_generator, NavWorld.from_folder)
 
 
 def prepare_navigation(
@@ -48,24 +56,43 @@ def prepare_navigation(
 ) -> tuple[NavConfig, NavWorld]:
     """Split environment keyword arguments into a :class:`NavConfig` and a :class:`NavWorld` (built unless given).
 
-    ``kwargs`` holds :class:`NavConfig` fields and, without ``world``, :func:`build_world` arguments.
+    ``kwargs`` holds :class:`NavConfig` fields and, without ``world``, the scene source and
+    :class:`~envs.world.WorldOptions` (:func:`_world_from_arguments`).
     """
     if world is not None and "tv" not in kwargs:  # the rules follow the world's TV unless given
         kwargs["tv"] = world.tv_mode
     config = NavConfig(task=task, **{k: kwargs.pop(k) for k in _CONFIG_FIELDS if k in kwargs})
     if world is None:
-        world = build_world(task=task, observation=config.observation, tv=config.tv, **kwargs)
+        world = _world_from_arguments(task=task, observation=config.observation, tv=config.tv, **kwargs)
     elif kwargs:
         raise ValueError(
             f"world was given, so the scene/encoder arguments {sorted(kwargs)} would be ignored; drop them or build "
-            "a new world with envs.world.build_world(...)"
+            "a new world (envs.world.NavWorld.from_generator(...), from_folder or from_scenes)"
         )
     if world.tv_mode != config.tv:
         raise ValueError(
-            f"tv={config.tv!r} but the world was built with tv={world.tv_mode!r}; build it with "
-            f"build_world(tv={config.tv!r}, ...)"
+            f"tv={config.tv!r} but the world was built with tv={world.tv_mode!r}; build it with tv={config.tv!r} "
+            "(NavWorld.from_generator(tv=..., ...) or the other constructors)"
         )
     return config, world
+
+
+def _world_from_arguments(
+    scenes: Sequence[Scene] | None = None,
+    scene_features: SceneFeatures | None = None,
+    scene_folder: str | os.PathLike | None = None,
+    scene_generator: SceneGenerator | None = None,
+    **kwargs: Any,
+) -> NavWorld:
+    """The world of the environments' keyword arguments, built by the :class:`NavWorld` constructor of their scene
+    source: prebuilt ``scenes`` (with their ``scene_features``), a ``scene_folder`` or the procedural generator."""
+    if scenes is not None:
+        return NavWorld.from_scenes(scenes, scene_features, **kwargs)
+    if scene_features is not None:
+        raise ValueError("scene_features are the features of prebuilt scenes: pass those scenes too (scenes=...)")
+    if scene_folder is not None:
+        return NavWorld.from_folder(scene_folder, **kwargs)
+    return NavWorld.from_generator(generator=scene_generator, **kwargs)
 
 
 class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMixin):
@@ -81,7 +108,7 @@ class NavCore(EpisodeSamplingMixin, SteppingMixin, ObservationMixin, RenderingMi
         if config.has_features and world.features is None:
             raise ValueError(
                 f"observation={config.observation!r} needs features but the world has none; build it with "
-                f"build_world(observation={config.observation!r}, ...) (an encoder for 'mean' / 'window') or use "
+                f"observation={config.observation!r} (an encoder for 'mean' / 'window') or use "
                 "observation='pixels'"
             )
         if config.task == "objectnav" and world.object_goals is None:

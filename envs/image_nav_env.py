@@ -9,10 +9,9 @@ import numpy as np
 
 from envs import MAX_EPISODE_STEPS
 from envs.contract import check_action, check_argument_types, check_options, require_reset
-from envs.core import NavCore, prepare_navigation
+from envs.core import ARGUMENT_SIGNATURES, NavCore, prepare_navigation
 from envs.features import SceneFeatures
-from envs.rules import NavConfig
-from envs.world import NavWorld, TaskName, build_world
+from envs.world import NavWorld, TaskName
 
 
 class ImageNavEnv(gym.Env):
@@ -121,7 +120,8 @@ class ImageNavEnv(gym.Env):
     - ``max_episode_steps``: time limit (default: the registered spec's, else 500).
     - ``render_mode``: ``None`` or ``"rgb_array"``; ``render_scale``: integer upscaling of rendered frames.
 
-    World (:func:`envs.world.build_world`; or pass ``world=`` a prebuilt :class:`~envs.world.NavWorld` to share):
+    World (built by :meth:`~envs.world.NavWorld.from_generator`, ``from_folder`` or ``from_scenes``, whichever source
+    the arguments name, each taking only its own; or pass ``world=`` a prebuilt :class:`~envs.world.NavWorld`):
 
     - ``scenes``: prebuilt :class:`envs.scenes.Scene` list, optionally with ``scene_features`` (a
       :class:`~envs.features.SceneFeatures` of their variant images, used as is: no copy, refreshes are seen).
@@ -153,7 +153,7 @@ class ImageNavEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         arguments = {"max_episode_steps": max_episode_steps, "render_scale": render_scale, **kwargs}
-        check_argument_types(arguments, type(self).__init__, NavConfig, build_world)
+        check_argument_types(arguments, type(self).__init__, *ARGUMENT_SIGNATURES)
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.config, self.world = prepare_navigation(task, world, **kwargs)

@@ -25,10 +25,10 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 from envs import MAX_EPISODE_STEPS
 from envs.agents import AGENT_FIELDS, generator_from_state
 from envs.contract import check_actions, check_argument_types, check_options, require_reset
-from envs.core import NavCore, prepare_navigation
+from envs.core import ARGUMENT_SIGNATURES, NavCore, prepare_navigation
 from envs.features import SceneFeatures
 from envs.rules import NavConfig
-from envs.world import NavWorld, TaskName, build_world
+from envs.world import NavWorld, TaskName
 
 # Wrappers whose effect the vectorised env provides itself (episode statistics and the time limit).
 _BUILT_IN_WRAPPERS: tuple[type, ...] = (Monitor, gym.wrappers.RecordEpisodeStatistics, gym.wrappers.TimeLimit)
@@ -51,7 +51,7 @@ class ImageNavVecEnv(VecEnv):
             ``kwargs``.
         max_episode_steps: time limit (default 500).
         render_scale: integer upscaling of rendered frames.
-        **kwargs: :class:`~envs.rules.NavConfig` fields and :func:`~envs.world.build_world` arguments.
+        **kwargs: :class:`~envs.rules.NavConfig` fields, the scene source and :class:`~envs.world.WorldOptions`.
 
     Phase-2 use (RL trainer): build with ``encoder=encoder, cache_block=encoder.n_blocks - n``; after each encoder
     update call ``refresh_features(encoder)``; ``scene_features`` gives the differentiable path
@@ -77,7 +77,7 @@ class ImageNavVecEnv(VecEnv):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         arguments = {"max_episode_steps": max_episode_steps, "render_scale": render_scale, **kwargs}
-        check_argument_types(arguments, type(self).__init__, NavConfig, build_world)
+        check_argument_types(arguments, type(self).__init__, *ARGUMENT_SIGNATURES)
         config, world = prepare_navigation(task, world, **kwargs)
         self.core = NavCore(config, world, num_envs, max_episode_steps)
         self.render_mode = render_mode

@@ -1,18 +1,18 @@
 """The static world of the navigation environments: what every agent shares and nobody mutates during an episode.
 
-- :class:`NavWorld`: the scenes, their variant images ``(S, V, H, W, 3)`` (colour variants, or the frames of a noisy
-  TV, :mod:`envs.tv`), the
-  :class:`~envs.features.SceneFeatures` cache and the :class:`~envs.goals.ObjectGoals`. Share one between
-  environments freely (``world=`` of :class:`~envs.image_nav_env.ImageNavEnv` and
-  :class:`~envs.vec_env.ImageNavVecEnv`).
-- :func:`build_world` makes one from a scene source (prebuilt ``scenes``, a photo folder or the procedural
-  generator, see :func:`load_scenes`) and an encoder (an instance, a registry name + weights, or ``None`` for
-  :data:`DEFAULT_ENCODER`, see :func:`resolve_encoder`): it loads the scenes, renders their colour variants or TV
-  frames (:func:`scene_variant_images`), encodes every variant once into the feature cache and, for ObjectNav,
-  builds and encodes the object goals. Pixel observations need no encoder.
-- Cache: worlds built from names only (no model instance, weights file, prebuilt scenes or folder) are
-  deterministic, so :func:`build_world` keeps the last few in-process and returns the shared one for the same
-  arguments (such a world is marked ``memoised`` and cannot be refreshed).
+:class:`NavWorld` holds the scenes, their variant images ``(S, V, H, W, 3)`` (colour variants, or the frames of a
+noisy TV, :mod:`envs.tv`), the :class:`~envs.features.SceneFeatures` cache and the :class:`~envs.goals.ObjectGoals`.
+Share one between environments freely (``world=`` of :class:`~envs.image_nav_env.ImageNavEnv` and
+:class:`~envs.vec_env.ImageNavVecEnv`). Its constructors name the scene source:
+
+- :meth:`NavWorld.from_generator`: procedural scenes;
+- :meth:`NavWorld.from_folder`: photos from a folder;
+- :meth:`NavWorld.from_scenes`: prebuilt :class:`~envs.scenes.Scene` records, optionally with their cached features.
+
+The rest is shared (:class:`WorldOptions`): each renders the colour variants or TV frames
+(:func:`scene_variant_images`), encodes every variant once into the feature cache (with an encoder instance, a
+registry name + weights, or ``None`` for :data:`DEFAULT_ENCODER`; pixel and oracle observations need none) and, for
+ObjectNav, builds and encodes the object goals.
 
 The per-agent state over a world is in :mod:`envs.core`, its vectorised step in :mod:`envs.stepping`.
 """
@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +33,9 @@ from torch import nn
 from envs.features import SceneFeatures, StorageDType
 from envs.goals import GoalPooling, ObjectGoals, build_object_goals
 from envs.oracle import oracle_features, oracle_goal_vectors
-from envs.scenes import SPLITS, Scene, SceneGenerator, SceneTooSmallError, smallest_image_size, variant_images
+from envs.scenes import SPLITS, Scene, SceneGenerator, SceneTooSmallError, smallest_image_size
+from envs.scenes.folder import FolderSceneSource
+from envs.scenes.variants import variant_colours, variant_images
 from envs.tv import DEFAULT_TV_CELLS, DEFAULT_TV_FRAMES, TV, TV_MODES, TVMode, build_tv
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,40 @@ VariantMode = Literal["none", "episode", "tv"]
 #: Encoder used when none is given in a feature mode: random init (fixed seed), for tests and API checks only.
 DEFAULT_ENCODER = "vit_pico_patch14"
 DEFAULT_ENCODER_SEED = 0
+
+
+@dataclass(frozen=True)
+class WorldOptions:
+    """The keyword arguments every :class:`NavWorld` constructor takes besides its scene source.
+
+    Attributes:
+        task, observation: what the world serves; ``"mean"`` / ``"window"`` encode the scenes, ``"pixels"`` and
+            ``"oracle"`` (ground truth, :mod:`envs.oracle`) need no encoder.
+        encoder: a model (used where it is), a registry name (with ``encoder_weights``, a checkpoint) or ``None``
+            (:data:`DEFAULT_ENCODER`); names without weights are randomly initialised under a fixed seed.
+        device, storage_dtype, encode_batch_size, cache_block: how the features are computed and kept
+            (:meth:`~envs.features.SceneFeatures.from_encoder`; ``cache_block`` for top-block refreshes).
+        patch_size: the cell size without an encoder (default 14); with one it must be the encoder's.
+        colour_variants, tv, tv_frames, tv_cells: the variant images (:func:`scene_variant_images`).
+        goal_variants, goal_image_size, goal_pooling: the object goals (:func:`~envs.goals.build_object_goals`).
+    """
+
+    task: TaskName = "imagenav"
+    observation: ObservationMode = "mean"
+    encoder: nn.Module | str | None = None
+    encoder_weights: str | os.PathLike | None = None
+    device: str | None = None
+    storage_dtype: StorageDType = "float32"
+    encode_batch_size: int = 16
+    cache_block: int | None = None
+    patch_size: int | None = None
+    colour_variants: int = 1
+    tv: TVMode = "none"
+    tv_frames: int = DEFAULT_TV_FRAMES
+    tv_cells: int = DEFAULT_TV_CELLS
+    goal_variants: int = 1
+    goal_image_size: int | None = None
+    goal_pooling: GoalPooling = "object"
 
 
 class NavWorld:
@@ -93,7 +129,75 @@ class NavWorld:
         self.tv = tv
         self.features = features
         self.object_goals = object_goals
-        self.memoised = False  # set by build_world for shared default worlds
+
+    @classmethod
+    def from_generator(
+        cls,
+        split: str = "train",
+        n_scenes: int = 4,
+        *,
+        scene_ids: Sequence[int] | None = None,
+        image_size: int = 448,
+        scene_seed: int = 0,
+        generator: SceneGenerator | None = None,
+        **options: Any,
+    ) -> NavWorld:
+        """Procedural scenes ``scene_ids`` (default ``range(n_scenes)``) of ``split`` from ``generator`` (default
+        ``SceneGenerator(image_size, patch_size=patch, seed=scene_seed)``); ``options``: :class:`WorldOptions`."""
+
+        if scene_ids is None and (n_scenes is None or n_scenes < 1):
+            raise ValueError(f"n_scenes must be a positive number of procedural scenes, got {n_scenes}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        ids = [int(i) for i in (range(n_scenes) if scene_ids is None else scene_ids)]
+
+        def generate(patch: int) -> list[Scene]:
+            if generator is not None and generator.image_size % patch:
+                raise ValueError(
+                    f"the scene generator's image_size {generator.image_size} is not a multiple of the encoder's "
+                    f"patch size {patch}"
+                )
+            default = functools.partial(SceneGenerator, patch_size=patch, seed=scene_seed)  # of an image size
+            try:
+                return (default(image_size) if generator is None else generator).generate_many(ids, split)
+            except SceneTooSmallError as e:
+                if generator is not None:
+                    raise
+                fits = smallest_image_size(ids, split, image_size + 1, default, patch)
+                raise ValueError(
+                    f"image_size={image_size} is too small for the default procedural scenes ({e}); the smallest "
+                    f"image_size that fits these scenes is {fits}; or pass an envs.scenes.SceneGenerator(image_size="
+                    f"{image_size}, ...) with fewer, smaller objects (its n_objects and object_size arguments)"
+                ) from e
+
+        return _build(generate, WorldOptions(**options), outline=getattr(generator, "outline", True))
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | os.PathLike,
+        n_scenes: int | None = 4,
+        *,
+        scene_ids: Sequence[int] | None = None,
+        image_size: int = 448,
+        **options: Any,
+    ) -> NavWorld:
+        """Photos ``scene_ids`` (default the first ``n_scenes``, ``None`` for all) of ``folder`` as ``image_size``
+        scenes (:class:`~envs.scenes.FolderSceneSource`; image goals only); ``options``: :class:`WorldOptions`."""
+
+        def load(patch: int) -> list[Scene]:
+            source = FolderSceneSource(folder, image_size=image_size, patch_size=patch)
+            total = len(source) if n_scenes is None else min(n_scenes, len(source))
+            return [source.load(int(i)) for i in (range(total) if scene_ids is None else scene_ids)]
+
+        return _build(load, WorldOptions(**options))
+
+    @classmethod
+    def from_scenes(cls, scenes: Sequence[Scene], features: SceneFeatures | None = None, **options: Any) -> NavWorld:
+        """Prebuilt ``scenes``, optionally with ``features``, the :class:`~envs.features.SceneFeatures` of their variant
+        images (used as is: no copy, refreshes are seen; ObjectNav still needs their encoder, for the goal images);
+        ``options``: :class:`WorldOptions`."""
+        return _build(lambda patch: scenes, WorldOptions(**options), features)
 
     @property
     def tv_mode(self) -> str:
@@ -117,11 +221,6 @@ class NavWorld:
         """Recompute the scene grids (and object-goal features) in place after ``encoder`` changed."""
         if self.features is None:
             raise ValueError("this world has no features (pixel observations); nothing to refresh")
-        if self.memoised:
-            raise ValueError(
-                "this world is a shared default built from an encoder name; to fine-tune, build the environment with "
-                "your encoder instance (encoder=model, cache_block=...) so that it owns its feature cache"
-            )
         self.features.refresh(encoder, batch_size)
         if self.object_goals is not None and self.object_goals.features is not None:
             self.object_goals.refresh(encoder, batch_size)
@@ -136,7 +235,7 @@ class NavWorld:
         )
 
 
-def resolve_encoder(
+def _resolve_encoder(
     encoder: nn.Module | str | None, encoder_weights: str | os.PathLike | None = None, device: str | None = None
 ) -> nn.Module:
     """An encoder instance from an instance, a registry name (+ weights file) or ``None`` (:data:`DEFAULT_ENCODER`).
@@ -161,63 +260,6 @@ def resolve_encoder(
             model = create_model(name)
         logger.info("using a randomly initialised %s encoder; pass a pretrained encoder for real use", name)
     return model.to(device or "cpu").eval()
-
-
-def load_scenes(
-    *,
-    split: str = "train",
-    n_scenes: int | None = 4,
-    scene_ids: Sequence[int] | None = None,
-    image_size: int = 448,
-    patch_size: int = 14,
-    scene_seed: int = 0,
-    scene_generator: SceneGenerator | None = None,
-    scene_folder: str | os.PathLike | None = None,
-) -> list[Scene]:
-    """Scenes from a photo folder (``scene_folder``) or the procedural generator.
-
-    Procedural: ids ``scene_ids`` (default ``range(n_scenes)``) of ``split`` from ``scene_generator`` (default
-    ``SceneGenerator(image_size, patch_size=patch_size, seed=scene_seed)``). Folder: images ``scene_ids``
-    (default the first ``n_scenes``, ``None`` for all) of :class:`envs.scenes.FolderSceneSource`.
-    """
-    if scene_folder is not None:
-        from envs.scenes import FolderSceneSource
-
-        source = FolderSceneSource(scene_folder, image_size=image_size, patch_size=patch_size)
-        if scene_ids is None:
-            total = len(source)
-            scene_ids = range(total if n_scenes is None else min(n_scenes, total))
-        return [source.load(int(i)) for i in scene_ids]
-    if scene_ids is None:
-        if n_scenes is None or n_scenes < 1:
-            raise ValueError(f"n_scenes must be a positive number of procedural scenes, got {n_scenes}")
-        scene_ids = range(n_scenes)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if scene_generator is not None:
-        if scene_generator.image_size % patch_size:
-            raise ValueError(
-                f"the scene generator's image_size {scene_generator.image_size} is not a multiple of the encoder's "
-                f"patch size {patch_size}"
-            )
-        return scene_generator.generate_many([int(i) for i in scene_ids], split)
-    try:
-        return SceneGenerator(image_size=image_size, patch_size=patch_size, seed=scene_seed).generate_many(
-            [int(i) for i in scene_ids], split
-        )
-    except SceneTooSmallError as e:
-        fits = smallest_image_size(
-            scene_ids,
-            split,
-            image_size + 1,
-            lambda size: SceneGenerator(image_size=size, patch_size=patch_size, seed=scene_seed),
-            patch_size,
-        )
-        raise ValueError(
-            f"image_size={image_size} is too small for the default procedural scenes ({e}); the smallest image_size "
-            f"that fits these scenes is {fits}; or pass a scene_generator=envs.scenes.SceneGenerator(image_size="
-            f"{image_size}, ...) with fewer, smaller objects (its n_objects and object_size arguments)"
-        ) from e
 
 
 def scene_variant_images(
@@ -255,166 +297,65 @@ def scene_variant_images(
     return np.stack([variant_images(s, colour_variants) for s in scenes]), "episode", None
 
 
-#: Worlds built from names only (no model instance, weights file, prebuilt scenes or folder) are deterministic, so
-#: the most recent few are kept and shared: ``gymnasium.make`` of a registered id with defaults encodes once.
-_WORLD_CACHE: OrderedDict[tuple, NavWorld] = OrderedDict()
-_WORLD_CACHE_SIZE = 8
-_UNCACHEABLE = ("scenes", "scene_features", "scene_generator", "scene_folder", "encoder_weights")
-
-
-def _world_key(kwargs: dict[str, Any]) -> tuple | None:
-    if any(kwargs.get(name) is not None for name in _UNCACHEABLE) or isinstance(kwargs.get("encoder"), nn.Module):
-        return None
-    items = []
-    for name, value in sorted(kwargs.items()):
-        if isinstance(value, (list, tuple, range)):
-            value = tuple(value)
-        try:
-            hash(value)
-        except TypeError:
-            return None
-        items.append((name, value))
-    return tuple(items)
-
-
-def _memoised(fn):
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> NavWorld:
-        key = _world_key(kwargs)
-        if key is not None and key in _WORLD_CACHE:
-            _WORLD_CACHE.move_to_end(key)
-            return _WORLD_CACHE[key]
-        world = fn(**kwargs)
-        if key is not None:
-            world.memoised = True
-            _WORLD_CACHE[key] = world
-            while len(_WORLD_CACHE) > _WORLD_CACHE_SIZE:
-                _WORLD_CACHE.popitem(last=False)
-        return world
-
-    return wrapper
-
-
-@_memoised
-def build_world(
-    *,
-    task: TaskName = "imagenav",
-    observation: ObservationMode = "mean",
-    scenes: Sequence[Scene] | None = None,
-    scene_features: SceneFeatures | None = None,
-    scene_generator: SceneGenerator | None = None,
-    split: str = "train",
-    n_scenes: int | None = 4,
-    scene_ids: Sequence[int] | None = None,
-    image_size: int = 448,
-    scene_seed: int = 0,
-    scene_folder: str | os.PathLike | None = None,
-    encoder: nn.Module | str | None = None,
-    encoder_weights: str | os.PathLike | None = None,
-    device: str | None = None,
-    storage_dtype: StorageDType = "float32",
-    encode_batch_size: int = 16,
-    cache_block: int | None = None,
-    patch_size: int | None = None,
-    colour_variants: int = 1,
-    tv: TVMode = "none",
-    tv_frames: int = DEFAULT_TV_FRAMES,
-    tv_cells: int = DEFAULT_TV_CELLS,
-    goal_variants: int = 1,
-    goal_image_size: int | None = None,
-    goal_pooling: GoalPooling = "object",
+def _build(
+    load: Callable[[int], Sequence[Scene]],
+    o: WorldOptions,
+    features: SceneFeatures | None = None,
+    outline: bool = True,
 ) -> NavWorld:
-    """Scenes + variant images + features + object goals (see :class:`~envs.image_nav_env.ImageNavEnv` Arguments).
-
-    Feature observations encode everything once with ``encoder``; pixel observations need no encoder (then
-    ``patch_size`` sets the cell size, default 14), nor do oracle observations (ground-truth cell features from the
-    scene generator, :mod:`envs.oracle`; the encoder, if given, only sets the patch size). Worlds built from names
-    only (``encoder`` ``None`` or a registry name without weights, procedural scenes from arguments) are deterministic
-    and memoised in-process (the last 8), so repeated ``gymnasium.make`` calls share one; such a world cannot be
-    refreshed (pass an encoder instance to own one). ``tv`` (:mod:`envs.tv`) makes the variants the frames of a TV
-    pool of ``tv_frames`` per scene, ``tv_cells`` cells wide; every feature space computes each frame once.
-    """
-    needs_encoder = observation not in ("pixels", "oracle")
+    """The constructors' shared part: the encoder and patch size, the scenes ``load(patch)``, their variant images,
+    the features (encoded once unless given) and, for ObjectNav, the object goals."""
+    encoded = o.observation not in ("pixels", "oracle")
     model: nn.Module | None = None
-    if needs_encoder and scene_features is not None and task == "objectnav" and encoder is None:
+    if encoded and features is not None and o.task == "objectnav" and o.encoder is None:
         raise ValueError(
             "ObjectNav with prebuilt scene_features also needs the encoder that built them (encoder=...), "
             "to encode the goal images"
         )
-    if needs_encoder and (scene_features is None or task == "objectnav"):
-        model = resolve_encoder(encoder, encoder_weights, device)
-        if scene_features is not None and int(model.embed_dim) != scene_features.dim:
+    if encoded and (features is None or o.task == "objectnav"):
+        model = _resolve_encoder(o.encoder, o.encoder_weights, o.device)
+        if features is not None and int(model.embed_dim) != features.dim:
             raise ValueError(
-                f"encoder width {model.embed_dim} differs from the scene_features width {scene_features.dim}; "
+                f"encoder width {model.embed_dim} differs from the scene_features width {features.dim}; "
                 "pass the encoder that built scene_features"
             )
     if model is not None:
         patch = int(model.patch_size)
-    elif scene_features is not None:
-        patch = scene_features.patch_size
+    elif features is not None:
+        patch = features.patch_size
     else:
-        patch = 14 if patch_size is None else int(patch_size)
-    if patch_size is not None and int(patch_size) != patch:
-        raise ValueError(f"patch_size={patch_size} does not match the encoder's patch size {patch}; omit patch_size")
-    if scenes is None:
-        scenes = load_scenes(
-            split=split,
-            n_scenes=n_scenes,
-            scene_ids=scene_ids,
-            image_size=image_size,
-            patch_size=patch,
-            scene_seed=scene_seed,
-            scene_generator=scene_generator,
-            scene_folder=scene_folder,
-        )
-    scenes = list(scenes)
+        patch = 14 if o.patch_size is None else int(o.patch_size)
+    if o.patch_size is not None and int(o.patch_size) != patch:
+        raise ValueError(f"patch_size={o.patch_size} does not match the encoder's patch size {patch}; omit patch_size")
+    scenes = list(load(patch))
     if not scenes:
         raise ValueError("no scenes: pass scenes, n_scenes >= 1, scene_ids, or a scene_folder with images")
-    images, variant_mode, screens = scene_variant_images(scenes, colour_variants, tv, tv_frames, tv_cells, patch)
-    features = scene_features
-    if observation == "oracle":
-        if scene_features is not None:
+    images, variant_mode, screens = scene_variant_images(
+        scenes, o.colour_variants, o.tv, o.tv_frames, o.tv_cells, patch
+    )
+    grid_shape = (images.shape[2] // patch, images.shape[3] // patch)
+    if o.observation == "oracle":
+        if features is not None:
             raise ValueError("observation='oracle' serves ground-truth features; drop scene_features")
-        features = oracle_features(
-            scenes, images.shape[1], patch, (images.shape[2] // patch, images.shape[3] // patch), screens
+        features = oracle_features(scenes, images.shape[1], patch, grid_shape, screens)
+    elif encoded and features is None:
+        features = SceneFeatures.from_encoder(
+            model, images, o.encode_batch_size, o.device, o.storage_dtype, o.cache_block
         )
-    elif needs_encoder and features is None:
-        features = SceneFeatures.from_encoder(model, images, encode_batch_size, device, storage_dtype, cache_block)
     elif features is not None and features.images is not None and features.images.shape == images.shape:
         images = features.images  # share the caller's array instead of keeping a second copy
     object_goals = None
-    if task == "objectnav":
-        grid_shape = (images.shape[2] // patch, images.shape[3] // patch)
-        avoid = [[o.colour for o in s.objects] + _variant_colours(s, images.shape[1], variant_mode) for s in scenes]
+    if o.task == "objectnav":
+        avoid = [[ob.colour for ob in s.objects] + _variant_colours(s, images.shape[1], variant_mode) for s in scenes]
         object_goals = build_object_goals(
-            scenes,
-            patch,
-            grid_shape,
-            goal_variants,
-            goal_image_size,
-            goal_pooling,
-            avoid,
-            outline=getattr(scene_generator, "outline", True),
+            scenes, patch, grid_shape, o.goal_variants, o.goal_image_size, o.goal_pooling, avoid, outline=outline
         )
-        if observation == "oracle":
+        if o.observation == "oracle":
             object_goals.vectors = oracle_goal_vectors(object_goals.goal_class, object_goals.n_variants)
-        elif needs_encoder:
-            fs = features
-            object_goals.encode(
-                model,
-                encode_batch_size,
-                device,
-                fs.storage_dtype if fs is not None else storage_dtype,
-                fs.cache_block if fs is not None else cache_block,
-            )
+        elif encoded:  # with the cache's settings
+            object_goals.encode(model, o.encode_batch_size, o.device, features.storage_dtype, features.cache_block)
     return NavWorld(
-        scenes,
-        images,
-        patch,
-        variant_mode=variant_mode,
-        tv=screens,
-        features=features,
-        object_goals=object_goals,
+        scenes, images, patch, variant_mode=variant_mode, tv=screens, features=features, object_goals=object_goals
     )
 
 
@@ -422,8 +363,6 @@ def _variant_colours(scene: Scene, n_variants: int, mode: VariantMode) -> list:
     """Colours the scene's objects take in its colour variants (goal colours avoid them too)."""
     if mode != "episode" or n_variants < 2:
         return []
-    from envs.scenes import variant_colours
-
     return [c for v in range(1, n_variants) for c in variant_colours(scene, v).values()]
 
 
@@ -432,8 +371,6 @@ __all__ = [
     "NavWorld",
     "ObservationMode",
     "TaskName",
-    "build_world",
-    "load_scenes",
-    "resolve_encoder",
+    "WorldOptions",
     "scene_variant_images",
 ]

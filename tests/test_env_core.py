@@ -14,7 +14,7 @@ from encoders import create_model
 from envs.core import NavConfig
 from envs.image_nav_env import ImageNavEnv
 from envs.scenes import SceneGenerator
-from envs.world import build_world
+from envs.world import NavWorld
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
 FORWARD, TURN_LEFT, TURN_RIGHT = 0, 1, 2
@@ -34,13 +34,8 @@ def pico_encoder() -> torch.nn.Module:
 def small_world(task: str = "imagenav", observation: str = "mean", n_scenes: int = 3, **kwargs):
     """A shared small world (cached: build once per configuration and test session)."""
     encoder = pico_encoder() if observation != "pixels" else None
-    return build_world(
-        task=task,
-        observation=observation,
-        scene_generator=SMALL_GENERATOR,
-        n_scenes=n_scenes,
-        encoder=encoder,
-        **kwargs,
+    return NavWorld.from_generator(
+        n_scenes=n_scenes, generator=SMALL_GENERATOR, task=task, observation=observation, encoder=encoder, **kwargs
     )
 
 
@@ -243,10 +238,12 @@ def test_invalid_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="would be ignored"):
         ImageNavEnv(world=small_world(), n_scenes=5)
     with pytest.raises(ValueError, match="not both"):
-        build_world(scene_generator=SMALL_GENERATOR, n_scenes=1, encoder=pico_encoder(), colour_variants=2, tv="colour")
+        NavWorld.from_generator(
+            n_scenes=1, generator=SMALL_GENERATOR, encoder=pico_encoder(), colour_variants=2, tv="colour"
+        )
     with pytest.raises(ValueError, match="needs object goals"):
         ImageNavEnv("objectnav", world=small_world())
     with pytest.raises(ValueError, match="no scene has any object"):
-        build_world(
-            task="objectnav", observation="pixels", scene_generator=SceneGenerator(112, n_objects=(0, 0)), n_scenes=2
+        NavWorld.from_generator(
+            n_scenes=2, generator=SceneGenerator(112, n_objects=(0, 0)), task="objectnav", observation="pixels"
         )

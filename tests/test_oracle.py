@@ -12,14 +12,14 @@ from envs.image_nav_env import ImageNavEnv
 from envs.oracle import N_CLASSES, ORACLE_DIM, SCREEN_CHANNEL, oracle_grid
 from envs.scenes import SceneGenerator
 from envs.scenes.types import BACKGROUNDS
-from envs.world import build_world
+from envs.world import NavWorld
 from techniques.rl_navigation.config import PRESETS, TwoPhaseConfig, check_config
 
 GENERATOR = SceneGenerator(image_size=112, n_objects=(2, 4), object_size=(16, 28))
 
 
 def _world(task: str = "objectnav", **kwargs):
-    return build_world(task=task, observation="oracle", scene_generator=GENERATOR, n_scenes=3, **kwargs)
+    return NavWorld.from_generator(n_scenes=3, generator=GENERATOR, task=task, observation="oracle", **kwargs)
 
 
 def test_oracle_cells_name_the_objects_that_touch_them_and_the_background():

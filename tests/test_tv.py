@@ -14,7 +14,7 @@ from envs.image_nav_env import ImageNavEnv
 from envs.oracle import N_CLASSES, SCREEN_CHANNEL
 from envs.scenes import SceneGenerator
 from envs.tv import TV_MODES, place_tv
-from envs.world import build_world
+from envs.world import NavWorld
 
 #: 8 x 8 cells, few small objects: a free 2x2 place away from every object in each scene.
 TV_GENERATOR = SceneGenerator(image_size=112, n_objects=(2, 3), object_size=(14, 20))
@@ -23,10 +23,9 @@ UP, DOWN, LEFT, RIGHT, REMOTE = 0, 1, 2, 3, 4
 
 @functools.cache
 def tv_world(mode: str, observation: str = "oracle", n_scenes: int = 4, frames: int = 8):
-    return build_world(
-        task="objectnav", observation=observation, scene_generator=TV_GENERATOR, n_scenes=n_scenes, tv=mode,
-        tv_frames=frames,
-    )  # fmt: skip
+    return NavWorld.from_generator(
+        n_scenes=n_scenes, generator=TV_GENERATOR, task="objectnav", observation=observation, tv=mode, tv_frames=frames
+    )
 
 
 @pytest.mark.parametrize("mode", TV_MODES)
@@ -177,12 +176,14 @@ def test_every_mode_runs_with_every_observation(mode, observation):
 
 
 def test_a_world_with_another_tv_is_refused():
-    with pytest.raises(ValueError, match="build it with build_world"):
+    with pytest.raises(ValueError, match="build it with tv='spontaneous'"):
         ImageNavEnv("objectnav", world=tv_world("remote"), observation="oracle", tv="spontaneous")
     with pytest.raises(ValueError, match="tv must be one of"):
         ImageNavEnv("objectnav", observation="oracle", scene_generator=TV_GENERATOR, n_scenes=1, tv="static")
     with pytest.raises(ValueError, match="not both"):
-        build_world(observation="pixels", scene_generator=TV_GENERATOR, n_scenes=1, colour_variants=2, tv="colour")
+        NavWorld.from_generator(
+            n_scenes=1, generator=TV_GENERATOR, observation="pixels", colour_variants=2, tv="colour"
+        )
 
 
 def test_hog_is_a_normalised_histogram_that_ignores_a_recolouring():
