@@ -67,11 +67,17 @@ ANY, NON_NEGATIVE, POSITIVE, AT_LEAST_1, UNIT = Range(), Range(0), Range(0, low_
 
 
 @dataclasses.dataclass(frozen=True)
-class _Leaf:
-    path: tuple[str, ...]  # attribute path from the root config
-    hint: Any  # the type, Optional and Annotated removed
+class ConfigField:
+    """A leaf field of a config, as :func:`config_fields` lists it."""
+
+    path: tuple[str, ...]
+    """attribute path from the root config (``("rules", "patch_radius")``)"""
+    hint: Any
+    """its type, without ``Optional`` and ``Annotated``"""
     optional: bool
+    """whether ``None`` is allowed"""
     range: Range | None
+    """the :class:`Range` in its type, if any"""
 
 
 def _unwrap(hint: Any) -> tuple[Any, tuple]:
@@ -89,18 +95,18 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 @functools.cache
-def _leaves(cls: type) -> dict[str, _Leaf]:
+def config_fields(cls: type) -> dict[str, ConfigField]:
     """Key -> leaf field of dataclass ``cls``, recursing into sections (unnamed ones add no prefix to the key)."""
-    out: dict[str, _Leaf] = {}
+    out: dict[str, ConfigField] = {}
     for f in dataclasses.fields(cls):
         hint, meta = _unwrap(typing.get_type_hints(cls, include_extras=True)[f.name])
         if dataclasses.is_dataclass(hint):
             unnamed = any(getattr(m, "name", None) == "" for m in meta)
-            for key, leaf in _leaves(hint).items():
+            for key, leaf in config_fields(hint).items():
                 out[key if unnamed else f"{f.name}.{key}"] = dataclasses.replace(leaf, path=(f.name, *leaf.path))
         else:
             base, optional = _strip_optional(hint)
-            out[f.name] = _Leaf((f.name,), base, optional, next((m for m in meta if isinstance(m, Range)), None))
+            out[f.name] = ConfigField((f.name,), base, optional, next((m for m in meta if isinstance(m, Range)), None))
     return out
 
 
@@ -111,17 +117,7 @@ def field_flag(key: str) -> str:
 
 def flat_dict(cfg: Any) -> dict[str, Any]:
     """Every leaf field of a config by its key: ``{"optim.lr": 1e-3, "patch_radius": 1, ...}``."""
-    return {key: functools.reduce(getattr, leaf.path, cfg) for key, leaf in _leaves(type(cfg)).items()}
-
-
-def field_ranges(cls: type) -> dict[str, Range | None]:
-    """Key -> the :class:`Range` in the type of every numeric field of ``cls`` (``None``: none given)."""
-    numeric = ((int,), (float,))
-    return {
-        k: leaf.range
-        for k, leaf in _leaves(cls).items()
-        if leaf.hint in (int, float) or (get_origin(leaf.hint) is tuple and get_args(leaf.hint)[:1] in numeric)
-    }
+    return {key: functools.reduce(getattr, leaf.path, cfg) for key, leaf in config_fields(type(cfg)).items()}
 
 
 def get_nested(cfg: Any, key: str) -> Any:
@@ -164,7 +160,7 @@ def _flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
     """``dataclasses.replace`` by key (``{"optim.lr": 1e-3, "patch_radius": 2}``, or ``{"optim": {"lr": 1e-3}}``);
     an unknown key raises ``ValueError`` naming the known ones."""
-    leaves = _leaves(type(cfg))
+    leaves = config_fields(type(cfg))
     by_path: dict[tuple[str, ...], Any] = {}
     for key, value in _flatten_keys(overrides).items():
         if key not in leaves:
@@ -189,7 +185,7 @@ def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
 def check_fields(cfg: Any) -> None:
     """``ValueError`` naming the flag of the first field whose value is not of its type (Literal choices, bool,
     number) or outside its :class:`Range`; for configs built in code, which no parser has checked."""
-    for key, leaf in _leaves(type(cfg)).items():
+    for key, leaf in config_fields(type(cfg)).items():
         value, tp, flag = get_nested(cfg, key), leaf.hint, field_flag(key)
         if value is None and leaf.optional:
             continue
