@@ -57,12 +57,11 @@ def bench(observation: str, curiosity: str, args: argparse.Namespace, tmp: str) 
     cfg = replace_nested(rl, {**fields, "run_dir": f"{tmp}/{observation}_{curiosity}"})
     trainer = TwoPhaseTrainer(cfg, cfg.run_dir)
     try:
-        model = trainer.model
-        model.learn_rollouts(1)  # warm-up
+        trainer.train(max_rollouts=1)  # warm-up
         profiler = cProfile.Profile()
         t0 = time.perf_counter()
         profiler.enable()
-        model.learn_rollouts(args.rollouts)
+        trainer.train(max_rollouts=args.rollouts)
         profiler.disable()
         seconds = time.perf_counter() - t0
         stats = pstats.Stats(profiler)

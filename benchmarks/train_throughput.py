@@ -114,9 +114,9 @@ def bench_encoder(encoder: str, args: argparse.Namespace, tmp: str) -> list[dict
     baseline, baseline_env = plain_ppo(phase1_cfg)
     try:
         runners = [_Runner("plain PPO", lambda n: baseline.learn(n * steps, reset_num_timesteps=False), steps)]
-        runners += [_Runner(name, t.model.learn_rollouts, steps) for name, t in trainers.items()]
+        runners += [_Runner(name, lambda n, t=t: t.train(max_rollouts=n), steps) for name, t in trainers.items()]
         for name, trainer in trainers.items():
-            trainer.model.learn_rollouts(args.warmup)
+            trainer.train(max_rollouts=args.warmup)
             if name != "phase 1":
                 trainer._switch_to_phase2()
         baseline.learn(args.warmup * steps)

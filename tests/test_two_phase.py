@@ -120,15 +120,16 @@ def test_resume_continues_counters_and_phase(tmp_path, monkeypatch):
     run = tmp_path / "run"
     trainer = TwoPhaseTrainer(smoke(trajectory_every=0, phase2_episodes=12), run)
     calls = {"n": 0}
-    original = trainer.model.on_update_end
+    original = trainer.curiosity.update
 
-    def interrupt_third():  # Ctrl-C during phase 2, after the updates of its first rollout
+    def interrupt_third(batch):  # Ctrl-C during phase 2, after the updates of its first rollout
         calls["n"] += 1
-        original()
+        stats = original(batch)
         if calls["n"] == 3:
             os.kill(os.getpid(), signal.SIGINT)
+        return stats
 
-    trainer.model.on_update_end = interrupt_third
+    trainer.curiosity.update = interrupt_third
     first = trainer.train()
     trainer.close()
     assert first.interrupted and first.counters.phase == 2

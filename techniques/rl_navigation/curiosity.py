@@ -19,7 +19,8 @@ per rollout, and its advantages from a separate intrinsic critic.
      that it is calibrated when the reward switches on.
 
 :class:`~techniques.rl_navigation.algorithm.CuriosityPPO` calls :meth:`Curiosity.rollout_advantages` at the end of
-``collect_rollouts`` and :meth:`Curiosity.update` at the end of ``train``.
+``collect_rollouts``; :meth:`~techniques.rl_navigation.trainer.TwoPhaseTrainer.train` calls :meth:`Curiosity.update`
+after PPO's update.
 
 Reference: Burda et al. 2018, "Exploration by Random Network Distillation" (two value heads, non-episodic
 intrinsic returns); Pathak et al. 2017, "Curiosity-driven Exploration by Self-supervised Prediction".
@@ -28,7 +29,6 @@ intrinsic returns); Pathak et al. 2017, "Curiosity-driven Exploration by Self-su
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -193,8 +193,6 @@ class Curiosity:
         critic_lr, critic_epochs, critic_batch_size: the critic's regression on each rollout's intrinsic returns.
         gamma, gae_lambda: of the intrinsic advantages.
         seed: seed of the minibatch shuffling and of the critic's re-initialisation at :meth:`reset`.
-        after_update: called after each :meth:`update` (e.g. the phase-2 feature refresh); may return statistics
-            merged into :attr:`last_stats`.
         tv_view: ``(S, h, w)`` bool, where a noisy TV is in view (:attr:`envs.core.NavCore.tv_view`); with it each
             rollout's statistics split the intrinsic reward of transitions that reach the TV's view from the others
             (``intrinsic_raw_tv``, ``intrinsic_raw_elsewhere``, their ratio, and the normalised rewards): the
@@ -213,7 +211,6 @@ class Curiosity:
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
         seed: int = 0,
-        after_update: Callable[[], dict[str, float] | None] | None = None,
         tv_view: np.ndarray | None = None,
     ):
         if intrinsic_coef < 0:
@@ -229,7 +226,6 @@ class Curiosity:
         self.gamma = float(gamma)
         self.gae_lambda = float(gae_lambda)
         self.seed = int(seed)
-        self.after_update = after_update
         self.tv_view = tv_view
         self.rng = np.random.default_rng(seed)
         self.torch_generator = torch.Generator().manual_seed(seed)
@@ -281,7 +277,7 @@ class Curiosity:
         return (self.intrinsic_coef * adv).astype(np.float32)
 
     def update(self, batch: Transitions) -> dict[str, float]:
-        """Train the learner on the rollout and the critic on its intrinsic returns; run ``after_update``."""
+        """Train the learner on the rollout and the critic on its intrinsic returns; return the rollout's statistics."""
         stats = dict(self.last_stats)
         stats.update(self.learner.update(batch.states, batch.actions, batch.next_states, self.rng))
         if self._critic_data is not None:
@@ -290,8 +286,6 @@ class Curiosity:
                 self.critic_optimizer, z, returns, self.critic_epochs, self.critic_batch_size, self.torch_generator
             )
             self._critic_data = None
-        if self.after_update is not None:
-            stats.update(self.after_update() or {})
         self.last_stats = stats
         return stats
 

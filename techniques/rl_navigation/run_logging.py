@@ -2,9 +2,9 @@
 
 - :class:`SummaryWriterFormat`: forwards SB3's logger records (``train/*``, ``rollout/*``, ``time/*``) to the run's
   writer.
-- :class:`RunLoggingMixin`: the per-rollout scalars of :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer`
-  (``charts/*`` episode metrics, ``curiosity/*``, ``tv/*``, ``losses/*``, ``encoder/*``) and the ``trajectories/*``
-  image of the last episodes (mixed into the trainer; uses its counters, writer, recorder, model, curiosity and env).
+- :func:`rollout_scalars`: the per-rollout scalars of :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer`
+  (``charts/*`` episode metrics, ``curiosity/*``, ``tv/*``, ``losses/*``, ``encoder/*``); :func:`log_trajectories`:
+  the ``trajectories/*`` image of the last episodes.
 - :func:`hparams_markdown`: the resolved config as a markdown table (the ``hparams`` text).
 """
 
@@ -54,28 +54,11 @@ class SummaryWriterFormat(KVWriter):
         return None
 
 
-class RunLoggingMixin:
-    """TensorBoard records of :class:`~techniques.rl_navigation.trainer.TwoPhaseTrainer` (mixed in)."""
-
-    def _log_encoder_stats(self, step: int) -> None:
-        for key, value in self._encoder_stats().items():
-            self.writer.add_scalar(f"encoder/{key}", value, step)
-
-    def _log_rollout(self, fps: float) -> None:
-        c, w = self.counters, self.writer
-        step = c.steps
-        w.add_scalar("charts/phase", c.phase, step)
-        w.add_scalar("charts/fps", fps, step)
-        w.add_scalar("charts/episodes", c.episodes, step)
-        episodes = self.recorder.stats.pop()
-        if len(episodes["is_success"]):
-            w.add_scalar("charts/episode_return", float(np.nanmean(episodes["return"])), step)
-            w.add_scalar("charts/episode_length", float(np.nanmean(episodes["length"])), step)
-            for key in EPISODE_METRICS:
-                tag = _CHART_TAGS.get(key, key)
-                w.add_scalar(f"charts/{tag}", float(episodes[key].mean()), step)
-        s = {**self.model.last_rollout_stats, **(self.curiosity.last_stats if self.curiosity is not None else {})}
-        keys = (
+#: TensorBoard tags of the per-rollout statistics of the algorithm, the curiosity and the phase-2 refresh.
+STAT_TAGS: dict[str, str] = {
+    **{
+        k: f"curiosity/{k}"
+        for k in (
             "intrinsic_mean",
             "intrinsic_std",
             "intrinsic_raw_mean",
@@ -83,30 +66,36 @@ class RunLoggingMixin:
             "intrinsic_advantage_std",
             "extrinsic_advantage_std",
         )
-        for key in keys:
-            if key in s:
-                w.add_scalar(f"curiosity/{key}", s[key], step)
-        for key in TV_KEYS:  # with a noisy TV: the intrinsic reward at the TV and elsewhere (curiosity.tv_split)
-            if key in s:
-                w.add_scalar(f"tv/{key}", s[key], step)
-        if self.curiosity is None:
-            return
-        if "intrinsic_value_loss" in s:
-            w.add_scalar("losses/intrinsic_value", s["intrinsic_value_loss"], step)
-        if "forward_loss" in s:
-            w.add_scalar("losses/forward", s["forward_loss"], step)
-        for key in ("feature_std", "effective_rank"):
-            if f"encoder_{key}" in s:
-                w.add_scalar(f"encoder/{key}", s[f"encoder_{key}"], step)
-        if "refresh_seconds" in s:
-            w.add_scalar("encoder/refresh_seconds", s["refresh_seconds"], step)
+    },
+    **{k: f"tv/{k}" for k in TV_KEYS},  # with a noisy TV: the intrinsic reward at the TV and elsewhere
+    "intrinsic_value_loss": "losses/intrinsic_value",
+    "forward_loss": "losses/forward",
+    "encoder_feature_std": "encoder/feature_std",
+    "encoder_effective_rank": "encoder/effective_rank",
+    "refresh_seconds": "encoder/refresh_seconds",
+}
 
-    def _log_trajectories(self, n: int = 8) -> None:
-        frames = [self.env.render_agent(i, "last") for i in range(min(n, self.env.num_envs))]
-        frames = [f for f in frames if f is not None]
-        if frames:
-            grid = trajectory_grid(frames)
-            self.writer.add_image("trajectories/last_episodes", grid, self.counters.steps, dataformats="HWC")
+
+def rollout_scalars(
+    phase: int, fps: float, episodes: int, finished: dict[str, np.ndarray], stats: dict[str, float]
+) -> dict[str, float]:
+    """One rollout's TensorBoard scalars: ``charts/*`` (the phase, fps, the run's episodes and the metrics of the
+    ``finished`` episodes, :meth:`EpisodeStats.pop`) and the :data:`STAT_TAGS` of ``stats`` present."""
+    scalars = {"charts/phase": phase, "charts/fps": fps, "charts/episodes": episodes}
+    if len(finished["is_success"]):
+        scalars["charts/episode_return"] = float(np.nanmean(finished["return"]))
+        scalars["charts/episode_length"] = float(np.nanmean(finished["length"]))
+        scalars.update({f"charts/{_CHART_TAGS.get(k, k)}": float(finished[k].mean()) for k in EPISODE_METRICS})
+    scalars.update({tag: stats[key] for key, tag in STAT_TAGS.items() if key in stats})
+    return scalars
+
+
+def log_trajectories(writer: Any, env: Any, step: int, n: int = 8) -> None:
+    """The ``trajectories/last_episodes`` image: the last finished episode of up to ``n`` agents of ``env``."""
+    frames = [env.render_agent(i, "last") for i in range(min(n, env.num_envs))]
+    frames = [f for f in frames if f is not None]
+    if frames:
+        writer.add_image("trajectories/last_episodes", trajectory_grid(frames), step, dataformats="HWC")
 
 
 def hparams_markdown(cfg: TwoPhaseConfig) -> str:
@@ -123,4 +112,4 @@ def hparams_markdown(cfg: TwoPhaseConfig) -> str:
     return "|param|value|\n|-|-|\n" + "\n".join(rows)
 
 
-__all__ = ["RunLoggingMixin", "SummaryWriterFormat", "hparams_markdown"]
+__all__ = ["STAT_TAGS", "SummaryWriterFormat", "hparams_markdown", "log_trajectories", "rollout_scalars"]

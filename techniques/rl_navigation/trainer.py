@@ -11,15 +11,17 @@ checked against their phase-1 values. At the switch the intrinsic-reward statist
 critic is re-initialised; both re-warm (the critic fits, the policy gets no intrinsic advantage) for
 ``curiosity.warmup_rollouts`` rollouts.
 
-PPO is :class:`~techniques.rl_navigation.algorithm.CuriosityPPO`; ``learn`` runs once per phase, ended by the
-phase's budget, so SB3's progress, schedules and fps cover the run. Phases are driven by episode counts or, with
-``--phase1-steps``, by environment steps (the same samples for every arm of a study, however long its episodes), and
-switch at rollout boundaries. The run folder holds ``config.json``,
-TensorBoard events, and ``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a
-``checkpoints/latest`` pointer; checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts,
-at the end and on Ctrl-C / SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
+PPO is :class:`~techniques.rl_navigation.algorithm.CuriosityPPO`; :meth:`TwoPhaseTrainer.train` is the whole
+loop, SB3's ``learn`` unrolled (one ``_setup_learn``, then ``collect_rollouts`` and ``train`` per rollout) with the
+curiosity update, the phase-2 refresh, logs, checkpoints and the phase switch written out, so SB3's progress,
+schedules and fps cover the run. Phases are driven by episode counts or, with ``--phase1-steps``, by environment
+steps (the same samples for every arm of a study, however long its episodes), and switch at rollout boundaries.
+The run folder holds ``config.json``, TensorBoard events, and
+``checkpoints/<name>/{policy.zip, encoder.pth(+.json), state.pt}`` with a ``checkpoints/latest`` pointer;
+checkpoints are written at the phase switch, every ``checkpoint_every`` rollouts, at the end and on Ctrl-C /
+SIGTERM, and :meth:`TwoPhaseTrainer.resume` continues counters and phase.
 
-TensorBoard records are in :mod:`~techniques.rl_navigation.run_logging` (mixed in); the SB3 arguments of a config
+TensorBoard records are in :mod:`~techniques.rl_navigation.run_logging`; the SB3 arguments of a config
 (:func:`~techniques.rl_navigation.config.ppo_arguments`) and :func:`~techniques.rl_navigation.config.run_name` are
 in :mod:`~techniques.rl_navigation.config` (both still importable from here).
 """
@@ -82,7 +84,12 @@ from techniques.rl_navigation.intrinsic_reward import IntrinsicRewardNormalizer
 from techniques.rl_navigation.inverse_dynamics import ICMLearner
 from techniques.rl_navigation.rewards import GoalDistanceReward
 from techniques.rl_navigation.rnd import RNDTrainer
-from techniques.rl_navigation.run_logging import RunLoggingMixin, SummaryWriterFormat, hparams_markdown
+from techniques.rl_navigation.run_logging import (
+    SummaryWriterFormat,
+    hparams_markdown,
+    log_trajectories,
+    rollout_scalars,
+)
 from techniques.rl_navigation.semantic_encoder import SemanticEncoder
 from techniques.rl_navigation.target_encoder import TargetEncoder
 
@@ -126,7 +133,7 @@ class TrainResult:
     checkpoints: dict[str, Path]
 
 
-class TwoPhaseTrainer(RunLoggingMixin):
+class TwoPhaseTrainer:
     """Builds the encoder, environments, PPO and curiosity from a :class:`TwoPhaseConfig`, and trains.
 
     Args:
@@ -147,8 +154,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
         self.counters = Counters()
         self.checkpoints: dict[str, Path] = {}
         self._periodic: list[Path] = []
-        self._progress: Progress | None = None
-        self._rollout_started = time.perf_counter()
+        self.stop_requested = False
         seed_everything(cfg.seed)
         state = None if resume_from is None else load_file(resume_from / STATE_FILE)
         self._build(resume_from)
@@ -157,7 +163,8 @@ class TwoPhaseTrainer(RunLoggingMixin):
         else:
             save_config(cfg, self.run_dir)
             self.writer.add_text("hparams", hparams_markdown(cfg), 0)
-            self._log_encoder_stats(step=0)
+            for key, value in self._encoder_stats().items():
+                self.writer.add_scalar(f"encoder/{key}", value, 0)
 
     # ------------------------------------------------------------------------------------------ building
     def _build(self, resume_from: Path | None) -> None:
@@ -186,7 +193,6 @@ class TwoPhaseTrainer(RunLoggingMixin):
         self.target: TargetEncoder | None = None
         self.target_cache: SceneFeatures | None = None
         self.model = self._build_ppo(pixels)
-        self.model.on_update_end = self._after_rollout
 
     def _build_curiosity(self, pixels: bool) -> Curiosity | None:
         cfg, cur = self.cfg, self.cfg.curiosity
@@ -287,8 +293,6 @@ class TwoPhaseTrainer(RunLoggingMixin):
             self.recorder,
             curiosity=self.curiosity,
             extrinsic_coef=cfg.extrinsic_coef,
-            budget_unit=self.budget.unit,
-            total_budget=self.budget.total,
             device=self.device if pixels else torch.device("cpu"),  # SB3: MLP policies run best on the CPU
             **kwargs,
         )
@@ -304,7 +308,7 @@ class TwoPhaseTrainer(RunLoggingMixin):
 
     # ------------------------------------------------------------------------------------------ phase 2
     def _enter_phase2(self) -> None:
-        """Unfreeze the top blocks and wire the encoder optimiser, the target network and the refresh hook."""
+        """Unfreeze the top blocks and wire the encoder optimiser and the target network."""
         cfg = self.cfg
         if self.curiosity is None or not isinstance(self.source, SemanticFeatureSource):
             raise ValueError("phase 2 needs semantic curiosity (--curiosity.space semantic)")
@@ -325,7 +329,6 @@ class TwoPhaseTrainer(RunLoggingMixin):
         else:
             self.target_cache = self.cache
         self.source.start_fine_tuning(self.encoder, self.target_cache, batch_size=cfg.encode_batch_size)
-        self.curiosity.after_update = self._after_encoder_update
 
     def _switch_to_phase2(self) -> None:
         logger.info(
@@ -343,7 +346,9 @@ class TwoPhaseTrainer(RunLoggingMixin):
         self.counters.phase2_start_episode = self.counters.episodes
         self.writer.add_scalar("charts/phase", 2, self.counters.steps)
 
-    def _after_encoder_update(self) -> dict[str, float]:
+    def _refresh_features(self) -> dict[str, float]:
+        """After phase 2's encoder step: refresh the cached grids (and the target's), restart the next rollout from
+        observations with the new features, and check the features for collapse."""
         t0 = time.perf_counter()
         with self.encoder.autocast():
             self.env.refresh_features(self.encoder.backbone, self.cfg.encode_batch_size)
@@ -361,59 +366,75 @@ class TwoPhaseTrainer(RunLoggingMixin):
         return self.monitor.measure(sample_features(self.cache.grids, 4096, seed=0))
 
     # ------------------------------------------------------------------------------------------ training
-    def train(self) -> TrainResult:
-        """Run (or continue) both phases and save the ``final`` checkpoint.
+    @property
+    def progress(self) -> int:
+        """The run's progress in the budget's unit: finished episodes or environment steps."""
+        return self.recorder.episodes if self.budget.unit == "episodes" else int(self.model.num_timesteps)
+
+    def request_stop(self) -> None:
+        """Stop at the next rollout boundary (what Ctrl-C and SIGTERM do); a resume from there continues exactly."""
+        self.stop_requested = True
+
+    def train(self, max_rollouts: int | None = None) -> TrainResult:
+        """Run (or continue) both phases, one rollout per iteration, and save the ``final`` checkpoint.
 
         Ctrl-C or SIGTERM stops at the next rollout boundary (after the rollout in progress and its updates) and
         saves the ``interrupted`` checkpoint there, from which :meth:`resume` continues bit for bit; a second
-        Ctrl-C aborts at once without saving (a resume then starts from the last checkpoint).
+        Ctrl-C aborts at once without saving (a resume then starts from the last checkpoint). ``max_rollouts``
+        (benchmarks) stops after that many rollouts and saves nothing.
         """
-        c, model, budget = self.counters, self.model, self.budget
+        cfg, c, model, budget = self.cfg, self.counters, self.model, self.budget
         unit = "ep" if budget.unit == "episodes" else "step"
-        self._progress = Progress(budget.total, desc=budget.unit, unit=unit, initial=model.progress)
-        self._rollout_started = time.perf_counter()
+        bar = Progress(budget.total, desc=budget.unit, unit=unit, initial=self.progress)
+        # SB3's learn, unrolled: set up once (a new run resets the env), then collect_rollouts and train per rollout
+        _, callback = model._setup_learn(0, reset_num_timesteps=model.num_timesteps == 0)  # the budget ends the loop
+        callback.on_training_start(locals(), globals())
+        iteration, started = 0, time.perf_counter()
         try:
-            with stop_on_signals(model.request_stop, "at the end of this rollout"):
-                if c.phase == 1:
-                    phase1_only = budget.phase2 == 0
-                    model.learn_budget(budget.total if phase1_only else budget.phase1)
-                    if not phase1_only and not model.stop_requested:
+            with stop_on_signals(self.request_stop, "at the end of this rollout"):
+                while not self.stop_requested and (max_rollouts is None or iteration < max_rollouts):
+                    if c.phase == 1 and budget.phase2 > 0 and self.progress >= budget.phase1:
                         self._switch_to_phase2()
-                if c.phase == 2 and not model.stop_requested:
-                    model.learn_budget(budget.total)
-                self._progress.close()
-                finished = model.progress >= budget.total and (c.phase == 2 or budget.phase2 == 0)
-                name = "final" if finished else "interrupted"
-                self.checkpoints[name] = self.save_checkpoint(name)  # a second Ctrl-C here leaves the last one
+                        continue  # a signal during the switch stops here
+                    if self.progress >= budget.total:
+                        break
+                    if not model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps):
+                        break  # a callback stopped the rollout
+                    iteration += 1
+                    model._update_current_progress_remaining(self.progress, budget.total)  # schedules span the run
+                    model.dump_logs(iteration)  # SB3's rollout/* and time/*, and the previous update's train/*
+                    model.train()  # PPO's update
+                    stats = dict(model.last_rollout_stats)
+                    if self.curiosity is not None:  # the learner (in phase 2 with the top blocks) and the critic
+                        stats |= self.curiosity.update(self.recorder.batch())
+                    if c.phase == 2:
+                        stats |= self._refresh_features()
+                    now = time.perf_counter()
+                    fps, started = (model.num_timesteps - c.steps) / max(now - started, 1e-9), now
+                    c.rollouts, c.steps, c.episodes = c.rollouts + 1, int(model.num_timesteps), self.recorder.episodes
+                    c.ppo_updates = int(model.training_state()["n_updates"])
+                    scalars = rollout_scalars(c.phase, fps, c.episodes, self.recorder.stats.pop(), stats)
+                    for tag, value in scalars.items():
+                        self.writer.add_scalar(tag, value, c.steps)
+                    if cfg.checkpoint_every and c.rollouts % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(f"rollout_{c.rollouts:06d}", periodic=True)
+                    if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
+                        log_trajectories(self.writer, self.env, c.steps)
+                    bar.update(self.progress - bar.n, phase=c.phase, fps=fps)
+                callback.on_training_end()
+                bar.close()
+                finished = self.progress >= budget.total and (c.phase == 2 or budget.phase2 == 0)
+                if max_rollouts is None:
+                    name = "final" if finished else "interrupted"
+                    self.checkpoints[name] = self.save_checkpoint(name)  # a second Ctrl-C here leaves the last one
         except KeyboardInterrupt:
             latest = checkpoint_dir(self.run_dir) if list_checkpoints(self.run_dir) else None
             logger.warning("aborted in rollout %d without saving; --resume continues from %s", c.rollouts + 1, latest)
             return TrainResult(self.run_dir, c, True, dict(self.checkpoints))
         finally:
-            self._progress.close()
-            self._progress = None
+            bar.close()
         self.writer.flush()
         return TrainResult(self.run_dir, c, not finished, dict(self.checkpoints))
-
-    def _after_rollout(self) -> None:
-        """After each rollout's updates (``CuriosityPPO.on_update_end``): counters, logs, checkpoints."""
-        cfg, c = self.cfg, self.counters
-        now = time.perf_counter()
-        steps_before, episodes_before = c.steps, c.episodes  # the counters at the previous rollout's end
-        c.rollouts += 1
-        c.steps = int(self.model.num_timesteps)
-        c.episodes = self.recorder.episodes
-        c.ppo_updates = int(self.model.training_state()["n_updates"])
-        fps = (c.steps - steps_before) / max(now - self._rollout_started, 1e-9)
-        self._rollout_started = now
-        self._log_rollout(fps)
-        if cfg.checkpoint_every and c.rollouts % cfg.checkpoint_every == 0:
-            self.save_checkpoint(f"rollout_{c.rollouts:06d}", periodic=True)
-        if cfg.trajectory_every and c.rollouts % cfg.trajectory_every == 0:
-            self._log_trajectories()
-        if self._progress is not None:
-            done = c.steps - steps_before if self.budget.unit == "steps" else c.episodes - episodes_before
-            self._progress.update(done, phase=c.phase, fps=fps)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, periodic: bool = False) -> Path:
