@@ -59,16 +59,7 @@ class EvaluateConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(EvaluateConfig, argv, description=__doc__.split("\n\n")[0])
     setup_logging()
-    from techniques.rl_navigation.evaluation import (
-        REFERENCE_LABELS,
-        evaluate_run,
-        format_table,
-        paired_differences,
-        summarize,
-        trajectory_grid,
-        write_png,
-        write_report,
-    )
+    from techniques.rl_navigation.evaluation import evaluate_run, format_table, write_report
 
     try:
         if cfg.episodes < 1:
@@ -88,9 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except CLI_ERRORS as e:
         return report_error(e)
-    summaries = {label: summarize(r) for label, r in results.items()}
-    paired = paired_differences(results)
-    out_dir = cfg.output or (cfg.run_dir / "eval")
     meta = {
         "run_dir": str(cfg.run_dir),
         "split": cfg.split,
@@ -99,12 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deterministic": cfg.deterministic,
         "seed": cfg.seed,
     }
-    json_path, txt_path = write_report(summaries, out_dir, cfg.split, meta, paired)
-    frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
-    png = write_png(trajectory_grid(frames), out_dir / f"{cfg.split}_trajectories.png") if frames else None
+    summaries, paired, paths = write_report(results, cfg.output or (cfg.run_dir / "eval"), cfg.split, meta)
     print(f"evaluation of {cfg.run_dir} on {cfg.episodes} {cfg.split} episodes per policy (mean ± 95% CI)")
     print(format_table(summaries, paired=paired))
-    print(f"  wrote {json_path}, {txt_path}" + (f", {png}" if png else ""))
+    print(f"  wrote {', '.join(map(str, paths))}")
     return 0
 
 

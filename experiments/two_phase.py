@@ -141,16 +141,7 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
     """Resume or start the run, pretrain its encoder (demo), train, evaluate, print the report; ``stage`` tracks
     where it is (for the message of an interruption outside training)."""
     from techniques.rl_navigation.checkpointing import list_checkpoints
-    from techniques.rl_navigation.evaluation import (
-        REFERENCE_LABELS,
-        evaluate_run,
-        format_table,
-        paired_differences,
-        summarize,
-        trajectory_grid,
-        write_png,
-        write_report,
-    )
+    from techniques.rl_navigation.evaluation import evaluate_run, format_table, write_report
     from techniques.rl_navigation.trainer import TwoPhaseTrainer, run_name
 
     t0 = time.perf_counter()
@@ -194,28 +185,22 @@ def run(cfg: TwoPhaseConfig, argv: Sequence[str] | None, stage: dict) -> int:
         stage["now"] = "evaluation"
         names = [n for n in ("phase1_end", "final") if n in list_checkpoints(run_dir)]
         t_eval = time.perf_counter()
-        results = evaluate_run(run_dir, names, split=cfg.eval_split, episodes=cfg.eval_episodes, device=cfg.device)
-        summaries = {label: summarize(r) for label, r in results.items()}
-        paired = paired_differences(results)
-        out_dir = run_dir / "eval"
-        write_report(summaries, out_dir, f"summary_{cfg.eval_split}", {"config": config_to_dict(cfg)}, paired)
-        frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
-        if frames:
-            write_png(trajectory_grid(frames), out_dir / f"trajectories_{cfg.eval_split}.png")
-        lines += [
-            f"  held-out evaluation ({cfg.eval_split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} episodes "
-            f"per policy; mean ± 95% CI) -> {out_dir}",
-            format_table(summaries, metrics=PRINTED_METRICS, paired=paired),
-        ]
-        if cfg.eval_train and cfg.eval_split != "train":  # the same policies on their training scenes
-            results = evaluate_run(run_dir, names, split="train", episodes=cfg.eval_episodes, device=cfg.device)
-            summaries = {label: summarize(r) for label, r in results.items()}
-            paired = paired_differences(results)
-            write_report(summaries, out_dir, "summary_train", {"config": config_to_dict(cfg)}, paired)
-            lines += [
-                f"  the same on the training scenes ({cfg.n_train_scenes}; far above held-out = memorised scenes)",
-                format_table(summaries, metrics=("success", "spl"), paired=paired),
-            ]
+        out_dir, meta = run_dir / "eval", {"config": config_to_dict(cfg)}
+        # held out, then the same policies on their training scenes (far above held-out: memorised scenes)
+        for split in [cfg.eval_split] + ["train"] * (cfg.eval_train and cfg.eval_split != "train"):
+            results = evaluate_run(run_dir, names, split=split, episodes=cfg.eval_episodes, device=cfg.device)
+            summaries, paired, _ = write_report(results, out_dir, split, meta)
+            if split == cfg.eval_split:
+                lines += [
+                    f"  held-out evaluation ({split} split, {cfg.n_eval_scenes} scenes, {cfg.eval_episodes} "
+                    f"episodes per policy; mean ± 95% CI) -> {out_dir}",
+                    format_table(summaries, metrics=PRINTED_METRICS, paired=paired),
+                ]
+            else:
+                lines += [
+                    f"  the same on the training scenes ({cfg.n_train_scenes}; far above held-out = memorised scenes)",
+                    format_table(summaries, metrics=("success", "spl"), paired=paired),
+                ]
         eval_s = time.perf_counter() - t_eval
     else:
         eval_s = 0.0

@@ -31,7 +31,7 @@ def test_evaluate_writes_tables_and_png(run_dir, capsys):
     assert "| final |" in out and "| random walk |" in out
     assert "| blind persistent walk |" in out and "| recognition + persistent walk |" in out
     assert "success − blind walk (paired)" in out
-    data = json.loads((run_dir / "eval" / "test.json").read_text())
+    data = json.loads((run_dir / "eval" / "summary_test.json").read_text())
     assert data["split"] == "test" and data["episodes"] == 6
     assert list(data["results"]) == ["final", "random walk", "blind persistent walk", "recognition + persistent walk"]
     assert set(data["success_minus_blind_walk"]) == {"final", "random walk", "recognition + persistent walk"}
@@ -41,8 +41,8 @@ def test_evaluate_writes_tables_and_png(run_dir, capsys):
             entry = data["results"][policy][metric]
             assert entry["n"] == 6 and entry["ci95"] >= 0 and np.isfinite(entry["mean"])
         assert 0 <= data["results"][policy]["spl"]["mean"] <= data["results"][policy]["success"]["mean"] + 1e-9
-    assert "± " in (run_dir / "eval" / "test.txt").read_text()
-    png = cv2.imread(str(run_dir / "eval" / "test_trajectories.png"))
+    assert "± " in (run_dir / "eval" / "summary_test.txt").read_text()
+    png = cv2.imread(str(run_dir / "eval" / "trajectories_test.png"))
     assert png is not None and png.shape[0] > 100
 
 

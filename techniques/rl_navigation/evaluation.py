@@ -278,21 +278,26 @@ def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def write_report(
-    summaries: dict[str, dict[str, dict[str, float]]],
-    out_dir: str | os.PathLike,
-    stem: str,
-    meta: dict[str, Any],
-    paired: dict[str, dict[str, float]] | None = None,
-) -> tuple[Path, Path]:
-    """``<stem>.json`` (``meta``, ``"results"``: the summaries, and with ``paired`` :data:`PAIRED_KEY`:
-    ``{policy: mean_ci}`` of :func:`paired_differences`) and ``<stem>.txt`` (the markdown table) in ``out_dir``."""
+    results: dict[str, EpisodeResults], out_dir: str | os.PathLike, split: str, meta: dict[str, Any]
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]], list[Path]]:
+    """Summarise ``results`` and write them to ``out_dir``: ``summary_<split>.json`` (``meta``, ``"results"``: the
+    summaries, :data:`PAIRED_KEY`: :func:`paired_differences`), ``summary_<split>.txt`` (the table) and
+    ``trajectories_<split>.png`` (the first 8 episodes of every learned policy). Returns the summaries, the paired
+    differences and the paths written."""
     from encoders.utils.io import atomic_write_text
 
     out_dir = Path(out_dir)
+    summaries = {label: summarize(r) for label, r in results.items()}
+    paired = paired_differences(results)
     data = {**meta, "results": summaries, **({PAIRED_KEY: paired} if paired else {})}
-    json_path = atomic_write_text(json.dumps(data, indent=2) + "\n", out_dir / f"{stem}.json")
-    txt_path = atomic_write_text(format_table(summaries, paired=paired) + "\n", out_dir / f"{stem}.txt")
-    return json_path, txt_path
+    paths = [
+        atomic_write_text(json.dumps(data, indent=2) + "\n", out_dir / f"summary_{split}.json"),
+        atomic_write_text(format_table(summaries, paired=paired) + "\n", out_dir / f"summary_{split}.txt"),
+    ]
+    frames = [f for label, r in results.items() if label not in REFERENCE_LABELS for f in r.frames[:8]]
+    if frames:
+        paths.append(write_png(trajectory_grid(frames), out_dir / f"trajectories_{split}.png"))
+    return summaries, paired, paths
 
 
 # ------------------------------------------------------------------------------------------- run evaluation
