@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -36,7 +36,15 @@ from encoders.eval.features import backbone_feature_fn, load_frozen_encoder, pix
 from encoders.preprocessing import scan_image_files
 from encoders.train.distributed import resolve_device
 from encoders.utils.cli import CLI_ERRORS, report_error
-from encoders.utils.config import config_to_dict, parse_config, save_config
+from encoders.utils.config import (
+    AT_LEAST_1,
+    NON_NEGATIVE,
+    Range,
+    check_fields,
+    config_to_dict,
+    parse_config,
+    save_config,
+)
 from encoders.utils.io import atomic_write_text
 from encoders.utils.logging import setup_logging
 from encoders.utils.precision import Precision, autocast_dtype, describe
@@ -60,34 +68,34 @@ class CurateConfig:
     """registry name of the embedding encoder, or 'pixels' for raw-pixel embeddings"""
     weights: str | None = None
     """checkpoint file, 'official', or none (random init: only pixel-level similarity)"""
-    image_size: int = 112
+    image_size: Annotated[int, AT_LEAST_1] = 112
     """images are resized (shorter side) and centre-cropped to this side before embedding"""
-    pixel_size: int = 16
+    pixel_size: Annotated[int, AT_LEAST_1] = 16
     """side of the thumbnails of --encoder pixels"""
-    batch_size: int = 64
+    batch_size: Annotated[int, AT_LEAST_1] = 64
     """images per forward pass"""
-    num_workers: int = 0
+    num_workers: Annotated[int, NON_NEGATIVE] = 0
     """DataLoader worker processes decoding images"""
-    dedup_threshold: float = 0.95
+    dedup_threshold: Annotated[float, Range(-1, 1)] = 0.95
     """pool images with cosine similarity >= this are near-duplicates (1 keeps everything but exact copies)"""
-    k_per_seed: int = 50
+    k_per_seed: Annotated[int, NON_NEGATIVE] = 50
     """pool images retrieved per seed (0: no retrieval, keep the whole de-duplicated pool)"""
-    kmeans_clusters: int = 0
+    kmeans_clusters: Annotated[int, NON_NEGATIVE] = 0
     """k-means clusters of the de-duplicated pool for balancing (0: no balancing)"""
-    per_cluster: int = 0
+    per_cluster: Annotated[int, NON_NEGATIVE] = 0
     """with --kmeans-clusters: keep at most this many selected images per cluster"""
-    kmeans_iters: int = 20
+    kmeans_iters: Annotated[int, AT_LEAST_1] = 20
     """Lloyd iterations"""
-    kmeans_restarts: int = 3
+    kmeans_restarts: Annotated[int, AT_LEAST_1] = 3
     """k-means runs from different k-means++ initialisations; the best (highest mean cosine) is kept"""
-    chunk_size: int = 4096
+    chunk_size: Annotated[int, AT_LEAST_1] = 4096
     """rows per similarity block (memory: chunk_size^2 floats)"""
     device: str = "auto"
     """auto, cpu or cuda"""
     precision: Precision = "auto"
     """embedding under bf16 autocast or in fp32 (auto: bf16 on CUDA and on CPUs with native bf16); the stored
     embeddings are float16 unit rows either way"""
-    seed: int = 0
+    seed: Annotated[int, NON_NEGATIVE] = 0
     """seed of k-means and balanced sampling"""
 
 
@@ -154,11 +162,8 @@ def run(cfg: CurateConfig) -> dict[str, Any]:
     """The whole pipeline; returns the summary (also written to ``<output>/summary.json``)."""
     if cfg.output is None:
         raise ValueError("pass --output DIR (where selected.txt and summary.json go)")
-    if not -1.0 <= cfg.dedup_threshold <= 1.0:
-        raise ValueError(f"--dedup-threshold is a cosine similarity in [-1, 1], got {cfg.dedup_threshold}")
-    if cfg.k_per_seed < 0:
-        raise ValueError(f"--k-per-seed must be >= 0, got {cfg.k_per_seed}")
-    if cfg.kmeans_clusters < 0 or (cfg.kmeans_clusters > 0) != (cfg.per_cluster > 0):
+    check_fields(cfg)  # every field's type and range
+    if (cfg.kmeans_clusters > 0) != (cfg.per_cluster > 0):
         raise ValueError("k-means balancing needs both --kmeans-clusters N and --per-cluster M (both > 0), or neither")
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)

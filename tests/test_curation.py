@@ -108,6 +108,8 @@ def test_cli_errors_are_clear(folders, tmp_path, capsys):
     args = ["--pool", str(folders / "pool"), "--output", str(tmp_path / "o"), "--encoder", "pixels"]
     assert curate.main([*args, "--kmeans-clusters", "4"]) == 2
     assert "--per-cluster" in capsys.readouterr().err
+    assert curate.main([*args, "--dedup-threshold", "1.5"]) == 2  # the range in the field's type
+    assert "--dedup-threshold must be in [-1, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_embed_streams_into_a_memmap_and_flags_unreadable_files(folders, tmp_path):

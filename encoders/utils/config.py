@@ -222,14 +222,14 @@ def parse_config(
     # argparse's spelling of a nested boolean's negation (--no-train.progress) stays valid beside tyro's
     argv = [re.sub(r"^--no-(.+)\.", r"--\1.no-", a) if re.match(r"--no-[\w-]+\.[\w.-]+$", a) else a for a in argv]
     base = default
-    description = description or (cls.__doc__ or "").split("\n\n")[0]
+    description = (description or (cls.__doc__ or "").split("\n\n")[0]).strip()
     if presets:
         pre = argparse.ArgumentParser(prog=f"{preset_flag} NAME", add_help=False, allow_abbrev=False)
         pre.add_argument(preset_flag, dest="preset", choices=sorted(presets), default=default_preset)
         known, argv = pre.parse_known_args(argv)
         if known.preset:
             base = replace_nested(cls() if base is None else base, presets[known.preset])
-        description += f"\n\n{preset_flag} NAME applies a named set of defaults first: {', '.join(sorted(presets))}"
+        description += f"\n{preset_flag} NAME applies a named set of defaults first: {', '.join(sorted(presets))}"
     main = getattr(sys.modules.get("__main__"), "__spec__", None)  # `python -m pkg.cli`: name it so in the usage
     prog = f"python -m {main.name}" if main is not None and main.name else None
     if base is None:  # no default instance: fields without a default are required flags or positionals
