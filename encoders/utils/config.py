@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import json
 import math
@@ -202,6 +203,12 @@ def check_fields(cfg: Any) -> None:
                     raise ValueError(f"{flag} must be {leaf.range or ANY}, got {value!r}")
 
 
+def _flags(key: str, boolean: bool) -> tuple[str, ...]:
+    """The flags of a field: ``--key``, and for a boolean its negation (``--no-flag``, ``--section.no-flag``)."""
+    flag = field_flag(key)
+    return (flag, re.sub(r"^--((?:[\w-]+\.)*)", r"--\1no-", flag)) if boolean else (flag,)
+
+
 def parse_config(
     cls: type[T],
     argv: Sequence[str] | None = None,
@@ -232,6 +239,13 @@ def parse_config(
         description += f"\n{preset_flag} NAME applies a named set of defaults first: {', '.join(sorted(presets))}"
     main = getattr(sys.modules.get("__main__"), "__spec__", None)  # `python -m pkg.cli`: name it so in the usage
     prog = f"python -m {main.name}" if main is not None and main.name else None
+    flags = {"--help", *(flag for key, f in config_fields(cls).items() for flag in _flags(key, f.hint is bool))}
+    unknown = [a.split("=")[0] for a in argv if a.startswith("--") and a.split("=")[0] not in flags]
+    if unknown:  # one error line, as for every other bad input (tyro would draw a box)
+        close = sorted(f for f in flags if f.startswith(unknown[0])) or difflib.get_close_matches(unknown[0], flags, 1)
+        hint = f"; did you mean {' or '.join(close[:3])}?" if close else "; see --help"
+        sys.stderr.write(f"error: unrecognized argument {unknown[0]}{hint}\n")
+        raise SystemExit(2)
     if base is None:  # no default instance: fields without a default are required flags or positionals
         return tyro.cli(cls, args=argv, prog=prog, description=description)
     return tyro.cli(cls, args=argv, prog=prog, default=base, description=description)
