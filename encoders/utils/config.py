@@ -21,14 +21,18 @@ section): :func:`replace_nested` takes overrides by key, :func:`flat_dict` lists
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import difflib
 import functools
+import inspect
+import itertools
 import json
 import math
 import os
 import re
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -79,6 +83,28 @@ class ConfigField:
     """whether ``None`` is allowed"""
     range: Range | None
     """the :class:`Range` in its type, if any"""
+    doc: str = ""
+    """its help text: the string literal after it in the class body"""
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field name -> the string literal that follows the field in the body of ``cls`` or of a dataclass base."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError):  # no source (a class made at run time)
+            continue
+        for node, after in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+            ):
+                docs[node.target.id] = " ".join(str(after.value.value).split())  # type: ignore[union-attr]
+    return docs
 
 
 def _unwrap(hint: Any) -> tuple[Any, tuple]:
@@ -99,6 +125,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 def config_fields(cls: type) -> dict[str, ConfigField]:
     """Key -> leaf field of dataclass ``cls``, recursing into sections (unnamed ones add no prefix to the key)."""
     out: dict[str, ConfigField] = {}
+    docs = _field_docs(cls)
     for f in dataclasses.fields(cls):
         hint, meta = _unwrap(typing.get_type_hints(cls, include_extras=True)[f.name])
         if dataclasses.is_dataclass(hint):
@@ -107,7 +134,8 @@ def config_fields(cls: type) -> dict[str, ConfigField]:
                 out[key if unnamed else f"{f.name}.{key}"] = dataclasses.replace(leaf, path=(f.name, *leaf.path))
         else:
             base, optional = _strip_optional(hint)
-            out[f.name] = ConfigField((f.name,), base, optional, next((m for m in meta if isinstance(m, Range)), None))
+            range_ = next((m for m in meta if isinstance(m, Range)), None)
+            out[f.name] = ConfigField((f.name,), base, optional, range_, docs.get(f.name, ""))
     return out
 
 
