@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
 from encoders.utils.cli import CLI_ERRORS, report_error
-from encoders.utils.config import parse_config
+from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, check_fields, parse_config
 from encoders.utils.logging import setup_logging
 
 
@@ -31,17 +31,17 @@ class EvaluateConfig:
 
     run_dir: tyro.conf.Positional[Path]
     """a run folder written by experiments.two_phase"""
-    episodes: int = 100
+    episodes: Annotated[int, AT_LEAST_1] = 100
     """episodes per policy"""
     split: Literal["train", "val", "test"] = "test"
     """scene split (test and val scenes are never trained on)"""
     checkpoints: tuple[str, ...] = ("final",)
     """checkpoint names (folders in RUN_DIR/checkpoints, or 'latest')"""
-    n_scenes: int | None = None
+    n_scenes: Annotated[int, AT_LEAST_1] | None = None
     """number of scenes of the split (default: the run's n_eval_scenes, n_train_scenes for train)"""
-    n_envs: int | None = None
+    n_envs: Annotated[int, AT_LEAST_1] | None = None
     """parallel agents (default: the run's n_envs, at most --episodes)"""
-    seed: int | None = None
+    seed: Annotated[int, NON_NEGATIVE] | None = None
     """environment seed (default: the run's seed + 10000; same episodes for every policy)"""
     deterministic: bool = False
     """act greedily instead of sampling (a memoryless policy may then loop)"""
@@ -62,8 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from techniques.rl_navigation.evaluation import evaluate_run, format_table, write_report
 
     try:
-        if cfg.episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
+        check_fields(cfg)
         results = evaluate_run(
             cfg.run_dir,
             cfg.checkpoints,

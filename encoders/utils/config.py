@@ -134,7 +134,8 @@ def config_fields(cls: type) -> dict[str, ConfigField]:
                 out[key if unnamed else f"{f.name}.{key}"] = dataclasses.replace(leaf, path=(f.name, *leaf.path))
         else:
             base, optional = _strip_optional(hint)
-            range_ = next((m for m in meta if isinstance(m, Range)), None)
+            base, inner = _unwrap(base)  # Annotated[int, AT_LEAST_1] | None
+            range_ = next((m for m in (*meta, *inner) if isinstance(m, Range)), None)
             out[f.name] = ConfigField((f.name,), base, optional, range_, docs.get(f.name, ""))
     return out
 

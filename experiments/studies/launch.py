@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+
+from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, POSITIVE, check_fields
 
 logger = logging.getLogger("experiments.studies.launch")
 
@@ -51,17 +53,17 @@ class SlurmOptions:
 
     partition: str | None = None
     """SLURM partition (none: the cluster's default)"""
-    time: int = 240
+    time: Annotated[int, AT_LEAST_1] = 240
     """time limit per sub-run in minutes (a sub-run cut by it is requeued and resumes from its checkpoints)"""
-    gpus: int = 0
+    gpus: Annotated[int, NON_NEGATIVE] = 0
     """GPUs per sub-run (add --rl.device cuda or leave it auto)"""
-    cpus: int = 2
+    cpus: Annotated[int, AT_LEAST_1] = 2
     """CPU cores per sub-run"""
-    mem_gb: float = 16.0
+    mem_gb: Annotated[float, POSITIVE] = 16.0
     """memory per sub-run in GB"""
-    parallel: int = 64
+    parallel: Annotated[int, AT_LEAST_1] = 64
     """most sub-runs running at once (the job array's throttle)"""
-    max_requeues: int = 3
+    max_requeues: Annotated[int, NON_NEGATIVE] = 3
     """times a sub-run cut by the time limit or a preemption is requeued"""
     account: str | None = None
     """SLURM account (none: the user's default)"""
@@ -76,7 +78,7 @@ class LaunchOptions:
     launcher: LauncherName = "local"
     """local: this machine (in this process, or --workers processes); slurm: SLURM jobs through submitit;
     submitit-local: submitit's local executor (each sub-run its own job on this machine)"""
-    workers: int = 1
+    workers: Annotated[int, AT_LEAST_1] = 1
     """local launcher: sub-runs at once, each in its own process (1: one after the other in this process)"""
     submitit_dir: Path | None = None
     """submitit's job folder (pickles, logs); none: <out>/submitit"""
@@ -85,16 +87,9 @@ class LaunchOptions:
 
 def check_options(options: LaunchOptions) -> None:
     """``ValueError`` naming the flag and the fix for bad launch options."""
-    if options.workers < 1:
-        raise ValueError(f"--workers must be >= 1 (1: one sub-run after the other); got {options.workers}")
+    check_fields(options)  # every field's type and range (a study's own fields too)
     if options.workers > 1 and options.launcher != "local":
         raise ValueError(f"--workers applies to --launcher local; --launcher {options.launcher} runs jobs in parallel")
-    s = options.slurm
-    for name, value in (("time", s.time), ("cpus", s.cpus), ("parallel", s.parallel)):
-        if value < 1:
-            raise ValueError(f"--slurm.{name} must be >= 1; got {value}")
-    if s.gpus < 0 or s.max_requeues < 0 or s.mem_gb <= 0:
-        raise ValueError("--slurm.gpus and --slurm.max-requeues must be >= 0 and --slurm.mem-gb > 0")
 
 
 def launch(subruns: Sequence[SubRun], options: LaunchOptions, out: Path) -> None:
