@@ -33,7 +33,7 @@ from encoders.registry import get_model_spec
 from encoders.released import RELEASED, is_release
 from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields
 from encoders.utils.precision import Precision
-from envs import REGISTERED_IDS
+from envs import MAX_EPISODE_STEPS, REGISTERED_IDS
 from envs.rules import NavConfig, NavRules
 from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.policy import NavigationExtractor
@@ -180,8 +180,8 @@ class TwoPhaseConfig:
     """colour variants per scene (k > 1: a random one per episode)"""
     tv_frames: Annotated[int, Range(2)] = 64
     """--tv: pre-rendered frames in each scene's TV pool (their features are cached; no encoder runs in a step)"""
-    max_episode_steps: Annotated[int, AT_LEAST_1] = 200
-    """time limit per episode"""
+    max_episode_steps: Annotated[int, AT_LEAST_1] = MAX_EPISODE_STEPS
+    """time limit per episode (default: the registered environments')"""
     goal_distance_reward: Annotated[float, NON_NEGATIVE] = 0.0
     """dense baseline reward: this times the step's decrease in cosine distance between the observed features and
     the goal's (VIP-style, no privileged distance; feature tasks only; 0: off)"""
