@@ -34,7 +34,9 @@ from encoders.released import RELEASED, is_release
 from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields
 from encoders.utils.precision import Precision
 from envs import MAX_EPISODE_STEPS, REGISTERED_IDS
+from envs.features import StorageDType
 from envs.rules import NavConfig, NavRules
+from envs.world import WorldOptions
 from techniques.rl_navigation.forward_model import ForwardLoss
 from techniques.rl_navigation.policy import NavigationExtractor
 from techniques.rl_navigation.target_encoder import TargetMode
@@ -176,9 +178,9 @@ class TwoPhaseConfig:
     """held-out scenes used by the final evaluation"""
     scene_seed: Annotated[int, NON_NEGATIVE] = 0
     """base seed of the procedural scene generator"""
-    colour_variants: Annotated[int, AT_LEAST_1] = 1
+    colour_variants: Annotated[int, AT_LEAST_1] = WorldOptions.colour_variants
     """colour variants per scene (k > 1: a random one per episode)"""
-    tv_frames: Annotated[int, Range(2)] = 64
+    tv_frames: Annotated[int, Range(2)] = WorldOptions.tv_frames
     """--tv: pre-rendered frames in each scene's TV pool (their features are cached; no encoder runs in a step)"""
     max_episode_steps: Annotated[int, AT_LEAST_1] = MAX_EPISODE_STEPS
     """time limit per episode (default: the registered environments')"""
@@ -235,9 +237,9 @@ class TwoPhaseConfig:
     """scene split of the final evaluation"""
     eval_train: bool = True
     """also evaluate on the training scenes (a policy that memorised them scores far above its held-out success)"""
-    encode_batch_size: Annotated[int, AT_LEAST_1] = 16
+    encode_batch_size: Annotated[int, AT_LEAST_1] = WorldOptions.encode_batch_size
     """images per encoder call when building / refreshing the feature cache"""
-    storage_dtype: Literal["float32", "float16"] = "float32"
+    storage_dtype: StorageDType = WorldOptions.storage_dtype
     """storage dtype of the cached feature grids"""
     pretrain_preset: str = "tiny"
     """demo only: preset of experiments.pretrain used when no --encoder-weights is given"""
