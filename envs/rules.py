@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from encoders.utils.config import ANY, NON_NEGATIVE
+from encoders.utils.config import ANY, NON_NEGATIVE, check_fields
 from envs.goals import ImageGoalMode
-from envs.tv import TV_MODES, TVMode
+from envs.tv import TVMode
 from envs.world import ObservationMode, TaskName
 
 ActionMode = Literal["grid", "egocentric"]
@@ -75,22 +75,7 @@ class NavConfig(NavRules):
     """'imagenav' (image goal) or 'objectnav' (object goal)"""
 
     def __post_init__(self) -> None:
-        choices = {
-            "task": ("imagenav", "objectnav"),
-            "actions": ("grid", "egocentric"),
-            "observation": ("mean", "window", "pixels", "oracle"),
-            "image_goal": ("object", "any"),
-            "tv": ("none", *TV_MODES),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.pixel_cell < 0:
-            raise ValueError(f"pixel_cell must be >= 0 pixels (0: the patch size), got {self.pixel_cell}")
-        if self.patch_radius < 0:
-            raise ValueError(f"patch_radius must be >= 0 cells, got {self.patch_radius}")
-        if self.success_radius < 0:
-            raise ValueError(f"success_radius must be >= 0 cells, got {self.success_radius}")
+        check_fields(self, name=str)  # the choices and ranges in the fields' types
         if self.min_start_distance <= self.success_radius:
             raise ValueError(
                 f"min_start_distance ({self.min_start_distance}) must exceed success_radius ({self.success_radius}) "

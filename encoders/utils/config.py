@@ -29,13 +29,14 @@ import inspect
 import itertools
 import json
 import math
+import numbers
 import os
 import re
 import sys
 import textwrap
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -212,11 +213,13 @@ def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
     return rebuild(cfg, ())
 
 
-def check_fields(cfg: Any) -> None:
-    """``ValueError`` naming the flag of the first field whose value is not of its type (Literal choices, bool,
-    number) or outside its :class:`Range`; for configs built in code, which no parser has checked."""
-    for key, leaf in config_fields(type(cfg)).items():
-        value, tp, flag = get_nested(cfg, key), leaf.hint, field_flag(key)
+def check_fields(cfg: Any, name: Callable[[str], str] = field_flag) -> None:
+    """``ValueError`` naming (``name(key)``: the flag by default) the first field whose value is not of its type
+    (Literal choices, bool, number) or outside its :class:`Range`; for configs built in code, which no parser has
+    checked."""
+    for key, value in flat_dict(cfg).items():
+        leaf = config_fields(type(cfg))[key]
+        tp, flag = leaf.hint, name(key)
         if value is None and leaf.optional:
             continue
         if get_origin(tp) is Literal and value not in get_args(tp):
@@ -226,7 +229,7 @@ def check_fields(cfg: Any) -> None:
         element = get_args(tp)[0] if get_origin(tp) is tuple and get_args(tp) else tp
         if element in (int, float):
             for number in value if get_origin(tp) is tuple else (value,):
-                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                if isinstance(number, bool) or not isinstance(number, numbers.Real):
                     raise ValueError(f"{flag} must be a number, got {value!r}")
                 if number not in (leaf.range or ANY):
                     raise ValueError(f"{flag} must be {leaf.range or ANY}, got {value!r}")
