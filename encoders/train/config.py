@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from encoders.data.augmentations import AugmentationConfig
+from encoders.utils.config import AT_LEAST_1, NON_NEGATIVE, check_fields
 from encoders.utils.precision import Precision
 
 Centering = Literal["centering", "softmax", "sinkhorn_knopp"]
@@ -122,7 +123,7 @@ class SimDINOConfig:
 class OptimConfig:
     """AdamW, parameter groups and learning-rate / weight-decay schedules."""
 
-    epochs: int = 100
+    epochs: Annotated[int, AT_LEAST_1] = 100
     """number of epochs (an epoch is train.epoch_length iterations)"""
     weight_decay: float = 0.04
     """initial weight decay (cosine schedule to weight_decay_end)"""
@@ -180,11 +181,11 @@ class CropsConfig:
 class TrainConfig:
     """The training loop: batch, iterations, devices, precision, checkpoints and logging."""
 
-    batch_size_per_gpu: int = 64
+    batch_size_per_gpu: Annotated[int, AT_LEAST_1] = 64
     """images per process and iteration"""
-    epoch_length: int = 1250
+    epoch_length: Annotated[int, AT_LEAST_1] = 1250
     """iterations per epoch (the official OFFICIAL_EPOCH_LENGTH); the data stream is infinite"""
-    max_iterations: int = 0
+    max_iterations: Annotated[int, NON_NEGATIVE] = 0
     """stop after this many iterations (0: epochs * epoch_length); the schedules still span all epochs"""
     num_workers: int = 10
     """DataLoader worker processes per rank (0: load in the main process)"""
@@ -200,9 +201,9 @@ class TrainConfig:
     """torch.compile the transformer blocks"""
     strategy: Strategy = "ddp"
     """multi-process strategy under torchrun: DistributedDataParallel or FSDP (fully_shard)"""
-    checkpoint_every: int = 3750
+    checkpoint_every: Annotated[int, AT_LEAST_1] = 3750
     """save a checkpoint every N iterations (and always at the end and on Ctrl-C / SIGTERM)"""
-    keep_checkpoints: int = 2
+    keep_checkpoints: Annotated[int, AT_LEAST_1] = 2
     """checkpoints kept: checkpoint.pth and the ones it replaced (checkpoint.1.pth, ...); --resume falls back to
     the newest intact one if the latest is damaged"""
     log_every: int = 10
@@ -321,18 +322,8 @@ class ResolvedRun:
 
 def resolve_run(cfg: TrainLoopConfig, world_size: int = 1) -> ResolvedRun:
     """Derive the peak learning rate and iteration counts; validate the loop settings."""
+    check_fields(cfg, name=str)  # every field's type and range
     t, o = cfg.train, cfg.optim
-    for name, value in (("train.batch_size_per_gpu", t.batch_size_per_gpu), ("train.epoch_length", t.epoch_length)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if o.epochs < 1:
-        raise ValueError(f"optim.epochs must be >= 1, got {o.epochs}")
-    if t.keep_checkpoints < 1:
-        raise ValueError(f"train.keep_checkpoints must be >= 1, got {t.keep_checkpoints}")
-    if t.checkpoint_every < 1:
-        raise ValueError(f"train.checkpoint_every must be >= 1 iterations, got {t.checkpoint_every}")
-    if t.max_iterations < 0:
-        raise ValueError(f"train.max_iterations must be >= 0 (0 = all epochs), got {t.max_iterations}")
     total_batch = t.batch_size_per_gpu * world_size
     total = o.epochs * t.epoch_length
     lr = o.lr if o.lr > 0 else scaled_lr(o.base_lr, total_batch, o.scaling_rule)
