@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from encoders.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from encoders.utils.config import NON_NEGATIVE, UNIT, Range, check_fields
 
 CropKind = Literal["global1", "global2", "local"]
 JitterOp = Literal["brightness", "contrast", "saturation", "hue"]
@@ -69,69 +70,51 @@ class AugmentationConfig:
     """Photometric augmentation of the multi-crop views. The defaults are DINOv2's; the other fields are for small
     images and for making colour useless to the objective (hue up to half a turn, channel permutation)."""
 
-    brightness: float = 0.4
+    brightness: Annotated[float, NON_NEGATIVE] = 0.4
     """colour jitter: brightness factor uniform in [1 - b, 1 + b]"""
-    contrast: float = 0.4
+    contrast: Annotated[float, NON_NEGATIVE] = 0.4
     """colour jitter: contrast factor uniform in [1 - c, 1 + c]"""
-    saturation: float = 0.2
+    saturation: Annotated[float, NON_NEGATIVE] = 0.2
     """colour jitter: saturation factor uniform in [1 - s, 1 + s]"""
-    hue: float = 0.1
+    hue: Annotated[float, Range(0, 0.5)] = 0.1
     """colour jitter: hue shift uniform in [-h, h] turns (at most 0.5: any hue)"""
-    color_jitter_probability: float = 0.8
+    color_jitter_probability: Annotated[float, UNIT] = 0.8
     """probability of applying the colour jitter to a crop"""
-    grayscale_probability: float = 0.2
+    grayscale_probability: Annotated[float, UNIT] = 0.2
     """probability of turning a crop gray"""
-    channel_permutation_probability: float = 0.0
+    channel_permutation_probability: Annotated[float, UNIT] = 0.0
     """probability of shuffling a crop's RGB channels (a colour change jitter cannot make; 0 in DINOv2)"""
-    blur_probabilities: tuple[float, float, float] = (1.0, 0.1, 0.5)
+    blur_probabilities: Annotated[tuple[float, float, float], UNIT] = (1.0, 0.1, 0.5)
     """Gaussian-blur probability of global crop 1, global crop 2 and the local crops"""
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     """blur sigma range in pixels (of a crop of blur_sigma_reference pixels, when that is set)"""
-    blur_sigma_reference: int = 0
+    blur_sigma_reference: Annotated[int, NON_NEGATIVE] = 0
     """0: blur_sigma is in pixels of every crop (official); N: it is given for an N-pixel crop and scaled by
     crop side / N, so that small crops are blurred as much as a 224-px crop relative to their size (N = 224)"""
-    solarize_probability: float = 0.2
+    solarize_probability: Annotated[float, UNIT] = 0.2
     """solarize probability of global crop 2 (0: never)"""
-    paired_view_probability: float = 1.0
+    paired_view_probability: Annotated[float, UNIT] = 1.0
     """for sources that give two views of a sample (view pairs): probability that global crop 2 and every other
     local crop come from the second view (else all crops come from the first); ramped like the rest"""
-    paired_colour: float = 1.0
+    paired_colour: Annotated[float, UNIT] = 1.0
     """strength of the colour changes (jitter, grayscale, channel permutation, solarize) on the crops of view
     pairs, as a factor of their probabilities and magnitudes (0: none; view pairs already differ in colour and
     background, and keeping their colours lets the views' agreement form; blur and geometry apply as always; single
     images always get the full strength; see docs/results.md, issue 24)"""
-    ramp_iterations: int = 0
+    ramp_iterations: Annotated[int, NON_NEGATIVE] = 0
     """raise every photometric probability and jitter strength (and paired_view_probability) linearly from 0 to the
     values above over this many iterations (0: full strength from the start); lets an untrained network find
     cross-view agreement first"""
 
     def check(self) -> None:
         """``ValueError`` naming the field and its valid range."""
-        for name in ("brightness", "contrast", "saturation"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"aug.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.hue <= 0.5:
-            raise ValueError(f"aug.hue must be in [0, 0.5] turns, got {self.hue}")
-        probabilities = {
-            "color_jitter_probability": self.color_jitter_probability,
-            "grayscale_probability": self.grayscale_probability,
-            "channel_permutation_probability": self.channel_permutation_probability,
-            "solarize_probability": self.solarize_probability,
-            "paired_view_probability": self.paired_view_probability,
-            "paired_colour": self.paired_colour,
-            **{f"blur_probabilities[{i}]": p for i, p in enumerate(self.blur_probabilities)},
-        }
-        for name, p in probabilities.items():
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"aug.{name} must be in [0, 1], got {p}")
+        check_fields(self, name=lambda key: f"aug.{key}")  # the ranges in the fields' types
         if len(self.blur_probabilities) != 3:
             raise ValueError(
                 f"aug.blur_probabilities needs 3 values (global 1, global 2, local), got {self.blur_probabilities}"
             )
         if len(self.blur_sigma) != 2 or not 0.0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise ValueError(f"aug.blur_sigma must be (min, max) with 0 < min <= max, got {tuple(self.blur_sigma)}")
-        if self.blur_sigma_reference < 0 or self.ramp_iterations < 0:
-            raise ValueError("aug.blur_sigma_reference and aug.ramp_iterations must be >= 0")
 
     def strength_at(self, iteration: int) -> float:
         """The ramp's factor at ``iteration``: ``min(1, iteration / ramp_iterations)`` (1 without a ramp)."""
