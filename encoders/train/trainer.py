@@ -36,6 +36,7 @@ from encoders.train.checkpointing import (
 )
 from encoders.train.config import ResolvedRun, TrainLoopConfig, resolve_run, schedule_lengths
 from encoders.train.schedules import apply_optim_scheduler, schedule_values
+from encoders.utils.config import flatten_keys
 from encoders.utils.io import CheckpointError, atomic_write_text
 from encoders.utils.progress import Progress
 from encoders.utils.signals import stop_on_signals
@@ -348,16 +349,6 @@ _RESUME_FREE_FIELDS = {
 }
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
     """Refuse to overwrite a run without ``--resume``; on resume, warn about config fields that changed.
 
@@ -385,7 +376,7 @@ def check_run_folder(cfg: TrainLoopConfig, cfg_dict: dict[str, Any]) -> None:
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return
-    saved, now = _flatten(json.loads(saved_path.read_text())), _flatten(cfg_dict)
+    saved, now = flatten_keys(json.loads(saved_path.read_text())), flatten_keys(cfg_dict)
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k not in _RESUME_FREE_FIELDS)
     if changed:
         logger.warning(

@@ -180,11 +180,11 @@ def _coerce(tp: Any, value: Any) -> Any:
     return value
 
 
-def _flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"ppo": {"n_steps": 8}}`` -> ``{"ppo.n_steps": 8}`` (a JSON config's nested sections as keys)."""
     out: dict[str, Any] = {}
     for k, v in data.items():
-        out.update(_flatten_keys(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {prefix + k: v})
+        out.update(flatten_keys(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {prefix + k: v})
     return out
 
 
@@ -193,7 +193,7 @@ def replace_nested(cfg: T, overrides: Mapping[str, Any]) -> T:
     an unknown key raises ``ValueError`` naming the known ones."""
     leaves = config_fields(type(cfg))
     by_path: dict[tuple[str, ...], Any] = {}
-    for key, value in _flatten_keys(overrides).items():
+    for key, value in flatten_keys(overrides).items():
         if key not in leaves:
             raise ValueError(
                 f"unknown config field {key!r} for {type(cfg).__name__}; known: {', '.join(sorted(leaves))}"

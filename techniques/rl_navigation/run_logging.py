@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.logger import KVWriter
 
-from encoders.utils.config import config_to_dict
+from encoders.utils.config import config_to_dict, flatten_keys
 from techniques.rl_navigation.config import TwoPhaseConfig
 from techniques.rl_navigation.episode_stats import EPISODE_METRICS
 from techniques.rl_navigation.evaluation import trajectory_grid
@@ -99,17 +99,8 @@ def log_trajectories(writer: Any, env: Any, step: int, n: int = 8) -> None:
 
 
 def hparams_markdown(cfg: TwoPhaseConfig) -> str:
-    rows = []
-
-    def walk(d: dict, prefix: str = "") -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                rows.append(f"|{prefix}{k}|{v}|")
-
-    walk(config_to_dict(cfg))
-    return "|param|value|\n|-|-|\n" + "\n".join(rows)
+    """Every field of ``cfg`` as a markdown table (TensorBoard's text tab)."""
+    return "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in flatten_keys(config_to_dict(cfg)).items())
 
 
 __all__ = ["STAT_TAGS", "SummaryWriterFormat", "hparams_markdown", "log_trajectories", "rollout_scalars"]
