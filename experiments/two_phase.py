@@ -40,13 +40,14 @@ def parse_args(argv: Sequence[str] | None = None) -> TwoPhaseConfig:
 
 
 def resume_overrides(run_dir: Path, argv: Sequence[str] | None) -> dict[str, Any]:
-    """The fields that the flags given change in the saved config of ``run_dir`` (key -> new value): the command
-    line parsed over that config (a ``--preset`` is accepted and ignored: a resume keeps the run's settings)."""
+    """The fields that the flags given change in the saved config of ``run_dir`` (key -> new value; ``--resume``
+    itself aside): the command line parsed over that config (a ``--preset`` is accepted and ignored: a resume keeps
+    the run's settings)."""
     from techniques.rl_navigation.checkpointing import check_run_folder
 
     saved = load_config(TwoPhaseConfig, check_run_folder(run_dir))
     given = parse_config(TwoPhaseConfig, argv, presets={name: {} for name in PRESETS}, default=saved)
-    return changed_fields(saved, given)
+    return {k: v for k, v in changed_fields(saved, given).items() if k != "resume"}
 
 
 def check_pretraining(cfg: TwoPhaseConfig) -> None:
