@@ -127,7 +127,7 @@ def test_bad_launch_options_fail_before_any_subrun(tmp_path):
     with pytest.raises(ValueError, match="--workers applies to --launcher local"):
         check_options(LaunchOptions(launcher="slurm", workers=4))
     cfg = navigation.NavigationConfig(out=tmp_path)
-    bad = arm_run(cfg, {"n_envs": 0}, "ImageNav-v0", "ppo", {}, 1)
+    bad = arm_run(cfg, "ImageNav-v0", "ppo", {"n_envs": 0}, 1)
     with pytest.raises(ValueError, match="n-envs"):
         launch([bad], LaunchOptions(), tmp_path)
     with pytest.raises(ValueError, match="same run folder"):

@@ -120,13 +120,13 @@ def start_rl_study(
     description: str,
     arms: Sequence[str] | None = None,
     check: Callable[[S], None] | None = None,
-) -> tuple[S, str | None, dict[str, Any], float]:
+) -> tuple[S, str | None, float]:
     """The start every RL study shares: parse its config (budget presets), set up logging, check the launch
     options and, when the study has ``arms`` (their names), that ``cfg.arms`` names only those, and runs the study's
     own ``check`` of its config; then let
     ``--official-weights`` replace the encoder and resolve the sub-runs' encoder weights (which may pretrain the
-    shared encoder, so the checks come first). Returns the config, those weights (None: random init), the
-    fields the study sets in ``cfg.rl`` for every sub-run and the start time (``time.perf_counter()``)."""
+    shared encoder, so the checks come first), which go into ``cfg.rl``. Returns the config, those weights (None:
+    random init) and the start time (``time.perf_counter()``)."""
     from encoders.utils.logging import setup_logging
 
     cfg = parse_study_config(config_cls, argv, budgets, description)
@@ -141,17 +141,20 @@ def start_rl_study(
         check(cfg)
     if cfg.official_weights:
         cfg.rl.encoder, cfg.rl.encoder_weights = cfg.official_arch, cfg.official_weights
-    weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
-    return cfg, weights, {"encoder_weights": weights}, t0
+    cfg.rl.encoder_weights = study_encoder_weights(cfg.rl, cfg.budget, cfg.encoders_dir)
+    return cfg, cfg.rl.encoder_weights, t0
 
 
-def arm_run(
-    cfg: RLStudyConfig, base: Mapping[str, Any], task: str, arm: str, fields: Mapping[str, Any], seed: int
-) -> TwoPhaseRun:
-    """The sub-run ``<out>/runs/<task>/<arm>__seed<seed>``: ``cfg.rl`` with ``base`` (the study's shared fields),
-    then the task and arm name, the arm's ``fields`` and the seed."""
-    run_dir = cfg.out / "runs" / task / f"{arm}__seed{seed}"
-    values = {**base, "task": task, "exp_name": arm, **fields, "seed": seed, "run_dir": run_dir}
+def arm_run(cfg: RLStudyConfig, task: str, arm: str, fields: Mapping[str, Any], seed: int) -> TwoPhaseRun:
+    """The sub-run ``<out>/runs/<task>/<arm>__seed<seed>``: ``cfg.rl`` with the task and arm name, the arm's
+    ``fields`` and the seed."""
+    values = {
+        "task": task,
+        "exp_name": arm,
+        **fields,
+        "seed": seed,
+        "run_dir": cfg.out / "runs" / task / f"{arm}__seed{seed}",
+    }
     return TwoPhaseRun(replace_nested(cfg.rl, values))
 
 

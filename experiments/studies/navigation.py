@@ -249,14 +249,14 @@ def heldout_figure(summary: dict[str, dict[str, dict[str, dict]]], path: Path) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     names = [a for a, _, _ in ARMS]
-    cfg, weights, base, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0], arms=names)
+    cfg, weights, t0 = start_rl_study(NavigationConfig, argv, BUDGETS, __doc__.split("\n\n")[0], arms=names)
     t_runs = time.perf_counter()
     subruns: list[TwoPhaseRun] = []
     runs: dict[str, dict[str, dict[int, Path]]] = {}
     for seed in range(1, cfg.seeds + 1):  # seed-major: a partial sweep still has every arm
         for task in cfg.tasks:
             for arm in cfg.arms:
-                subruns.append(arm_run(cfg, base, task, arm, arm_fields(cfg, arm), seed))
+                subruns.append(arm_run(cfg, task, arm, arm_fields(cfg, arm), seed))
                 runs.setdefault(task, {}).setdefault(arm, {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)
     raw = collect(runs)

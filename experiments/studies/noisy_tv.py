@@ -461,18 +461,18 @@ def probe_figure(probes: dict[tuple[str, str], dict[str, Any]], path: Path, tv: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, weights, base, t0 = start_rl_study(NoisyTVConfig, argv, BUDGETS, __doc__.split("\n\n")[0], check=check_study)
+    cfg, weights, t0 = start_rl_study(NoisyTVConfig, argv, BUDGETS, __doc__.split("\n\n")[0], check=check_study)
     pairs = arms(cfg)
     rewarded = [(tv, space, "curiosity") for tv, space in pairs]
     rewarded += [(tv, space, "extrinsic") for tv, space in pairs if f"{tv}:{space}" in cfg.extrinsic]
     subruns = [
-        arm_run(cfg, base, cfg.task, f"{tv}__{space}__{reward}", arm_fields(cfg, tv, space, reward), seed)
+        arm_run(cfg, cfg.task, f"{tv}__{space}__{reward}", arm_fields(cfg, tv, space, reward), seed)
         for tv, space, reward in rewarded
         for seed in range(1, cfg.seeds + 1)
     ]
 
     def probe_run(name: str, fields: dict[str, Any], file: str) -> ProbeRun:
-        return ProbeRun(arm_run(cfg, base, cfg.task, name, fields, 1), cfg.out / "probe" / file, cfg.probe_steps,
+        return ProbeRun(arm_run(cfg, cfg.task, name, fields, 1), cfg.out / "probe" / file, cfg.probe_steps,
                         cfg.probe_updates)  # fmt: skip
 
     spontaneous_pixels = arm_fields(cfg, "spontaneous", "pixels", "curiosity")

@@ -139,13 +139,13 @@ def figure(cfg: Phase2HealthConfig, runs: dict[str, dict[int, Path]], path: Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, weights, base, t0 = start_rl_study(Phase2HealthConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    cfg, weights, t0 = start_rl_study(Phase2HealthConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
     runs: dict[str, dict[int, Path]] = {}
     subruns = []
     for seed in range(1, cfg.seeds + 1):
         for target in cfg.targets:
             fields = {"curiosity.space": "semantic", "curiosity.target_mode": target, **step_budget(cfg.rl, True)}
-            subruns.append(arm_run(cfg, base, cfg.task, f"target_{target}", fields, seed))
+            subruns.append(arm_run(cfg, cfg.task, f"target_{target}", fields, seed))
             runs.setdefault(target, {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)
     raw = {

@@ -167,7 +167,7 @@ def table(summary: dict[str, dict[str, Any]], seconds: dict[str, float], episode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, weights, base, t0 = start_rl_study(PPOSweepConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
+    cfg, weights, t0 = start_rl_study(PPOSweepConfig, argv, BUDGETS, __doc__.split("\n\n")[0])
     unknown = sorted({*cfg.settings} - set(SETTINGS)) + sorted({*cfg.observations} - set(OBSERVATIONS))
     if unknown:
         raise ValueError(f"unknown --settings / --observations {unknown}; choose from {list(SETTINGS)}, "
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for observation in cfg.observations:
             for setting in cfg.settings:
                 fields = {**run_fields(observation, setting), **step_budget(cfg.rl, False)}
-                subruns.append(arm_run(cfg, base, cfg.task, f"{observation}_{setting}", fields, seed))
+                subruns.append(arm_run(cfg, cfg.task, f"{observation}_{setting}", fields, seed))
                 runs.setdefault((observation, setting), {})[seed] = subruns[-1].run_dir
     launch(subruns, cfg, cfg.out)
     raw = collect(runs)
