@@ -153,7 +153,7 @@ def flat_dict(cfg: Any) -> dict[str, Any]:
 
 def get_nested(cfg: Any, key: str) -> Any:
     """A field's value by its key (``get_nested(cfg, "optim.lr")``)."""
-    return flat_dict(cfg)[key]
+    return functools.reduce(getattr, config_fields(type(cfg))[key].path, cfg)
 
 
 def changed_fields(before: Any, after: Any) -> dict[str, Any]:
@@ -217,8 +217,9 @@ def check_fields(cfg: Any, name: Callable[[str], str] = field_flag) -> None:
     """``ValueError`` naming (``name(key)``: the flag by default) the first field whose value is not of its type
     (Literal choices, bool, number) or outside its :class:`Range`; for configs built in code, which no parser has
     checked."""
+    fields = config_fields(type(cfg))
     for key, value in flat_dict(cfg).items():
-        leaf = config_fields(type(cfg))[key]
+        leaf = fields[key]
         tp, flag = leaf.hint, name(key)
         if value is None and leaf.optional:
             continue

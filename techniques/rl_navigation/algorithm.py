@@ -88,6 +88,11 @@ class CuriosityMixin:
         self._last_obs = self.recorder.observe()
 
     # ------------------------------------------------------------------------------------------ state
+    @property
+    def n_updates(self) -> int:
+        """Gradient steps of the algorithm's updates so far (SB3's counter)."""
+        return int(self._n_updates)
+
     def training_state(self) -> dict[str, Any]:
         """Counters and progress of the run (for checkpoints; the policy itself is saved by ``save``)."""
         return {

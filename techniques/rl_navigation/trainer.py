@@ -412,7 +412,7 @@ class TwoPhaseTrainer:
                     now = time.perf_counter()
                     fps, started = (model.num_timesteps - c.steps) / max(now - started, 1e-9), now
                     c.rollouts, c.steps, c.episodes = c.rollouts + 1, int(model.num_timesteps), self.recorder.episodes
-                    c.ppo_updates = int(model.training_state()["n_updates"])
+                    c.ppo_updates = model.n_updates
                     scalars = rollout_scalars(c.phase, fps, c.episodes, self.recorder.stats.pop(), stats)
                     for tag, value in scalars.items():
                         self.writer.add_scalar(tag, value, c.steps)
